@@ -1,0 +1,148 @@
+"""Config loading: JSON-schema validation (draft 2020-12), defaults, and semantic checks.
+
+Used at DAG-parse time by ``workflow/rules/common.smk`` and directly by tests; the same checks
+run whether the config comes from ``config/config.yaml`` or ``--configfile``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import ConfigError
+from .io import read_sample_sheet
+
+log = logging.getLogger("omix.config")
+
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "config" / "schemas"
+
+
+@lru_cache(maxsize=4)
+def load_schema(name: str = "config.schema.json", schema_dir: str | None = None) -> dict[str, Any]:
+    path = Path(schema_dir) if schema_dir else SCHEMA_DIR
+    with open(path / name) as fh:
+        schema: dict[str, Any] = json.load(fh)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref and ref.startswith("#/"):
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return _resolve(node, root)
+    return schema
+
+
+def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
+    """Return a copy of ``instance`` with every schema default filled in, recursively."""
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict) or schema.get("type") not in ("object", None):
+        return instance
+    out = dict(instance)
+    for key, sub in schema.get("properties", {}).items():
+        sub_r = _resolve(sub, root)
+        if key not in out and "default" in sub_r:
+            out[key] = copy.deepcopy(sub_r["default"])
+        if key in out:
+            out[key] = fill_defaults(out[key], sub_r, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in out:
+            if key not in schema.get("properties", {}):
+                out[key] = fill_defaults(out[key], extra, root)
+    return out
+
+
+def _path_of(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    v = error.validator
+    if v == "additionalProperties":
+        return f"{error.message}; check the spelling against config/schemas/config.schema.json"
+    if v == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{error.instance!r} is not allowed; use one of: {allowed}"
+    if v == "required":
+        return f"{error.message}; add it to the config"
+    if v == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"{error.instance!r} has the wrong type; expected {want}"
+    return error.message
+
+
+def validate_config(config: dict[str, Any], *, source: str = "config",
+                    schema_dir: str | None = None) -> dict[str, Any]:
+    """Validate ``config`` against the schema and return it with defaults filled in.
+
+    Raises :class:`ConfigError` with one line naming the key and the fix.
+    """
+    schema = load_schema("config.schema.json", schema_dir)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path),
+                                                                  list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(f"{_describe(err)}{more}", file=source, where=_path_of(err))
+    return fill_defaults(config, schema)
+
+
+def check_config(config: dict[str, Any], *, source: str = "config",
+                 workdir: str | os.PathLike[str] = ".") -> dict[str, Any]:
+    """Schema validation plus checks the schema cannot express: files exist, columns exist.
+
+    Returns the config with defaults filled.  Relative paths are checked against ``workdir``.
+    """
+    cfg = validate_config(config, source=source)
+    wd = Path(workdir)
+
+    def exists(p: str, where: str) -> None:
+        if not (wd / p).exists():
+            raise ConfigError(f"file '{p}' does not exist (looked in {wd.resolve()})",
+                              file=source, where=where,
+                              hint="fix the path; relative paths resolve against the working "
+                                   "directory")
+
+    exists(cfg["samples"], "samples")
+    for name, omic in cfg["omics"].items():
+        exists(omic["path"], f"omics.{name}.path")
+    if cfg["sample_id"].get("map"):
+        exists(cfg["sample_id"]["map"], "sample_id.map")
+    sheet = read_sample_sheet(wd / cfg["samples"])
+    for key, col in (("outcome", cfg.get("outcome")), ("normalize.batch",
+                                                        cfg["normalize"].get("batch"))):
+        if col is not None and col not in sheet.columns:
+            raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
+                              file=source, where=key,
+                              hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    if cfg.get("outcome") is not None:
+        y = sheet[cfg["outcome"]].dropna()
+        if y.nunique() < 2:
+            raise ConfigError(f"outcome column '{cfg['outcome']}' has fewer than two distinct "
+                              "values", file=source, where="outcome",
+                              hint="choose a column that varies, or set outcome: null")
+    if len(cfg["omics"]) == 1:
+        log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
+                    "that omic, not a multi-omic integration")
+    return cfg
+
+
+def _some(cols: Any, n: int = 6) -> str:
+    cols = list(cols)
+    s = ", ".join(map(str, cols[:n]))
+    return s + (", ..." if len(cols) > n else "")

@@ -1,0 +1,116 @@
+"""Project exception types and the rule-script boundary.
+
+Every problem a user can fix is raised as :class:`OmixError` (or a subclass) carrying the file,
+the location (row/column/key) and what to do.  Rule scripts run their one library call inside
+:func:`rule_boundary`, which turns such an error into a single line on stderr and in the rule log
+and exits non-zero, so the user never sees a library traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("omix")
+
+
+class OmixError(Exception):
+    """A problem the user can act on: bad config, bad table, impossible analysis request."""
+
+    def __init__(self, what: str, *, file: str | os.PathLike[str] | None = None,
+                 where: str | None = None, hint: str | None = None) -> None:
+        self.file = None if file is None else str(file)
+        self.where = where
+        self.what = what
+        self.hint = hint
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        parts = [p for p in (self.file, self.where) if p]
+        head = ": ".join(parts)
+        msg = f"{head}: {self.what}" if head else self.what
+        if self.hint:
+            msg = f"{msg.rstrip('.')}. {self.hint}"
+        return " ".join(msg.split())  # one line, whatever the pieces held
+
+
+class ConfigError(OmixError):
+    """The config file or the sample sheet is invalid."""
+
+
+class InputDataError(OmixError):
+    """An omic table cannot be used as given."""
+
+
+class AnalysisError(OmixError):
+    """The data are valid but the requested analysis cannot be done on them."""
+
+
+def setup_logging(log_file: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
+    """Send the ``omix`` logger to ``log_file`` (and warnings to stderr)."""
+    root = logging.getLogger("omix")
+    root.setLevel(level)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, mode="a")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    else:
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+    root.propagate = False
+
+
+@contextlib.contextmanager
+def rule_boundary(snakemake: Any) -> Iterator[None]:
+    """Run a rule script's library call with logging set up and errors made readable.
+
+    Python warnings, library chatter on stdout/stderr and the ``omix`` logger all go to the rule's
+    log file.  An :class:`OmixError` becomes one line on the terminal and in the log, exit code 1.
+    Unexpected exceptions keep their traceback, in the log only, plus a one-line pointer to it.
+    """
+    log_files = list(getattr(snakemake, "log", []) or [])
+    log_file = log_files[0] if log_files else None
+    setup_logging(log_file)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").handlers = logging.getLogger("omix").handlers
+    rule = getattr(snakemake, "rule", "rule")
+    terminal = sys.__stderr__
+    stream = open(log_file, "a") if log_file else None  # noqa: SIM115 - closed below
+    try:
+        with contextlib.ExitStack() as stack:
+            if stream is not None:
+                stack.enter_context(contextlib.redirect_stdout(stream))
+                stack.enter_context(contextlib.redirect_stderr(stream))
+            threads = getattr(snakemake, "threads", None)
+            if threads:  # BLAS threads follow the rule's threads: results depend on them
+                from threadpoolctl import threadpool_limits
+
+                stack.enter_context(threadpool_limits(limits=int(threads)))
+            try:
+                yield
+            except OmixError as err:
+                line = f"ERROR [{rule}] {err.one_line()}"
+                log.error(err.one_line())
+                if stream is not None:
+                    stream.flush()
+                print(line, file=terminal, flush=True)
+                raise SystemExit(1) from None
+            except Exception:
+                log.exception("unexpected failure")
+                where = f"; full traceback in {log_file}" if log_file else ""
+                print(f"ERROR [{rule}] unexpected internal error{where}",
+                      file=terminal, flush=True)
+                raise SystemExit(1) from None
+    finally:
+        if stream is not None:
+            stream.close()

@@ -1,0 +1,167 @@
+"""Ingest one omic table: parse, orient, map sample IDs, validate values by kind -> AnnData.
+
+The result holds the raw values (samples x features, float64, NaN = missing) of the samples that
+are in the sample sheet, in sample-sheet order, so every later step starts from a checked matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputDataError
+from .io import map_sample_ids, read_sample_map, read_table, to_numeric_frame
+
+log = logging.getLogger("omix.ingest")
+
+KINDS = ("counts", "intensity", "binary", "beta", "continuous")
+
+
+def _first_dup(labels: pd.Index) -> tuple[int, int]:
+    dup = labels.duplicated(keep="first")
+    i = int(np.argmax(dup))
+    j = int(np.argmax(labels == labels[i]))
+    return j, i
+
+
+def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str],
+                   sample_ids: Sequence[str], regex: str | None = None,
+                   mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Return samples x features with index = sample_id, keeping only sample-sheet samples.
+
+    Raises when labels repeat, when nothing matches the sheet (saying so if the other axis
+    would have matched: a transposed table), or when labels match no sample of the sheet.
+    """
+    known = set(sample_ids)
+    if layout == "features_x_samples":
+        sample_labels, feature_labels = df.columns, df.index
+        s_axis, f_axis = "column", "row"
+        other = df.index
+    else:
+        sample_labels, feature_labels = df.index, df.columns
+        s_axis, f_axis = "row", "column"
+        other = df.columns
+    offset_s = 2  # file position: 1-based, plus the label row/column
+    if feature_labels.duplicated().any():
+        j, i = _first_dup(feature_labels)
+        raise InputDataError(
+            f"feature '{feature_labels[i]}' appears twice ({f_axis}s {j + offset_s} and "
+            f"{i + offset_s})", file=file,
+            hint="feature names must be unique: aggregate or rename duplicates")
+    if sample_labels.duplicated().any():
+        j, i = _first_dup(sample_labels)
+        raise InputDataError(f"sample {s_axis}s {j + offset_s} and {i + offset_s} have the same "
+                             "label", file=file, hint="each sample may appear once; drop one")
+    ids = pd.Index(map_sample_ids(list(sample_labels), regex=regex, mapping=mapping))
+    matched = ids.isin(known)
+    if not matched.any():
+        other_ids = map_sample_ids(list(other), regex=regex, mapping=mapping)
+        if any(o in known for o in other_ids):
+            want = "samples_x_features" if layout == "features_x_samples" else \
+                "features_x_samples"
+            raise InputDataError(
+                f"no {s_axis} label matches a sample_id, but {f_axis} labels do: the table is "
+                f"oriented the other way", file=file, hint=f"set layout: {want} for this omic")
+        raise InputDataError(
+            f"none of the {len(ids)} sample {s_axis} labels matches a sample_id of the sample "
+            "sheet", file=file,
+            hint="check the sample sheet, or map labels with sample_id.regex / sample_id.map")
+    if not matched.all():
+        first = int(np.argmax(~matched))
+        raise InputDataError(
+            f"{int((~matched).sum())} of {len(ids)} sample {s_axis}s match no sample_id of the "
+            f"sample sheet (first: {s_axis} {first + offset_s})", file=file,
+            hint="add those samples to the sample sheet, fix sample_id.regex/map, or remove "
+                 "them from the table")
+    if ids.duplicated().any():
+        j, i = _first_dup(ids)
+        raise InputDataError(
+            f"sample {s_axis}s {j + offset_s} and {i + offset_s} map to the same sample_id",
+            file=file, hint="keep one aliquot per sample, or list the one to use in a "
+                            "sample_id.map file")
+    out = df.T if layout == "features_x_samples" else df
+    out = out.copy()
+    out.index = ids
+    order = [s for s in sample_ids if s in set(ids)]
+    return out.loc[order]
+
+
+def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> None:
+    """Kind-specific value checks; ``x`` is samples x features (floats, NaN = missing)."""
+    v = x.to_numpy()
+    finite = ~np.isnan(v)
+    if not finite.any():
+        raise InputDataError("every value is missing", file=file,
+                             hint="check the export; the table holds no numbers")
+
+    def where(mask: np.ndarray) -> str:
+        r, c = np.argwhere(mask)[0]
+        return f"sample {r + 1} of the table, feature '{x.columns[c]}'"
+
+    if kind == "counts":
+        neg = finite & (v < 0)
+        if neg.any():
+            raise InputDataError(f"negative count at {where(neg)}", file=file,
+                                 hint="counts must be >= 0; if the data are already "
+                                      "log-transformed or centred use kind: continuous")
+        if not finite.all():
+            raise InputDataError(f"missing count at {where(~finite)}", file=file,
+                                 hint="count tables must be complete (0 for not detected); "
+                                      "fill with 0 or use kind: continuous")
+    elif kind == "beta":
+        bad = finite & ((v < 0) | (v > 1))
+        if bad.any():
+            raise InputDataError(f"beta value outside [0, 1] at {where(bad)}", file=file,
+                                 hint="beta values are methylated fractions; M-values or other "
+                                      "scales go in as kind: continuous")
+    elif kind == "binary":
+        bad = finite & (v != 0) & (v != 1)
+        if bad.any():
+            raise InputDataError(f"value other than 0/1 at {where(bad)}", file=file,
+                                 hint="binary tables hold 0 (absent) or 1 (present); "
+                                      "counts of mutations go in as kind: counts")
+    elif kind == "intensity":
+        neg = finite & (v < 0)
+        if neg.any():
+            raise InputDataError(f"negative intensity at {where(neg)}", file=file,
+                                 hint="intensities must be >= 0; if already log-scaled set "
+                                      "log_transform: false and use kind: continuous")
+
+
+def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence[str],
+                layout: str = "features_x_samples", fmt: str = "auto",
+                regex: str | None = None, map_file: str | os.PathLike[str] | None = None,
+                name: str = "omic") -> Any:
+    """Read, validate and orient one omic table; return an AnnData of raw values."""
+    import anndata as ad
+
+    if kind not in KINDS:
+        raise InputDataError(f"unknown kind '{kind}'", file=path,
+                             hint=f"use one of {', '.join(KINDS)}")
+    mapping = read_sample_map(map_file) if map_file else None
+    raw = read_table(path, fmt)
+    numeric = to_numeric_frame(raw, path)  # positions in messages are file positions
+    x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
+                       mapping=mapping)
+    empty = x.isna().all(axis=1)
+    if empty.any():
+        log.info("%s: %d sample(s) have no measured value and are treated as not measured",
+                 name, int(empty.sum()))
+        x = x.loc[~empty]
+    check_values(x, kind, path)
+    adata = ad.AnnData(X=x.to_numpy(dtype=np.float64))
+    adata.obs_names = pd.Index(x.index.astype(str))
+    adata.var_names = pd.Index(x.columns.astype(str))
+    adata.obs["n_measured"] = np.sum(~np.isnan(adata.X), axis=1).astype(np.int64)
+    adata.var["n_measured"] = np.sum(~np.isnan(adata.X), axis=0).astype(np.int64)
+    adata.uns["omix"] = {"omic": name, "kind": kind, "source": str(Path(path)),
+                         "n_features_in_file": int(x.shape[1])}
+    log.info("%s: %d samples x %d features ingested (%s, %s)", name, adata.n_obs, adata.n_vars,
+             kind, layout)
+    return adata

@@ -1,0 +1,235 @@
+"""Plots (scanpy's ``pl`` in spirit): each function writes ``<stem>.png`` and ``<stem>.svg``.
+
+Sample IDs are never drawn (they may identify patients); samples are shown as positions,
+grouped by cluster or outcome.  Output is deterministic: fixed SVG hash salt, no dates.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+plt.rcParams.update({"svg.hashsalt": "omix", "figure.dpi": 110, "font.size": 9,
+                     "axes.spines.top": False, "axes.spines.right": False})
+PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+           "#666666", "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6"]
+MISSING_COLOUR = "#d9d9d9"
+
+
+def save(fig: Any, stem: str | os.PathLike[str]) -> list[Path]:
+    """Write ``stem``.png and ``stem``.svg atomically; close the figure."""
+    stem = Path(stem)
+    out = []
+    for ext in ("png", "svg"):
+        path = stem.with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, bbox_inches="tight",
+                        metadata={"Date": None} if ext == "svg" else {"Software": None})
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def colours_for(values: pd.Series) -> tuple[list[str], dict[str, str]]:
+    """A colour per value (missing = grey) and the legend mapping, levels sorted."""
+    levels = sorted({str(v) for v in values.dropna()}, key=str)
+    cmap = {lev: PALETTE[i % len(PALETTE)] for i, lev in enumerate(levels)}
+    cols = [cmap[str(v)] if pd.notna(v) else MISSING_COLOUR for v in values]
+    return cols, cmap
+
+
+def _legend(ax: Any, cmap: dict[str, str], title: str, missing: bool = False,
+            anchor: tuple[float, float] = (1.01, 1.0)) -> Any:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=c, label=k) for k, c in cmap.items()]
+    if missing:
+        handles.append(Patch(color=MISSING_COLOUR, label="missing"))
+    leg = ax.legend(handles=handles, title=title, frameon=False, fontsize=8, title_fontsize=8,
+                    loc="upper left", bbox_to_anchor=anchor)
+    return leg
+
+
+def qc_omic(raw: Any, norm: Any, stem: str | os.PathLike[str]) -> list[Path]:
+    """Per-sample distributions before/after normalisation and feature missingness."""
+    info = norm.uns.get("omix", {})
+    kind, name = info.get("kind", "?"), info.get("omic", "omic")
+    steps = info.get("filter_steps", {})
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [3, 3, 2]})
+    before = np.asarray(raw.X, dtype=float)
+    label = "raw"
+    if kind in ("counts", "intensity"):
+        before = np.log2(np.where(before > 0, before, np.nan))
+        label = "log2 raw (non-zero)"
+    after = np.asarray(norm.X, dtype=float)
+    for ax, mat, title in ((axes[0], before, f"before: {label}"),
+                           (axes[1], after, "after: normalised, filtered")):
+        data = [r[~np.isnan(r)] for r in mat]
+        med = np.array([np.median(d) if len(d) else np.nan for d in data])
+        order = np.argsort(np.nan_to_num(med, nan=-np.inf), kind="mergesort")
+        ax.boxplot([data[i] if len(data[i]) else [np.nan] for i in order], showfliers=False,
+                   widths=0.8, medianprops={"color": "#d95f02"},
+                   boxprops={"linewidth": 0.5}, whiskerprops={"linewidth": 0.5},
+                   capprops={"linewidth": 0.5})
+        ax.set_xticks([])
+        ax.set_xlabel(f"{mat.shape[0]} samples (sorted by median)")
+        ax.set_title(title)
+    miss = np.isnan(np.asarray(raw.X, dtype=float)).mean(axis=0)
+    if "censored" in norm.layers:
+        miss_after = norm.var["missing_fraction"].to_numpy()
+    else:
+        miss_after = np.isnan(after).mean(axis=0)
+    axes[2].hist([miss, miss_after], bins=np.linspace(0, 1, 21), color=["#999999", "#1b9e77"],
+                 label=["all features", "kept features"])
+    axes[2].set_xlabel("fraction missing / below detection")
+    axes[2].set_ylabel("features")
+    axes[2].legend(frameon=False, fontsize=8)
+    text = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in steps.items())
+    fig.suptitle(f"{name} ({kind}): {norm.n_obs} samples, {norm.n_vars} of "
+                 f"{raw.n_vars} features kept\n{text}", fontsize=9)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def variance_explained(r2: pd.DataFrame, r2_total: pd.Series,
+                       stem: str | os.PathLike[str]) -> list[Path]:
+    """Heatmap of % variance explained per view x factor, and the total per view."""
+    fig, axes = plt.subplots(1, 2, figsize=(2.5 + 0.6 * r2.shape[1], 1.2 + 0.45 * r2.shape[0]),
+                             gridspec_kw={"width_ratios": [r2.shape[1], 2.5]}, sharey=True)
+    im = axes[0].imshow(r2.to_numpy(), cmap="Blues", aspect="auto", vmin=0,
+                        vmax=max(float(r2.to_numpy().max()), 1e-9))
+    for (i, j), v in np.ndenumerate(r2.to_numpy()):
+        axes[0].text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
+                     color="white" if v > 0.6 * r2.to_numpy().max() else "black")
+    axes[0].set_xticks(range(r2.shape[1]), [c.replace("Factor", "F") for c in r2.columns])
+    axes[0].set_yticks(range(r2.shape[0]), r2.index)
+    axes[0].set_title("% variance explained per factor")
+    fig.colorbar(im, ax=axes[0], fraction=0.03, pad=0.01)
+    axes[1].barh(range(len(r2_total)), r2_total.loc[r2.index].to_numpy(), color="#1b9e77")
+    axes[1].set_xlabel("% total")
+    axes[1].set_title("all factors")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def factor_scatter(factors: pd.DataFrame, y: pd.Series | None, assoc: pd.DataFrame | None,
+                   outcome: str | None, stem: str | os.PathLike[str]) -> list[Path]:
+    """The two factors most associated with the outcome, coloured by it; and the top factor."""
+    cols = list(factors.columns)
+    if assoc is not None and "p" in assoc:
+        top = list(assoc.sort_values(["p", "factor"])["factor"][:2])
+    else:
+        top = cols[:2]
+    if len(top) < 2:
+        top = (top + cols)[:2] if len(cols) > 1 else [cols[0], cols[0]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    yv = y.reindex(factors.index) if y is not None else pd.Series(np.nan, index=factors.index)
+    colours, cmap = colours_for(yv)
+    axes[0].scatter(factors[top[0]], factors[top[1]], c=colours, s=18, edgecolor="none")
+    axes[0].set_xlabel(top[0])
+    axes[0].set_ylabel(top[1])
+    axes[0].set_title(f"samples on {top[0]} and {top[1]}")
+    if cmap:
+        _legend(axes[0], cmap, outcome or "outcome", missing=bool(yv.isna().any()))
+    ax = axes[1]
+    if cmap:
+        levels = list(cmap)
+        data = [factors.loc[yv.astype(str) == lev, top[0]].to_numpy() for lev in levels]
+        ax.boxplot(data, showfliers=False, widths=0.5)
+        rng = np.random.default_rng(0)
+        for i, d in enumerate(data):
+            ax.scatter(i + 1 + rng.uniform(-0.15, 0.15, len(d)), d, s=10,
+                       color=cmap[levels[i]], edgecolor="none")
+        ax.set_xticks(range(1, len(levels) + 1), levels)
+        if assoc is not None and "q" in assoc:
+            q = float(assoc.set_index("factor").loc[top[0], "q"])
+            ax.set_title(f"{top[0]} by {outcome} (BH q = {q:.2g})")
+        ax.set_ylabel(top[0])
+    else:
+        ax.hist(factors[top[0]], bins=20, color="#1b9e77")
+        ax.set_xlabel(top[0])
+        ax.set_title("no outcome set")
+    return save(fig, stem)
+
+
+def umap_clusters(umap: np.ndarray, clusters: pd.Series, y: pd.Series | None,
+                  outcome: str | None, stem: str | os.PathLike[str]) -> list[Path]:
+    """UMAP of the factors coloured by cluster and by outcome."""
+    n_panels = 2 if y is not None else 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(6 * n_panels, 4), squeeze=False,
+                             layout="constrained")
+    panels = [("cluster", clusters)] + ([(outcome or "outcome", y)] if y is not None else [])
+    for ax, (title, values) in zip(axes[0], panels, strict=True):
+        colours, cmap = colours_for(values.reset_index(drop=True))
+        ax.scatter(umap[:, 0], umap[:, 1], c=colours, s=18, edgecolor="none")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+        ax.set_title(f"coloured by {title}")
+        _legend(ax, cmap, title, missing=bool(values.isna().any()))
+    return save(fig, stem)
+
+
+def biomarker_heatmap(values: pd.DataFrame, ranked: pd.DataFrame, clusters: pd.Series,
+                      y: pd.Series | None, outcome: str | None,
+                      stem: str | os.PathLike[str]) -> list[Path]:
+    """Top features (rows, z-scored) x samples (columns, grouped by cluster then outcome).
+
+    ``values``: samples x "<omic>:<feature>" normalised values (NaN where not measured).
+    """
+    keys = [f"{o}:{f}" for o, f in zip(ranked["omic"], ranked["feature"], strict=True)]
+    mat = values[keys]
+    z = (mat - mat.mean()) / mat.std(ddof=0).replace(0, np.nan)
+    order_df = pd.DataFrame({"cluster": clusters.reindex(z.index).astype(str)})
+    if y is not None:
+        order_df["y"] = y.reindex(z.index).astype(str)
+    order = order_df.sort_values(list(order_df.columns), kind="mergesort").index
+    z = z.loc[order]
+    h = 1.6 + 0.22 * len(keys)
+    fig = plt.figure(figsize=(11, h))
+    n_bars = 2 if y is not None else 1
+    gs = fig.add_gridspec(n_bars + 1, 2, height_ratios=[0.25] * n_bars + [len(keys) * 0.22],
+                          width_ratios=[40, 1], hspace=0.05, wspace=0.02)
+    bars = [("cluster", clusters.reindex(order))]
+    if y is not None:
+        bars.append((outcome or "outcome", y.reindex(order)))
+    legends = []
+    for i, (title, vals) in enumerate(bars):
+        ax = fig.add_subplot(gs[i, 0])
+        colours, cmap = colours_for(vals)
+        ax.imshow([matplotlib.colors.to_rgba_array(colours)], aspect="auto")
+        ax.set_xticks([])
+        ax.set_yticks([0], [title])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        legends.append((title, cmap, bool(vals.isna().any())))
+    ax = fig.add_subplot(gs[n_bars, 0])
+    y0 = 1.0
+    for title, cmap, missing in legends:  # stacked to the right of the colour bar
+        # add_artist keeps each legend: a second ax.legend() call would replace the first
+        ax.add_artist(_legend(ax, cmap, title, missing=missing, anchor=(1.07, y0)))
+        y0 -= (len(cmap) + int(missing) + 1.6) * 0.22 * 1.1 / max(len(keys) * 0.22, 1.0)
+    cm = matplotlib.colormaps["RdBu_r"].copy()
+    cm.set_bad(MISSING_COLOUR)
+    im = ax.imshow(np.ma.masked_invalid(z.to_numpy().T), aspect="auto", cmap=cm, vmin=-2.5,
+                   vmax=2.5, interpolation="nearest")
+    ax.set_yticks(range(len(keys)), [f"{f} ({o})" for o, f in
+                                     zip(ranked["omic"], ranked["feature"], strict=True)],
+                  fontsize=7)
+    ax.set_xticks([])
+    ax.set_xlabel(f"{len(order)} samples, grouped by cluster"
+                  + (f" then {outcome}" if y is not None else "") + "; grey = not measured")
+    cax = fig.add_subplot(gs[n_bars, 1])
+    fig.colorbar(im, cax=cax, label="z-score")
+    return save(fig, stem)

@@ -1,0 +1,397 @@
+"""Tools on the normalised cohort: MuData assembly, MOFA+ integration, ranking, clustering."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import AnalysisError
+from .pp import LIKELIHOOD
+
+log = logging.getLogger("omix.tl")
+
+
+# --------------------------------------------------------------------------------------------
+# MuData
+# --------------------------------------------------------------------------------------------
+def clinical_obs(sheet: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    """Sample-sheet columns for ``ids`` with h5-friendly dtypes (float or categorical)."""
+    obs = sheet.loc[ids].copy()
+    for col in obs.columns:
+        if not pd.api.types.is_numeric_dtype(obs[col]):
+            obs[col] = pd.Categorical(obs[col].astype(object).where(obs[col].notna(), None))
+    obs.index = pd.Index(ids, name=None)
+    return obs
+
+
+def build_mudata(mods: dict[str, Any], sheet: pd.DataFrame) -> Any:
+    """One MuData per cohort: samples in sheet order (union over omics), clinical ``obs``."""
+    import mudata as md
+
+    present = set().union(*(set(a.obs_names) for a in mods.values()))
+    order = pd.Index([s for s in sheet.index if s in present])
+    mdata = md.MuData({k: mods[k] for k in mods})
+    mdata = mdata[order].copy() if list(mdata.obs_names) != list(order) else mdata
+    clin = clinical_obs(sheet, order)
+    for col in clin.columns:
+        mdata.obs[col] = clin[col].to_numpy() if not isinstance(
+            clin[col].dtype, pd.CategoricalDtype) else clin[col].values
+    mdata.uns["omix"] = {"overlap": overlap_table(mods, order).to_dict(orient="list")}
+    return mdata
+
+
+def overlap_table(mods: dict[str, Any], order: pd.Index) -> pd.DataFrame:
+    """Counts of samples per combination of omics (no sample IDs): the partial-overlap report."""
+    pres = pd.DataFrame({k: order.isin(a.obs_names) for k, a in mods.items()}, index=order)
+    combos = pres.apply(lambda r: "+".join(k for k in pres.columns if r[k]), axis=1)
+    tab = combos.value_counts().rename_axis("omics").reset_index(name="n_samples")
+    tab["n_omics"] = tab["omics"].str.count(r"\+") + 1
+    tab = tab.sort_values(["n_omics", "n_samples", "omics"], ascending=[False, False, True])
+    per = pd.DataFrame({"omics": [f"{k} (any)" for k in pres.columns],
+                        "n_samples": pres.sum(axis=0).to_numpy(), "n_omics": 1})
+    return pd.concat([tab, per], ignore_index=True)[["omics", "n_omics", "n_samples"]]
+
+
+# --------------------------------------------------------------------------------------------
+# MOFA+
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MofaOptions:
+    factors: int = 10
+    iterations: int = 1000
+    convergence: str = "fast"
+    seed: int = 42
+    scale_views: bool = True
+    spikeslab_weights: bool = True
+    ard_weights: bool = True
+    save_data: bool = False
+    min_r2: float = 1.0
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> MofaOptions:
+        keys = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in cfg.items() if k in keys})
+
+
+@dataclass
+class MofaResult:
+    factors: pd.DataFrame                    # samples x factors
+    weights: dict[str, pd.DataFrame]          # view -> features x factors
+    r2: pd.DataFrame                          # views x factors, percent
+    r2_total: pd.Series                       # view -> percent
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def mofa_inputs(mdata: Any) -> tuple[list[list[np.ndarray]], list[str], list[str], list[str]]:
+    """Per-view N x D matrices over all samples, NaN rows where a sample lacks the view."""
+    samples = list(mdata.obs_names)
+    data, likelihoods, views = [], [], []
+    for view, a in mdata.mod.items():
+        x = np.full((len(samples), a.n_vars), np.nan)
+        idx = pd.Index(samples).get_indexer(a.obs_names)
+        x[idx, :] = np.asarray(a.X, dtype=np.float64)
+        data.append([x])
+        likelihoods.append(a.uns["omix"]["normalize"]["likelihood"]
+                           if "omix" in a.uns else "gaussian")
+        views.append(view)
+    return data, likelihoods, views, samples
+
+
+def model_feature_names(mdata: Any, views: list[str]) -> list[list[str]]:
+    """Feature names for the model file: unique across views, as mofapy2 requires.
+
+    Like MOFA2's ``create_mofa``, a name shared by several views gets the suffix ``_<view>``
+    (in every view it occurs in); unique names stay as they are.
+    """
+    all_names = pd.Series([f for v in views for f in mdata.mod[v].var_names])
+    shared = set(all_names[all_names.duplicated(keep=False)])
+    return [[f"{f}_{v}" if f in shared else str(f) for f in mdata.mod[v].var_names]
+            for v in views]
+
+
+def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> MofaResult:
+    """Fit MOFA+ with mofapy2 on all views of ``mdata``; write the model file to ``outfile``."""
+    from mofapy2.run.entry_point import entry_point
+
+    data, likelihoods, views, samples = mofa_inputs(mdata)
+    n = len(samples)
+    if n <= opts.factors:
+        raise AnalysisError(f"{n} samples for {opts.factors} factors",
+                            hint="MOFA+ needs more samples than factors: lower "
+                                 "integrate.factors")
+    for view, lik, x in zip(views, likelihoods, data, strict=True):
+        if lik not in LIKELIHOOD.values():
+            raise AnalysisError(f"view {view}: unsupported likelihood {lik}")
+        if np.isnan(x[0]).all(axis=1).sum() == n:
+            raise AnalysisError(f"view {view} has no measured sample")
+    ent = entry_point()
+    ent.set_data_options(scale_views=opts.scale_views, center_groups=True, use_float32=False)
+    ent.set_data_matrix(data, likelihoods=likelihoods, views_names=views,
+                        groups_names=["group1"], samples_names=[samples],
+                        features_names=model_feature_names(mdata, views))
+    ent.set_model_options(factors=opts.factors, spikeslab_weights=opts.spikeslab_weights,
+                          ard_weights=opts.ard_weights, ard_factors=False)
+    ent.set_train_options(iter=opts.iterations, convergence_mode=opts.convergence,
+                          seed=opts.seed, verbose=False, quiet=True, startELBO=1, freqELBO=1,
+                          dropR2=opts.min_r2 / 100 if opts.min_r2 > 0 else None,
+                          gpu_mode=False)
+    ent.build()
+    ent.run()
+    Path(outfile).parent.mkdir(parents=True, exist_ok=True)
+    ent.save(str(outfile), save_data=opts.save_data)
+    res = read_mofa_model(outfile)
+    for v in views:  # back to the AnnData's names (the file may carry a _view suffix)
+        res.weights[v].index = mdata.mod[v].var_names.copy()
+    res.info.update({"n_samples": n, "views": views, "likelihoods": likelihoods,
+                     "seed": opts.seed, "factors_requested": opts.factors})
+    log.info("MOFA+: %d factors kept of %d requested after %d iterations",
+             res.factors.shape[1], opts.factors, res.info["iterations"])
+    return res
+
+
+def read_mofa_model(path: str | os.PathLike[str]) -> MofaResult:
+    """Read factors, weights and variance explained from a mofapy2 hdf5 model file."""
+    import h5py
+
+    def txt(a: Any) -> list[str]:
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in a]
+
+    with h5py.File(path, "r") as f:
+        views = txt(f["views"]["views"][()])
+        group = txt(f["groups"]["groups"][()])[0]
+        samples = txt(f["samples"][group][()])
+        z = np.asarray(f["expectations"]["Z"][group][()]).T
+        k = z.shape[1]
+        names = [f"Factor{i + 1}" for i in range(k)]
+        weights = {}
+        for v in views:
+            w = np.asarray(f["expectations"]["W"][v][()]).T
+            weights[v] = pd.DataFrame(w, index=txt(f["features"][v][()]), columns=names)
+        r2 = np.asarray(f["variance_explained"]["r2_per_factor"][group][()])
+        r2_total = np.asarray(f["variance_explained"]["r2_total"][group][()])
+        elbo = np.asarray(f["training_stats"]["elbo"][()])
+        elbo = elbo[~np.isnan(elbo)]
+    return MofaResult(
+        factors=pd.DataFrame(z, index=samples, columns=names),
+        weights=weights,
+        r2=pd.DataFrame(r2, index=views, columns=names),
+        r2_total=pd.Series(r2_total, index=views),
+        info={"iterations": int(len(elbo)), "elbo": float(elbo[-1]) if len(elbo) else float("nan")},
+    )
+
+
+def attach_mofa(mdata: Any, res: MofaResult) -> None:
+    """Store factors in ``obsm["X_mofa"]``, weights in ``varm["LFs"]`` (muon's names), R2 in uns."""
+    z = res.factors.loc[list(mdata.obs_names)]
+    mdata.obsm["X_mofa"] = z.to_numpy()
+    for view, a in mdata.mod.items():
+        a.obsm["X_mofa"] = z.loc[list(a.obs_names)].to_numpy()
+        a.varm["LFs"] = res.weights[view].loc[list(a.var_names)].to_numpy()
+    mdata.update()
+    mdata.varm["LFs"] = np.vstack([res.weights[v].loc[list(mdata.mod[v].var_names)].to_numpy()
+                                   for v in mdata.mod])
+    mdata.uns["mofa"] = {
+        "factors": list(res.factors.columns),
+        "variance_explained": {v: res.r2.loc[v].to_numpy() for v in res.r2.index},
+        "variance_explained_total": {v: float(res.r2_total[v]) for v in res.r2_total.index},
+        "iterations": res.info.get("iterations"),
+        "elbo": res.info.get("elbo"),
+    }
+
+
+def variance_explained_table(res: MofaResult) -> pd.DataFrame:
+    """Long table: view, factor, r2_percent; plus one row per view with factor == 'total'."""
+    long = res.r2.rename_axis("view").reset_index().melt(id_vars="view", var_name="factor",
+                                                           value_name="r2_percent")
+    tot = pd.DataFrame({"view": res.r2_total.index, "factor": "total",
+                        "r2_percent": res.r2_total.to_numpy()})
+    return pd.concat([long, tot], ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# factor-outcome association and biomarker ranking
+# --------------------------------------------------------------------------------------------
+def is_categorical(y: pd.Series, max_levels: int = 10) -> bool:
+    """Text columns, and numeric columns with few distinct values, are treated as classes."""
+    y = y.dropna()
+    return (not pd.api.types.is_numeric_dtype(y)) or y.nunique() <= min(max_levels, 2)
+
+
+def factor_outcome_association(factors: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    """Each factor against the outcome: Kruskal-Wallis (classes) or Spearman (numeric).
+
+    ``effect`` is eta^2 from H, (H - g + 1) / (n - g), for classes and rho^2 for numbers, in
+    [0, 1]; ``q`` is Benjamini-Hochberg across factors (statsmodels).
+    """
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    y = y.reindex(factors.index)
+    ok = y.notna()
+    f, yy = factors.loc[ok], y.loc[ok]
+    rows = []
+    categorical = is_categorical(yy)
+    for k in factors.columns:
+        if categorical:
+            groups = [f.loc[yy == g, k].to_numpy() for g in sorted(yy.unique(), key=str)]
+            groups = [g for g in groups if len(g) > 0]
+            if len(groups) < 2:
+                stat, p, eff = np.nan, 1.0, 0.0
+            else:
+                stat, p = stats.kruskal(*groups)
+                n, g = sum(map(len, groups)), len(groups)
+                eff = float(np.clip((stat - g + 1) / (n - g), 0, 1))
+            test = "kruskal"
+        else:
+            stat, p = stats.spearmanr(f[k], yy.astype(float))
+            eff = float(stat**2)
+            test = "spearman"
+        rows.append({"factor": k, "test": test, "statistic": float(stat), "p": float(p),
+                     "effect": eff, "n": int(ok.sum())})
+    out = pd.DataFrame(rows)
+    out["q"] = multipletests(out["p"].fillna(1.0), method="fdr_bh")[1]
+    return out
+
+
+def rank_features(res: MofaResult, y: pd.Series | None = None) -> tuple[pd.DataFrame,
+                                                                         pd.DataFrame]:
+    """Rank every feature of every view by its weight on the factors that matter.
+
+    score = sum_k |w_dk| / max_d |w_dk| * R2_mk / 100 * a_k, with a_k the factor's effect size
+    against the outcome (1 without an outcome).  Returns (ranked features, factor table).
+    """
+    factors = list(res.factors.columns)
+    if y is not None:
+        assoc = factor_outcome_association(res.factors, y)
+        relevance = assoc.set_index("factor")["effect"]
+    else:
+        assoc = pd.DataFrame({"factor": factors})
+        relevance = pd.Series(1.0, index=factors)
+    ftab = assoc.copy()
+    for v in res.r2.index:
+        ftab[f"r2_{v}"] = res.r2.loc[v, factors].to_numpy()
+    frames = []
+    for view, w in res.weights.items():
+        absw = w.abs()
+        scale = absw.max(axis=0).replace(0, np.nan)
+        wt = (absw / scale).fillna(0.0)
+        contrib = wt * (res.r2.loc[view, factors] / 100.0) * relevance[factors]
+        top = contrib.to_numpy().argmax(axis=1)
+        df = pd.DataFrame({
+            "feature": w.index.astype(str),
+            "omic": view,
+            "score": contrib.sum(axis=1).to_numpy(),
+            "top_factor": [factors[i] for i in top],
+            "weight": w.to_numpy()[np.arange(len(w)), top],
+            "scaled_weight": wt.to_numpy()[np.arange(len(w)), top],
+            "factor_r2": res.r2.loc[view, factors].to_numpy()[top],
+        })
+        if y is not None:
+            q = assoc.set_index("factor")["q"]
+            df["factor_outcome_effect"] = relevance[factors].to_numpy()[top]
+            df["factor_outcome_q"] = q[factors].to_numpy()[top]
+        frames.append(df)
+    ranked = pd.concat(frames, ignore_index=True)
+    ranked = ranked.sort_values(["score", "omic", "feature"], ascending=[False, True, True],
+                                kind="mergesort").reset_index(drop=True)
+    ranked.insert(2, "rank", np.arange(1, len(ranked) + 1))
+    ranked["rank_in_omic"] = ranked.groupby("omic").cumcount() + 1
+    return ranked, ftab
+
+
+# --------------------------------------------------------------------------------------------
+# clustering
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClusterOptions:
+    n_neighbors: int = 15
+    resolutions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0)
+    min_cluster_size: int = 5
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> ClusterOptions:
+        keys = cls.__dataclass_fields__.keys()
+        kw = {k: v for k, v in cfg.items() if k in keys}
+        if "resolutions" in kw:
+            kw["resolutions"] = tuple(float(r) for r in kw["resolutions"])
+        return cls(**kw)
+
+
+def relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Cluster labels C1, C2, ... by decreasing size (ties: first appearance)."""
+    s = pd.Series(labels)
+    first = {v: i for i, v in reversed(list(enumerate(s)))}
+    order = sorted(s.unique(), key=lambda v: (-int((s == v).sum()), first[v]))
+    names = {v: f"C{i + 1}" for i, v in enumerate(order)}
+    return s.map(names).to_numpy()
+
+
+def cluster_factors(z: pd.DataFrame, opts: ClusterOptions) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                     np.ndarray]:
+    """Leiden on the kNN graph of the factors; resolution chosen by silhouette.
+
+    Returns (clusters: sample_id, cluster), the selection table (one row per resolution) and the
+    UMAP embedding (n x 2).  The kept resolution maximises the silhouette on ``z`` among
+    partitions with >= 2 clusters all of size >= min_cluster_size; ties go to the lower
+    resolution.  If none qualifies, every sample is put in one cluster and the table says so.
+    """
+    import anndata as ad
+    import scanpy as sc
+    from sklearn.metrics import silhouette_score
+
+    n = z.shape[0]
+    if n < 3:
+        raise AnalysisError(f"{n} samples cannot be clustered", hint="at least 3 are needed")
+    a = ad.AnnData(X=np.zeros((n, 1)))
+    a.obs_names = z.index.astype(str)
+    a.obsm["X_mofa"] = z.to_numpy()
+    k = int(min(opts.n_neighbors, n - 1))
+    sc.pp.neighbors(a, use_rep="X_mofa", n_neighbors=k, random_state=opts.seed)
+    rows, best, best_labels = [], None, None
+    for r in opts.resolutions:
+        sc.tl.leiden(a, resolution=r, key_added="leiden", random_state=opts.seed,
+                     flavor="igraph", n_iterations=2, directed=False)
+        lab = a.obs["leiden"].astype(str).to_numpy()
+        sizes = pd.Series(lab).value_counts()
+        nc = int(len(sizes))
+        sil = float(silhouette_score(z.to_numpy(), lab)) if 1 < nc < n else float("nan")
+        ok = nc >= 2 and int(sizes.min()) >= opts.min_cluster_size
+        rows.append({"resolution": r, "n_clusters": nc, "min_size": int(sizes.min()),
+                     "silhouette": sil, "admissible": ok})
+        if ok and (best is None or sil > best + 1e-12):
+            best, best_labels = sil, lab
+    table = pd.DataFrame(rows)
+    if best_labels is None:
+        log.warning("no resolution gives >= 2 clusters of >= %d samples; one cluster kept",
+                    opts.min_cluster_size)
+        best_labels = np.array(["0"] * n)
+        table["chosen"] = False
+    else:
+        chosen_r = table.loc[table["admissible"] & (table["silhouette"] == best), "resolution"]
+        table["chosen"] = table["resolution"] == chosen_r.min()
+    sc.tl.umap(a, random_state=opts.seed)
+    clusters = pd.DataFrame({"sample_id": z.index.astype(str),
+                             "cluster": relabel_by_size(best_labels)})
+    return clusters, table, np.asarray(a.obsm["X_umap"])
+
+
+def compare_partitions(clusters: pd.Series, y: pd.Series) -> pd.DataFrame:
+    """ARI and NMI of the clusters against a categorical outcome (samples with both)."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    both = pd.concat([clusters.rename("c"), y.rename("y")], axis=1, join="inner").dropna()
+    c, yy = both["c"].astype(str), both["y"].astype(str)
+    return pd.DataFrame({
+        "metric": ["ARI", "NMI"],
+        "value": [adjusted_rand_score(yy, c), normalized_mutual_info_score(yy, c)],
+        "n_samples": [len(both)] * 2,
+        "n_clusters": [c.nunique()] * 2,
+        "n_classes": [yy.nunique()] * 2,
+    })
