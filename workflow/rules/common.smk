@@ -1,0 +1,74 @@
+# Helpers shared by the stage files: config validation at parse time, output paths.
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from omix.config import check_config  # noqa: E402
+from omix.errors import OmixError  # noqa: E402
+
+
+report: "../report/workflow.rst"
+
+
+def _validated_config():
+    source = ", ".join(map(str, workflow.configfiles)) or "config"
+    try:
+        return check_config(config, source=source, workdir=".")
+    except OmixError as err:  # one line, no traceback: the user fixes the config
+        sys.stderr.write(f"ERROR [config] {err.one_line()}\n")
+        sys.exit(1)
+
+
+config.update(_validated_config())
+
+COHORT = config["cohort"]
+OMICS = list(config["omics"])
+R = f"results/{COHORT}"
+LOGS = "logs"
+BENCH = "benchmarks"
+
+
+wildcard_constraints:
+    omic="|".join(OMICS),
+
+
+def omic_input(wildcards):
+    return config["omics"][wildcards.omic]["path"]
+
+
+def sample_map_input(wildcards):
+    m = config["sample_id"].get("map")
+    return [m] if m else []
+
+
+def normalized_h5ads(wildcards=None):
+    return {o: f"{R}/normalize/{o}.h5ad" for o in OMICS}
+
+
+def per_omic_ranked(wildcards=None):
+    return {o: f"{R}/biomarkers/ranked_{o}.tsv" for o in OMICS}
+
+
+PLOTS = ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap"]
+
+
+def all_outputs():
+    out = [
+        f"{R}/{COHORT}.h5mu",
+        f"{R}/mofa/model.hdf5",
+        f"{R}/mofa/variance_explained.tsv",
+        f"{R}/biomarkers/ranked.tsv",
+        *per_omic_ranked().values(),
+        f"{R}/clusters.tsv",
+        f"{R}/clusters_vs_outcome.tsv",
+        f"{R}/qc/sample_overlap.tsv",
+        f"{R}/manifest.json",
+    ]
+    for p in PLOTS + [f"qc_{o}" for o in OMICS]:
+        out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
+    return out

@@ -1,0 +1,8 @@
+# Thin rule script: reads snakemake.*, calls one library function (see omix.steps).
+from omix import steps
+from omix.errors import rule_boundary
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_boundary(sm):
+    steps.integrate(sm.input.h5mu, sm.output.model, sm.output.h5mu, sm.output.r2,
+                    sm.output.factors, sm.output.weights, mofa_cfg=sm.params.mofa)

@@ -1,0 +1,9 @@
+# Thin rule script: reads snakemake.*, calls one library function (see omix.steps).
+from omix import steps
+from omix.errors import rule_boundary
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_boundary(sm):
+    steps.select(sm.input.h5mu, sm.input.samples, sm.output.ranked,
+                 dict(zip(sm.params.omics, sm.output.per_omic, strict=True)), sm.output.factors,
+                 outcome=sm.params.outcome)
