@@ -23,4 +23,4 @@ rule cluster:
         cluster=config["cluster"],
         outcome=config["outcome"],
     script:
-        "../scripts/cluster.py"
+        "../scripts/run_cluster.py"

@@ -15,7 +15,7 @@ rule ingest:
         omic=lambda w: config["omics"][w.omic],
         sample_id=config["sample_id"],
     script:
-        "../scripts/ingest.py"
+        "../scripts/run_ingest.py"
 
 
 rule manifest:
@@ -34,4 +34,4 @@ rule manifest:
         config=config,
         omics=OMICS,
     script:
-        "../scripts/manifest.py"
+        "../scripts/run_manifest.py"

@@ -18,4 +18,4 @@ rule integrate:
     params:
         mofa=config["integrate"],
     script:
-        "../scripts/integrate.py"
+        "../scripts/run_integrate.py"

@@ -24,7 +24,7 @@ rule normalize:
         batch=config["normalize"]["batch"],
         seed=config["integrate"]["seed"],
     script:
-        "../scripts/normalize.py"
+        "../scripts/run_normalize.py"
 
 
 rule mudata:
@@ -47,4 +47,4 @@ rule mudata:
     params:
         omics=OMICS,
     script:
-        "../scripts/mudata.py"
+        "../scripts/run_mudata.py"

@@ -38,4 +38,4 @@ rule plots:
         outcome=config["outcome"],
         heatmap_top=config["select"]["heatmap_top"],
     script:
-        "../scripts/plots.py"
+        "../scripts/run_plots.py"

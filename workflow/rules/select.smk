@@ -20,4 +20,4 @@ rule select:
         outcome=config["outcome"],
         omics=OMICS,
     script:
-        "../scripts/select.py"
+        "../scripts/run_select.py"

@@ -156,8 +156,8 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
         x = x.loc[~empty]
     check_values(x, kind, path)
     adata = ad.AnnData(X=x.to_numpy(dtype=np.float64))
-    adata.obs_names = pd.Index(x.index.astype(str))
-    adata.var_names = pd.Index(x.columns.astype(str))
+    adata.obs_names = pd.Index(x.index.astype(str).tolist())  # plain names, no index name
+    adata.var_names = pd.Index(x.columns.astype(str).tolist())
     adata.obs["n_measured"] = np.sum(~np.isnan(adata.X), axis=1).astype(np.int64)
     adata.var["n_measured"] = np.sum(~np.isnan(adata.X), axis=0).astype(np.int64)
     adata.uns["omix"] = {"omic": name, "kind": kind, "source": str(Path(path)),

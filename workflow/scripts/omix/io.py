@@ -140,6 +140,11 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
             sep = "," if fmt == "csv" else "\t"
             df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
                              compression="infer")
+            # pandas renames repeated headers (x, x.1): take the header as written instead
+            header = pd.read_csv(p, sep=sep, dtype=str, header=None, nrows=1,
+                                 keep_default_na=False, compression="infer").iloc[0]
+            if len(header) == df.shape[1]:
+                df.columns = pd.Index(header.astype(str).tolist())
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputDataError(f"cannot be parsed as {fmt}: {first}", file=p,

@@ -13,6 +13,7 @@ Command line: ``python -m omix.synthetic OUTDIR [--n-samples N] [--seed S] [--si
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -81,7 +82,7 @@ def generate(spec: SyntheticSpec) -> dict[str, object]:
     truth_rows = []
 
     def record(view: str, feats: list[str], w: np.ndarray) -> None:
-        for d, j in zip(*np.nonzero(w), strict=True):
+        for d, j in zip(*np.nonzero(w), strict=True):  # signal 0: nothing planted
             truth_rows.append({"omic": view, "feature": feats[d], "factor": f"Factor{j + 1}",
                                "weight": round(float(w[d, j]), 6)})
 
@@ -168,7 +169,9 @@ def generate(spec: SyntheticSpec) -> dict[str, object]:
                "views": {v: {"kind": kd, "file": f, "layout": lay}
                          for v, (kd, f, lay) in VIEWS.items()}}
     return {"tables": tables, "sheet": sheet, "truth_factors": truth_factors,
-            "truth_features": pd.DataFrame(truth_rows), "planted": planted}
+            "truth_features": pd.DataFrame(truth_rows, columns=["omic", "feature", "factor",
+                                                                 "weight"]),
+            "planted": planted}
 
 
 def write(spec: SyntheticSpec, outdir: str | os.PathLike[str]) -> Path:
@@ -184,10 +187,11 @@ def write(spec: SyntheticSpec, outdir: str | os.PathLike[str]) -> Path:
         with atomic_path(out / fname) as tmp:
             if fname.endswith(".parquet"):
                 df.reset_index().to_parquet(tmp, index=False)
+            elif fname.endswith(".gz"):  # no name and no time in the header: reproducible
+                text = df.to_csv(sep="\t", float_format="%.6g", lineterminator="\n")
+                tmp.write_bytes(gzip.compress(text.encode(), mtime=0))
             elif ".tsv" in fname:
-                df.to_csv(tmp, sep="\t", float_format="%.6g", lineterminator="\n",
-                          compression={"method": "gzip", "mtime": 0} if fname.endswith(".gz")
-                          else None)
+                df.to_csv(tmp, sep="\t", float_format="%.6g", lineterminator="\n")
             else:
                 df.to_csv(tmp, float_format="%.6g", lineterminator="\n")
     sheet: pd.DataFrame = g["sheet"]  # type: ignore[assignment]

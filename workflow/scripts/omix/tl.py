@@ -31,13 +31,15 @@ def clinical_obs(sheet: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
 
 
 def build_mudata(mods: dict[str, Any], sheet: pd.DataFrame) -> Any:
-    """One MuData per cohort: samples in sheet order (union over omics), clinical ``obs``."""
+    """One MuData per cohort with the sheet's clinical columns in ``obs``.
+
+    Each omic keeps sample-sheet order; the MuData's samples are the union in MuData's own
+    (deterministic) order: the first omic's samples, then those new in the next, and so on.
+    """
     import mudata as md
 
-    present = set().union(*(set(a.obs_names) for a in mods.values()))
-    order = pd.Index([s for s in sheet.index if s in present])
     mdata = md.MuData({k: mods[k] for k in mods})
-    mdata = mdata[order].copy() if list(mdata.obs_names) != list(order) else mdata
+    order = pd.Index(mdata.obs_names)
     clin = clinical_obs(sheet, order)
     for col in clin.columns:
         mdata.obs[col] = clin[col].to_numpy() if not isinstance(
@@ -115,6 +117,29 @@ def model_feature_names(mdata: Any, views: list[str]) -> list[list[str]]:
             for v in views]
 
 
+def drop_inactive_factors(model: Any, min_r2: float) -> int:
+    """Remove factors explaining < ``min_r2`` % in every view, after training.
+
+    mofapy2's own ``dropR2`` drops factors during training, one random factor per iteration from
+    the first iteration on; on planted data (tests/test_tl.py) it shut down a real factor that
+    ends at 45 % variance explained.  Pruning the converged model, as MOFA2 advises for large
+    data, keeps every factor with structure; the model file then holds only the kept factors.
+    """
+    if min_r2 <= 0:
+        return 0
+    r2 = model.calculate_variance_explained()[0] * 100  # views x factors, one group
+    drop = np.nonzero((r2 < min_r2).all(axis=0))[0]
+    if len(drop) == model.dim["K"]:
+        raise AnalysisError(f"no factor explains {min_r2}% of the variance in any view",
+                            hint="lower integrate.min_r2, or check the normalised data")
+    if len(drop):
+        for node in model.nodes.values():
+            node.removeFactors(drop)
+        model.dim["K"] -= len(drop)
+        log.info("dropped %d factor(s) explaining < %.3g%% in every view", len(drop), min_r2)
+    return int(len(drop))
+
+
 def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> MofaResult:
     """Fit MOFA+ with mofapy2 on all views of ``mdata``; write the model file to ``outfile``."""
     from mofapy2.run.entry_point import entry_point
@@ -139,17 +164,18 @@ def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> 
                           ard_weights=opts.ard_weights, ard_factors=False)
     ent.set_train_options(iter=opts.iterations, convergence_mode=opts.convergence,
                           seed=opts.seed, verbose=False, quiet=True, startELBO=1, freqELBO=1,
-                          dropR2=opts.min_r2 / 100 if opts.min_r2 > 0 else None,
-                          gpu_mode=False)
+                          dropR2=None, gpu_mode=False)
     ent.build()
     ent.run()
+    dropped = drop_inactive_factors(ent.model, opts.min_r2)
     Path(outfile).parent.mkdir(parents=True, exist_ok=True)
     ent.save(str(outfile), save_data=opts.save_data)
     res = read_mofa_model(outfile)
     for v in views:  # back to the AnnData's names (the file may carry a _view suffix)
         res.weights[v].index = mdata.mod[v].var_names.copy()
     res.info.update({"n_samples": n, "views": views, "likelihoods": likelihoods,
-                     "seed": opts.seed, "factors_requested": opts.factors})
+                     "seed": opts.seed, "factors_requested": opts.factors,
+                     "factors_dropped": dropped})
     log.info("MOFA+: %d factors kept of %d requested after %d iterations",
              res.factors.shape[1], opts.factors, res.info["iterations"])
     return res

@@ -1,0 +1,52 @@
+"""Shared fixtures: a small synthetic cohort (generated once per session) and config helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-sample synthetic cohort with every kind of omic, and its config.yaml."""
+    from omix.synthetic import SyntheticSpec, write
+
+    out = tmp_path_factory.mktemp("cohort")
+    write(SyntheticSpec(n_samples=60, seed=11, rna_features=120, mutation_features=30,
+                        protein_features=40, metabolite_features=50,
+                        methylation_features=60), out / "data")
+    cfg = yaml.safe_load((ROOT / "config" / "synthetic.yaml").read_text())
+    cfg["cohort"] = "small"
+    cfg["samples"] = "data/samples.tsv"
+    for omic in cfg["omics"].values():
+        omic["path"] = "data/" + Path(omic["path"]).name
+    cfg["integrate"] = {"factors": 6, "seed": 1}
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 600
+                  ) -> subprocess.CompletedProcess[str]:
+    """Run the workflow with ``workdir`` as working directory and its own config.yaml."""
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def copy_cohort(src: Path, dst: Path) -> Path:
+    shutil.copytree(src / "data", dst / "data")
+    shutil.copy(src / "config.yaml", dst / "config.yaml")
+    return dst

@@ -1,0 +1,126 @@
+import copy
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from omix.config import check_config, fill_defaults, load_schema, validate_config
+from omix.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "synthetic.yaml"])
+def test_bundled_configs_are_valid(name):
+    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    out = check_config(cfg, source=name, workdir=ROOT)
+    assert out["integrate"]["convergence"] == "fast"        # default filled
+    for omic in out["omics"].values():
+        assert omic["max_missing"] == 0.5 and "layout" in omic
+
+
+def test_defaults_fill_nested_and_per_omic():
+    cfg = {"cohort": "c", "samples": "s.tsv", "omics": {"a": {"path": "x", "kind": "beta"}}}
+    out = validate_config(cfg)
+    assert out["outcome"] is None
+    assert out["cluster"]["resolutions"][0] == 0.1
+    assert out["omics"]["a"]["layout"] == "features_x_samples"
+    assert out["omics"]["a"]["impute"] == "half_min"
+    assert cfg["omics"]["a"] == {"path": "x", "kind": "beta"}  # input not modified
+
+
+@pytest.mark.parametrize("mutate,pattern", [
+    (lambda c: c.update(colour="red"), r"\(top level\): Additional properties.*'colour'"),
+    (lambda c: c["integrate"].update(factors="ten"), r"integrate\.factors: 'ten' has the wrong "
+                                                      r"type; expected integer"),
+    (lambda c: c.pop("omics"), r"'omics' is a required property; add it"),
+    (lambda c: c["omics"]["rna"].update(kind="countz"), r"omics\.rna\.kind: 'countz' is not "
+                                                         r"allowed; use one of: counts"),
+    (lambda c: c["omics"]["rna"].update(layout="wide"), r"omics\.rna\.layout"),
+    (lambda c: c.update(omics={}), r"omics: .*should be non-empty|does not have enough"),
+    (lambda c: c["cluster"].update(resolutions=[]), r"cluster\.resolutions"),
+    (lambda c: c.update(cohort="a b"), r"cohort: 'a b' does not match"),
+])
+def test_invalid_configs_give_one_line_naming_the_key(mutate, pattern):
+    cfg = base()
+    mutate(cfg)
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg, source="my.yaml")
+    msg = str(e.value)
+    assert msg.startswith("my.yaml: ") and "\n" not in msg
+    assert re.search(pattern, msg), msg
+
+
+def test_semantic_checks(tmp_path):
+    cfg = base()
+    cfg["omics"]["rna"]["path"] = "nope.csv"
+    with pytest.raises(ConfigError, match=r"omics\.rna\.path: file 'nope.csv' does not exist"):
+        check_config(cfg, workdir=ROOT)
+    cfg = base()
+    cfg["outcome"] = "no_such_column"
+    with pytest.raises(ConfigError, match="outcome: column 'no_such_column' is not in the "
+                                          "sample sheet"):
+        check_config(cfg, workdir=ROOT)
+    cfg = base()
+    cfg["outcome"] = "tumor_tissue_site"  # a single value for every patient
+    with pytest.raises(ConfigError, match="fewer than two distinct values"):
+        check_config(cfg, workdir=ROOT)
+
+
+def test_schemas_are_draft_2020_12_and_fully_documented():
+    for name in ("config.schema.json", "samples.schema.json"):
+        schema = json.loads((ROOT / "config" / "schemas" / name).read_text())
+        assert schema["$schema"].endswith("2020-12/schema")
+        jsonschema.Draft202012Validator.check_schema(schema)
+    schema = load_schema()
+    missing = []
+
+    def walk(node, path, required=()):
+        for key, sub in node.get("properties", {}).items():
+            sub = schema["$defs"]["omic"] if sub.get("$ref") == "#/$defs/omic" else sub
+            p = f"{path}.{key}" if path else key
+            if "description" not in sub or "type" not in sub:
+                missing.append(p)
+            if "default" not in sub and key not in required and sub.get("type") != "object":
+                missing.append(p + " (default)")
+            walk(sub, p, sub.get("required", ()))
+    walk(schema, "", schema["required"])
+    walk(schema["$defs"]["omic"], "omics.<name>", schema["$defs"]["omic"]["required"])
+    assert missing == []
+
+
+def test_every_config_key_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    schema = load_schema()
+    keys = set(schema["properties"])
+    keys |= {f"omics.<name>.{k}" for k in schema["$defs"]["omic"]["properties"]}
+    for section in ("sample_id", "normalize", "integrate", "select", "cluster"):
+        keys |= {f"{section}.{k}" for k in schema["properties"][section]["properties"]}
+    absent = sorted(k for k in keys if f"`{k}`" not in readme)
+    assert absent == []
+
+
+def test_sample_sheet_schema_accepts_the_bundled_sheets():
+    import pandas as pd
+
+    schema = json.loads((ROOT / "config" / "schemas" / "samples.schema.json").read_text())
+    for path in (ROOT / "config" / "samples.tsv", ROOT / "resources/synthetic/samples.tsv"):
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        for rec in df.replace({"": None}).to_dict(orient="records"):
+            jsonschema.validate(rec, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"age": "3"}, schema)
+
+
+def test_fill_defaults_does_not_touch_given_values():
+    schema = load_schema()
+    cfg = copy.deepcopy(base())
+    cfg["integrate"]["factors"] = 3
+    assert fill_defaults(cfg, schema)["integrate"]["factors"] == 3

@@ -1,0 +1,88 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from omix.errors import InputDataError
+from omix.ingest import ingest_omic
+
+SHEET = ["P1", "P2", "P3", "P4"]
+
+
+def table(tmp_path, text, name="t.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_features_x_samples_mapped_and_in_sheet_order(tmp_path):
+    p = table(tmp_path, "f,P3-x,P1-y,P2-z\ng1,1,2,3\ng2,4,5,6\n")
+    a = ingest_omic(p, kind="counts", sample_ids=SHEET, regex=r"^(P\d)")
+    assert list(a.obs_names) == ["P1", "P2", "P3"]
+    assert list(a.var_names) == ["g1", "g2"]
+    np.testing.assert_array_equal(a.X, [[2, 5], [3, 6], [1, 4]])
+    assert a.uns["omix"]["kind"] == "counts"
+
+
+def test_samples_x_features_layout(tmp_path):
+    p = table(tmp_path, "s\tg1\tg2\nP2\t0.1\t0.2\nP4\t0.3\t\n", "t.tsv")
+    a = ingest_omic(p, kind="beta", sample_ids=SHEET, layout="samples_x_features")
+    assert list(a.obs_names) == ["P2", "P4"] and np.isnan(a.X[1, 1])
+
+
+def test_transposed_table_is_recognised(tmp_path):
+    p = table(tmp_path, "s,g1,g2\nP1,1,2\nP2,3,4\n")
+    with pytest.raises(InputDataError, match="oriented the other way.*layout: samples_x_features"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)
+
+
+@pytest.mark.parametrize("text,kind,message", [
+    ("f,P1,P2\ng1,1,2\ng1,3,4\n", "counts", "feature 'g1' appears twice"),
+    ("f,P1,P1\ng1,1,2\n", "counts", "sample columns 2 and 3 have the same label"),
+    ("f,P1,Q7\ng1,1,2\n", "counts", "1 of 2 sample columns match no sample_id"),
+    ("f,X1,X2\ng1,1,2\n", "counts", "none of the 2 sample column labels matches"),
+    ("f,P1,P2\ng1,1,-2\n", "counts", "negative count"),
+    ("f,P1,P2\ng1,1,\ng2,1,1\n", "counts", "missing count"),
+    ("f,P1,P2\ng1,0.5,1.2\n", "beta", r"beta value outside \[0, 1\]"),
+    ("f,P1,P2\ng1,0,2\n", "binary", "value other than 0/1"),
+    ("f,P1,P2\ng1,5,-1\n", "intensity", "negative intensity"),
+    ("f,P1,P2\ng1,,\n", "continuous", "every value is missing"),
+])
+def test_bad_tables_rejected_with_location(tmp_path, text, kind, message):
+    p = table(tmp_path, text)
+    with pytest.raises(InputDataError, match=message) as e:
+        ingest_omic(p, kind=kind, sample_ids=SHEET)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_two_aliquots_of_one_patient_rejected(tmp_path):
+    p = table(tmp_path, "f,P1-a,P1-b\ng1,1,2\n")
+    with pytest.raises(InputDataError, match="map to the same sample_id.*sample_id.map"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET, regex=r"^(P\d)")
+
+
+def test_map_file_resolves_aliquots(tmp_path):
+    p = table(tmp_path, "f,P1-a,P1-b\ng1,1,2\n")
+    m = table(tmp_path, "name,sample_id\nP1-b,P1\nP1-a,P2\n", "map.csv")
+    a = ingest_omic(p, kind="counts", sample_ids=SHEET, map_file=m)
+    assert list(a.obs_names) == ["P1", "P2"]
+    np.testing.assert_array_equal(np.asarray(a.X).ravel(), [2, 1])
+
+
+def test_sample_without_any_value_is_not_measured(tmp_path):
+    p = table(tmp_path, "f,P1,P2,P3\ng1,1,,2\ng2,1,,3\n")
+    a = ingest_omic(p, kind="continuous", sample_ids=SHEET)
+    assert list(a.obs_names) == ["P1", "P3"]
+    assert isinstance(a.obs["n_measured"], pd.Series)
+
+
+def test_written_h5ad_round_trips_for_csv_with_empty_corner(tmp_path):
+    """TCGA exports have an empty first header cell (R's write.csv)."""
+    import anndata as ad
+
+    from omix.io import write_h5ad
+
+    p = table(tmp_path, '"","P1","P2"\n"g1",1,2\n"g2",3,4\n')
+    a = ingest_omic(p, kind="counts", sample_ids=SHEET)
+    write_h5ad(a, tmp_path / "a.h5ad")
+    b = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert list(b.var_names) == ["g1", "g2"] and list(b.obs_names) == ["P1", "P2"]

@@ -1,0 +1,129 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from omix.errors import AnalysisError
+from omix.pp import (OmicOptions, impute_left_censored, library_size_log1p, m_values,
+                     normalize_omic, pqn_factors)
+
+
+def raw(x, kind="continuous", name="v"):
+    a = ad.AnnData(X=np.asarray(x, dtype=float))
+    a.obs_names = [f"s{i}" for i in range(a.n_obs)]
+    a.var_names = [f"f{j}" for j in range(a.n_vars)]
+    a.obs["n_measured"] = (~np.isnan(a.X)).sum(1)
+    a.uns["omix"] = {"omic": name, "kind": kind}
+    return a
+
+
+def test_library_size_log1p_matches_hand_computation():
+    x = np.array([[1.0, 3.0], [2.0, 2.0], [10.0, 30.0]])
+    got, target = library_size_log1p(x)
+    assert target == 4.0  # median of 4, 4, 40
+    np.testing.assert_allclose(got, np.log1p(x / x.sum(1, keepdims=True) * 4.0))
+
+
+def test_pqn_recovers_dilution():
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(5, 1, (1, 30)) * rng.lognormal(0, 0.05, (8, 30))
+    dil = np.array([1, 2, 0.5, 1, 4, 1, 1, 0.25])
+    f, ref = pqn_factors(base * dil[:, None])
+    np.testing.assert_allclose(f / np.median(f), dil / np.median(dil), rtol=0.1)
+    assert ref.shape == (30,)
+
+
+def test_pqn_hand_example():
+    x = np.array([[1.0, 2.0, 4.0], [2.0, 4.0, 8.0], [1.0, np.nan, 4.0]])
+    f, ref = pqn_factors(x)
+    np.testing.assert_allclose(ref, [1.0, 3.0, 4.0])
+    np.testing.assert_allclose(f, [1.0, 2.0, 1.0])
+
+
+def test_half_min_imputation_is_below_every_observed_value():
+    x = np.array([[1.0, 5.0], [np.nan, 6.0], [3.0, np.nan]])
+    cens = np.isnan(x)
+    got = impute_left_censored(x, cens, "half_min")
+    assert got[1, 0] == 0.0 and got[2, 1] == 4.0
+    assert np.all(got[cens] < np.nanmin(x, axis=0)[np.nonzero(cens)[1]])
+
+
+def test_min_prob_is_seeded_and_left_shifted():
+    rng = np.random.default_rng(1)
+    x = rng.normal(10, 1, (20, 300))
+    cens = rng.uniform(size=x.shape) < 0.2
+    a = impute_left_censored(x, cens, "min_prob", seed=3)
+    b = impute_left_censored(x, cens, "min_prob", seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert a[cens].mean() < np.percentile(x[~cens], 5)
+
+
+def test_m_values():
+    np.testing.assert_allclose(m_values(np.array([0.5, 0.8])), [0.0, 2.0])
+    assert np.isfinite(m_values(np.array([0.0, 1.0]))).all()
+
+
+def test_counts_pipeline_selects_highly_variable_features():
+    rng = np.random.default_rng(0)
+    mu = rng.lognormal(4, 1, 1000)
+    mu[:5] = np.quantile(mu[5:], [0.3, 0.4, 0.5, 0.6, 0.7])  # spread over mean bins
+    x = rng.poisson(np.tile(mu, (40, 1))).astype(float)
+    x[:20, :5] *= 8  # five features vary far more than Poisson noise
+    out = normalize_omic(raw(x, "counts"), OmicOptions(kind="counts", n_top_features=50))
+    assert out.n_vars == 50 and {"f0", "f1", "f2", "f3", "f4"} <= set(out.var_names)
+    np.testing.assert_array_equal(out.layers["raw"], x[:, [int(v[1:]) for v in out.var_names]])
+    assert out.uns["omix"]["normalize"]["likelihood"] == "gaussian"
+    assert out.uns["omix"]["filter_steps"]["dropped_top_n"] == 950
+
+
+def test_intensity_censoring_pqn_and_missingness_filter():
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(8, 1, (30, 12))
+    x[:, 0] = 0.0          # never detected: dropped
+    x[:5, 1] = 0.0         # below detection in 5 samples: imputed low
+    x[3, 2] = np.nan       # a missing cell
+    opts = OmicOptions(kind="intensity", pqn=True, detection_limit=0.0, impute="half_min")
+    out = normalize_omic(raw(x, "intensity"), opts)
+    assert "f0" not in out.var_names
+    col = list(out.var_names).index("f1")
+    assert np.all(out.X[:5, col] < out.X[5:, col].min())
+    assert out.layers["censored"][:5, col].all()
+    assert not np.isnan(out.X).any()
+    assert out.uns["omix"]["filter_steps"]["dropped_missing"] == 1
+    assert "pqn_factor" in out.obs and out.uns["omix"]["normalize"]["pqn_reference"].shape == (
+        out.n_vars,)
+
+
+def test_binary_prevalence_and_zero_variance_filters():
+    x = np.zeros((20, 4))
+    x[:10, 0] = 1           # common
+    x[:1, 1] = 1            # 5 %: dropped at min_prevalence 0.1
+    x[:, 2] = 1             # all present: dropped (min(p, 1-p) = 0)
+    x[5:12, 3] = 1
+    out = normalize_omic(raw(x, "binary"), OmicOptions(kind="binary", min_prevalence=0.1))
+    assert list(out.var_names) == ["f0", "f3"]
+    assert out.uns["omix"]["normalize"]["likelihood"] == "bernoulli"
+    np.testing.assert_array_equal(out.X, x[:, [0, 3]])
+
+    c = np.c_[np.arange(10.0), np.ones(10)]
+    out = normalize_omic(raw(c), OmicOptions(kind="continuous"))
+    assert list(out.var_names) == ["f0"]
+    assert out.uns["omix"]["filter_steps"]["dropped_low_variance"] == 1
+
+
+def test_nothing_left_is_an_error():
+    with pytest.raises(AnalysisError, match="no feature passes"):
+        normalize_omic(raw(np.zeros((5, 2)), "binary"), OmicOptions(kind="binary"))
+
+
+def test_combat_removes_a_batch_shift():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (40, 8))
+    batch = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"s{i}" for i in range(40)])
+    x[20:] += 3.0
+    out = normalize_omic(raw(x), OmicOptions(kind="continuous"), batch=batch)
+    gap = np.abs(out.X[20:].mean(0) - out.X[:20].mean(0))
+    assert gap.max() < 0.8 and gap.mean() < 0.4  # 3.0 before correction
+    with pytest.raises(AnalysisError, match="single sample"):
+        normalize_omic(raw(x), OmicOptions(kind="continuous"),
+                       batch=pd.Series(["a"] * 39 + ["b"], index=batch.index))

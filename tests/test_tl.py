@@ -1,0 +1,146 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from omix import tl
+from omix.errors import AnalysisError
+
+
+def view(x, samples, feats, lik="gaussian"):
+    a = ad.AnnData(X=np.asarray(x, dtype=float))
+    a.obs_names, a.var_names = samples, feats
+    a.uns["omix"] = {"normalize": {"likelihood": lik}}
+    return a
+
+
+def test_build_mudata_sheet_order_union_and_overlap():
+    sheet = pd.DataFrame({"grp": ["a", "b", None, "a"], "age": [1.0, 2, 3, 4]},
+                         index=pd.Index(["S1", "S2", "S3", "S4"], name="sample_id"))
+    mods = {"x": view(np.ones((2, 2)), ["S4", "S1"], ["g1", "g2"]),  # ingest order
+            "y": view(np.ones((2, 1)), ["S2", "S1"], ["p1"])}
+    m = tl.build_mudata(mods, sheet)
+    assert list(m.obs_names) == ["S4", "S1", "S2"]  # MuData's union order, deterministic
+    assert list(m.obs["grp"].astype(object)) == ["a", "a", "b"]
+    assert list(m.obs["age"]) == [4.0, 1.0, 2.0]
+    tab = tl.overlap_table(mods, pd.Index(m.obs_names))
+    assert tab.iloc[0].to_dict() == {"omics": "x+y", "n_omics": 2, "n_samples": 1}
+    assert dict(zip(tab["omics"], tab["n_samples"], strict=True))["x (any)"] == 2
+
+
+def test_model_feature_names_suffix_only_shared_names():
+    sheet_ids = ["S1", "S2"]
+    mods = {"rna": view(np.ones((2, 2)), sheet_ids, ["TP53", "MYC"]),
+            "cnv": view(np.ones((2, 2)), sheet_ids, ["TP53", "ERBB2"])}
+    import mudata as md
+
+    names = tl.model_feature_names(md.MuData(mods), ["rna", "cnv"])
+    assert names == [["TP53_rna", "MYC"], ["TP53_cnv", "ERBB2"]]
+
+
+def planted(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    w1 = np.zeros((40, 2))
+    w1[:10, 0], w1[10:20, 1] = 2.0, 2.0
+    w2 = np.zeros((30, 2))
+    w2[:8, 0] = -2.0
+    samples = [f"S{i:03d}" for i in range(n)]
+    x1 = z @ w1.T + rng.normal(0, 0.5, (n, 40))
+    x2 = z @ w2.T + rng.normal(0, 0.5, (n, 30))
+    keep2 = np.arange(n) % 5 != 0  # a fifth of the samples lack view b
+    mods = {"a": view(x1, samples, [f"a{j}" for j in range(40)]),
+            "b": view(x2[keep2], [s for s, k in zip(samples, keep2, strict=True) if k],
+                      [f"b{j}" for j in range(30)])}
+    import mudata as md
+
+    return md.MuData(mods), z, samples
+
+
+def test_run_mofa_recovers_planted_factors_with_a_missing_view(tmp_path):
+    mdata, z, samples = planted()
+    res = tl.run_mofa(mdata, tl.MofaOptions(factors=4, seed=1, min_r2=2.0),
+                      tmp_path / "m.hdf5")
+    assert (tmp_path / "m.hdf5").exists()
+    f = res.factors.loc[samples].to_numpy()
+    corr = np.abs(np.corrcoef(z.T, f.T)[:2, 2:])
+    assert corr.max(axis=1).min() > 0.95
+    assert res.r2.shape[0] == 2 and res.r2.to_numpy().max() > 20
+    assert list(res.weights["b"].index) == [f"b{j}" for j in range(30)]
+    tl.attach_mofa(mdata, res)
+    assert mdata.obsm["X_mofa"].shape == (80, res.factors.shape[1])
+    assert mdata["b"].obsm["X_mofa"].shape[0] == 64
+    assert mdata.varm["LFs"].shape == (70, res.factors.shape[1])
+    again = tl.read_mofa_model(tmp_path / "m.hdf5")
+    np.testing.assert_allclose(again.factors.to_numpy(), res.factors.to_numpy())
+
+
+def test_run_mofa_refuses_more_factors_than_samples(tmp_path):
+    mdata, _, _ = planted(n=6)
+    with pytest.raises(AnalysisError, match="6 samples for 10 factors"):
+        tl.run_mofa(mdata, tl.MofaOptions(factors=10), tmp_path / "m.hdf5")
+
+
+def fake_result():
+    f = ["Factor1", "Factor2"]
+    z = pd.DataFrame([[2.0, 0.1], [1.5, -0.2], [-2.0, 0.3], [-1.8, 0.0]],
+                     index=["A", "B", "C", "D"], columns=f)
+    w = {"v": pd.DataFrame([[1.0, 0.0], [-0.5, 0.0], [0.0, 2.0]], index=["g1", "g2", "g3"],
+                           columns=f)}
+    r2 = pd.DataFrame([[40.0, 10.0]], index=["v"], columns=f)
+    return tl.MofaResult(factors=z, weights=w, r2=r2, r2_total=pd.Series({"v": 50.0}))
+
+
+def test_rank_features_hand_computed_scores():
+    ranked, ftab = tl.rank_features(fake_result())
+    # no outcome: score = |w| / max|w| * r2 / 100 summed over factors
+    assert list(ranked["feature"]) == ["g1", "g2", "g3"]
+    np.testing.assert_allclose(ranked["score"], [0.4, 0.2, 0.1])
+    assert list(ranked["rank"]) == [1, 2, 3] and list(ranked["top_factor"])[2] == "Factor2"
+    assert ranked.loc[1, "weight"] == -0.5
+
+
+def test_rank_features_weighs_factors_by_outcome_association():
+    y = pd.Series(["r", "r", "n", "n"], index=["A", "B", "C", "D"])
+    ranked, ftab = tl.rank_features(fake_result(), y)
+    eff = ftab.set_index("factor")["effect"]
+    assert eff["Factor1"] > eff["Factor2"]
+    assert list(ranked["feature"])[:2] == ["g1", "g2"]
+    assert {"factor_outcome_q", "factor_outcome_effect"} <= set(ranked.columns)
+
+
+def test_factor_outcome_association_numeric_uses_spearman():
+    z = pd.DataFrame({"Factor1": np.arange(10.0), "Factor2": np.r_[5, 1, 8, 2, 9, 0, 7, 3, 6, 4]})
+    y = pd.Series(np.arange(10.0) * 3, index=z.index)
+    out = tl.factor_outcome_association(z, y).set_index("factor")
+    assert out.loc["Factor1", "test"] == "spearman"
+    assert out.loc["Factor1", "effect"] == pytest.approx(1.0)
+    assert out.loc["Factor1", "q"] < 0.01 < out.loc["Factor2", "q"]
+
+
+def test_cluster_factors_finds_separated_groups_and_states_the_choice():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0]])
+    truth = np.repeat([0, 1, 2], 25)
+    z = pd.DataFrame(centres[truth] + rng.normal(0, 0.5, (75, 3)),
+                     index=[f"S{i}" for i in range(75)])
+    clusters, table, umap = tl.cluster_factors(z, tl.ClusterOptions(seed=0))
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, clusters["cluster"]) == pytest.approx(1.0)
+    assert table["chosen"].sum() == 1
+    chosen = table[table["chosen"]].iloc[0]
+    assert chosen["n_clusters"] == 3
+    assert chosen["silhouette"] == table.loc[table["admissible"], "silhouette"].max()
+    assert umap.shape == (75, 2)
+    again, _, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0))
+    pd.testing.assert_frame_equal(clusters, again)
+
+
+def test_relabel_by_size_and_partition_comparison():
+    assert list(tl.relabel_by_size(np.array(["x", "y", "y", "z", "y", "x"]))) == [
+        "C2", "C1", "C1", "C3", "C1", "C2"]
+    c = pd.Series(["C1", "C1", "C2", "C2"], index=list("ABCD"))
+    y = pd.Series(["u", "u", "v", None], index=list("ABCD"))
+    out = tl.compare_partitions(c, y).set_index("metric")
+    assert out.loc["ARI", "value"] == pytest.approx(1.0) and out.loc["ARI", "n_samples"] == 3

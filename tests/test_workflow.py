@@ -1,0 +1,166 @@
+"""End to end: the Snakefile in the repository, the cohort and config in another directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, copy_cohort, run_snakemake
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = copy_cohort(small_cohort, tmp_path_factory.mktemp("run1"))
+    proc = run_snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+def test_every_contract_output_exists(finished_run: Path):
+    r = finished_run / "results" / "small"
+    omics = ["rna", "mutations", "protein", "metabolites", "methylation"]
+    expected = ["small.h5mu", "mofa/model.hdf5", "mofa/variance_explained.tsv",
+                "biomarkers/ranked.tsv", "clusters.tsv", "clusters_vs_outcome.tsv",
+                "qc/sample_overlap.tsv", "manifest.json"]
+    expected += [f"biomarkers/ranked_{o}.tsv" for o in omics]
+    for p in ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap"] + [
+            f"qc_{o}" for o in omics]:
+        expected += [f"plots/{p}.png", f"plots/{p}.svg"]
+    missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
+    assert missing == []
+    for rule in ("ingest", "normalize", "mudata", "integrate", "select", "cluster", "plots",
+                 "manifest"):
+        assert list((finished_run / "logs" / rule).rglob("*.log")), rule
+    for rule in ("normalize", "integrate", "cluster"):
+        assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
+    assert not list(finished_run.rglob("*.part*"))  # no temporary file left behind
+
+
+def test_ranked_and_clusters_contract(finished_run: Path):
+    r = finished_run / "results" / "small"
+    ranked = pd.read_csv(r / "biomarkers" / "ranked.tsv", sep="\t")
+    assert list(ranked.columns[:4]) == ["feature", "omic", "rank", "score"]
+    assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    assert ranked["score"].is_monotonic_decreasing
+    per = pd.read_csv(r / "biomarkers" / "ranked_metabolites.tsv", sep="\t")
+    assert set(per["omic"]) == {"metabolites"} and list(per["rank"])[:3] == [1, 2, 3]
+    clusters = pd.read_csv(r / "clusters.tsv", sep="\t")
+    assert list(clusters.columns) == ["sample_id", "cluster"]
+    assert len(clusters) == 60 and clusters["cluster"].str.match(r"^C\d+$").all()
+    cmp = pd.read_csv(r / "clusters_vs_outcome.tsv", sep="\t").set_index("metric")
+    assert -1 <= cmp.loc["ARI", "value"] <= 1 and cmp.loc["ARI", "n_samples"] == 60
+
+
+def test_h5mu_holds_layers_qc_factors_and_weights(finished_run: Path):
+    import mudata as md
+
+    m = md.read_h5mu(finished_run / "results" / "small" / "small.h5mu")
+    assert set(m.mod) == {"rna", "mutations", "protein", "metabolites", "methylation"}
+    k = m.obsm["X_mofa"].shape[1]
+    assert m.obsm["X_mofa"].shape[0] == m.n_obs == 60 and k >= 2
+    for name, a in m.mod.items():
+        assert "raw" in a.layers and "missing_fraction" in a.var and "n_measured" in a.obs
+        assert a.varm["LFs"].shape == (a.n_vars, k), name
+    assert "response" in m.obs
+    assert set(m.uns["mofa"]["variance_explained"]) == set(m.mod)
+
+
+def test_model_file_is_a_mofa_model(finished_run: Path):
+    import h5py
+
+    with h5py.File(finished_run / "results" / "small" / "mofa" / "model.hdf5", "r") as f:
+        for key in ("expectations/Z/group1", "expectations/W/rna", "variance_explained",
+                    "model_options", "training_stats", "samples/group1", "features/protein"):
+            assert key in f, key
+
+
+def test_planted_factors_and_groups_are_recovered(finished_run: Path, small_cohort: Path):
+    from sklearn.metrics import adjusted_rand_score
+
+    truth = pd.read_csv(small_cohort / "data" / "truth" / "factors.tsv", sep="\t",
+                        index_col=0)
+    r = finished_run / "results" / "small"
+    z = pd.read_csv(r / "mofa" / "factors.tsv", sep="\t", index_col=0).loc[truth.index]
+    corr = np.abs(np.corrcoef(truth[["Factor1", "Factor2", "Factor3"]].T, z.T)[:3, 3:])
+    assert corr.max(axis=1).min() > 0.85
+    clusters = pd.read_csv(r / "clusters.tsv", sep="\t", index_col=0).loc[truth.index]
+    assert adjusted_rand_score(truth["group"], clusters["cluster"]) > 0.7
+
+
+def test_report_renders_with_captions(finished_run: Path):
+    proc = run_snakemake(finished_run, "--report", "results/small/report.html")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (finished_run / "results" / "small" / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for stem in ("variance_explained", "biomarker_heatmap", "umap_clusters", "qc_rna"):
+        assert f"{stem}.png" in html
+
+
+def test_rerun_elsewhere_is_byte_identical(finished_run: Path, small_cohort: Path,
+                                           tmp_path: Path):
+    work = copy_cohort(small_cohort, tmp_path / "run2")
+    proc = run_snakemake(work, "--until", "cluster", "select")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for rel in ("biomarkers/ranked.tsv", "clusters.tsv", "mofa/factors.tsv",
+                "clusters_vs_outcome.tsv", "qc/sample_overlap.tsv"):
+        a = (finished_run / "results" / "small" / rel).read_bytes()
+        b = (work / "results" / "small" / rel).read_bytes()
+        assert a == b, rel
+
+
+def test_bad_config_fails_at_parse_time_with_one_line(small_cohort: Path, tmp_path: Path):
+    work = copy_cohort(small_cohort, tmp_path / "bad")
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["omics"]["rna"]["kind"] = "rnaseq"
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(work, "-n")
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln]
+    assert lines == [f"ERROR [config] {work / 'config.yaml'}: omics.rna.kind: 'rnaseq' is not "
+                     "allowed; use one of: counts, intensity, binary, beta, continuous"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_table_fails_its_rule_with_one_line_and_no_output(small_cohort: Path,
+                                                              tmp_path: Path):
+    work = copy_cohort(small_cohort, tmp_path / "badtable")
+    p = work / "data" / "methylation.csv"
+    lines = p.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[3] = "n.d."
+    lines[5] = ",".join(cells)
+    p.write_text("\n".join(lines) + "\n")
+    proc = run_snakemake(work, "--until", "ingest")
+    assert proc.returncode != 0
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR [ingest]")]
+    assert err == [f"ERROR [ingest] data/methylation.csv: non-numeric cell at row 6, column 4 "
+                   f"(row label '{cells[0]}', column header '{lines[0].split(',')[3]}'); 1 "
+                   "such cell(s) in all. fix or blank those cells (empty, NA and NaN mean "
+                   "missing)"]
+    assert not (work / "results" / "small" / "ingest" / "methylation.h5ad").exists()
+    log = (work / "logs" / "ingest" / "small" / "methylation.log").read_text()
+    assert "non-numeric cell at row 6" in log and "Traceback" not in log
+
+
+def test_lint_and_format_are_clean():
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    lint = subprocess.run([str(bin_dir / "snakemake"), "--lint"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr
+    fmt = subprocess.run([str(bin_dir / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert fmt.returncode == 0, fmt.stderr
+
+
+def test_inputs_are_not_modified(finished_run: Path, small_cohort: Path):
+    for p in (small_cohort / "data").rglob("*"):
+        if p.is_file():
+            assert p.read_bytes() == (finished_run / "data" / p.relative_to(
+                small_cohort / "data")).read_bytes()
