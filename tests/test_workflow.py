@@ -32,8 +32,8 @@ def test_every_contract_output_exists(finished_run: Path):
         expected += [f"plots/{p}.png", f"plots/{p}.svg"]
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
-    for rule in ("ingest", "normalize", "mudata", "integrate", "select", "cluster", "plots",
-                 "manifest"):
+    for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
+                 "plots", "manifest"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
     for rule in ("normalize", "integrate", "cluster"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule

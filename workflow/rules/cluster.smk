@@ -2,7 +2,7 @@ rule cluster:
     """Leiden clustering of patients on the MOFA factors; resolution chosen by silhouette."""
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
-        samples=config["samples"],
+        samples=SAMPLES,
     output:
         clusters=f"{R}/clusters.tsv",
         selection=f"{R}/cluster/resolution_selection.tsv",

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from omix.config import check_config  # noqa: E402
 from omix.errors import OmixError  # noqa: E402
+from omix.recovery import clear_stale_locks  # noqa: E402
 
 
 report: "../report/workflow.rst"
@@ -26,9 +27,13 @@ def _validated_config():
 
 config.update(_validated_config())
 
+if workflow.is_main_process and workflow.local_exec and clear_stale_locks("."):
+    sys.stderr.write("NOTE: removed a stale lock left by an interrupted run\n")
+
 COHORT = config["cohort"]
 OMICS = list(config["omics"])
 R = f"results/{COHORT}"
+SAMPLES = f"{R}/samples.tsv"
 LOGS = "logs"
 BENCH = "benchmarks"
 
@@ -39,6 +44,12 @@ wildcard_constraints:
 
 def omic_input(wildcards):
     return config["omics"][wildcards.omic]["path"]
+
+
+def mapping_output():
+    """The user's ID -> pseudonym file, outside results/ (checked), when pseudonymising."""
+    p = config["privacy"]
+    return [p["mapping_file"]] if p["pseudonymize"] else []
 
 
 def sample_map_input(wildcards):

@@ -1,3 +1,21 @@
+rule samples:
+    """Validated sample sheet used by every later step (pseudonymised if asked)."""
+    input:
+        samples=config["samples"],
+    output:
+        tsv=SAMPLES,
+        mapping=mapping_output(),
+    log:
+        f"{LOGS}/samples/{COHORT}.log",
+    conda:
+        "../../envs/ingest.yaml"
+    threads: 1
+    params:
+        privacy=config["privacy"],
+    script:
+        "../scripts/run_samples.py"
+
+
 rule ingest:
     """Read one omic table, check it, map its labels to sample IDs: raw AnnData."""
     input:
@@ -14,6 +32,7 @@ rule ingest:
     params:
         omic=lambda w: config["omics"][w.omic],
         sample_id=config["sample_id"],
+        privacy=config["privacy"],
     script:
         "../scripts/run_ingest.py"
 

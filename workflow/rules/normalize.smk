@@ -2,7 +2,7 @@ rule normalize:
     """Type-aware normalisation, filtering and optional ComBat of one omic, plus its QC plot."""
     input:
         h5ad=f"{R}/ingest/{{omic}}.h5ad",
-        samples=config["samples"],
+        samples=SAMPLES,
     output:
         h5ad=f"{R}/normalize/{{omic}}.h5ad",
         png=report(
@@ -31,7 +31,7 @@ rule mudata:
     """Collect the normalised omics into one MuData; report the sample overlap."""
     input:
         unpack(normalized_h5ads),
-        samples=config["samples"],
+        samples=SAMPLES,
     output:
         h5mu=f"{R}/normalize/{COHORT}_normalized.h5mu",
         overlap=report(

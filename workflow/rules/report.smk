@@ -2,7 +2,7 @@ rule plots:
     """Variance explained, factors by outcome, UMAP of clusters, top-biomarker heatmap."""
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
-        samples=config["samples"],
+        samples=SAMPLES,
         ranked=f"{R}/biomarkers/ranked.tsv",
         factors=f"{R}/biomarkers/factor_outcome.tsv",
         clusters=f"{R}/clusters.tsv",

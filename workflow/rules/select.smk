@@ -2,7 +2,7 @@ rule select:
     """Rank features by weight on the factors, weighed by variance explained and outcome."""
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
-        samples=config["samples"],
+        samples=SAMPLES,
     output:
         ranked=report(
             f"{R}/biomarkers/ranked.tsv",

@@ -5,4 +5,5 @@ from omix.errors import rule_boundary
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_boundary(sm):
     steps.ingest(sm.input.table, sm.input.samples, sm.output.h5ad, omic=sm.wildcards.omic,
-                 omic_cfg=sm.params.omic, sample_id_cfg=sm.params.sample_id)
+                 omic_cfg=sm.params.omic, sample_id_cfg=sm.params.sample_id,
+                 privacy_cfg=sm.params.privacy)

@@ -136,6 +136,22 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"outcome column '{cfg['outcome']}' has fewer than two distinct "
                               "values", file=source, where="outcome",
                               hint="choose a column that varies, or set outcome: null")
+    priv = cfg["privacy"]
+    if priv["pseudonymize"]:
+        mf = priv.get("mapping_file")
+        if not mf:
+            raise ConfigError("pseudonymize is true but no mapping_file is set", file=source,
+                              where="privacy.mapping_file",
+                              hint="name a file outside results/ for the ID -> pseudonym table")
+        res = (wd / "results").resolve()
+        if (wd / mf).resolve().is_relative_to(res):
+            raise ConfigError(f"'{mf}' lies inside results/", file=source,
+                              where="privacy.mapping_file",
+                              hint="keep the re-identification table apart from the results "
+                                   "you share; choose a path outside results/")
+        from .privacy import load_key
+
+        load_key(priv["key_env"], priv.get("key_file") and str(wd / priv["key_file"]))
     if len(cfg["omics"]) == 1:
         log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
                     "that omic, not a multi-omic integration")
@@ -146,3 +162,29 @@ def _some(cols: Any, n: int = 6) -> str:
     cols = list(cols)
     s = ", ".join(map(str, cols[:n]))
     return s + (", ..." if len(cols) > n else "")
+
+
+def schema_markdown() -> str:
+    """The configuration reference table of the README, generated from the schema.
+
+    ``tests/test_config.py`` checks the README holds exactly this table, so the two cannot drift.
+    """
+    schema = load_schema()
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+
+    def typ(v: dict[str, Any]) -> str:
+        t = v.get("type")
+        return " or ".join(t) if isinstance(t, list) else str(t)
+
+    def walk(props: dict[str, Any], prefix: str) -> None:
+        for k, v in props.items():
+            v = _resolve(v, schema) if "$ref" not in v else schema["$defs"]["omic"]
+            d = json.dumps(v["default"]) if "default" in v else "**required**"
+            desc = v.get("description", "").replace("|", "/")
+            rows.append(f"| `{prefix}{k}` | {typ(v)} | {d} | {desc} |")
+            if "properties" in v and k != "omics":
+                walk(v["properties"], f"{prefix}{k}.")
+
+    walk(schema["properties"], "")
+    walk(schema["$defs"]["omic"]["properties"], "omics.<name>.")
+    return "\n".join(rows) + "\n"

@@ -58,7 +58,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = False,
-              float_format: str = "%.6g") -> None:
+              float_format: str | None = "%.6g") -> None:
     """Write a TSV atomically, with a fixed float format so reruns are byte-identical."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index, float_format=float_format, lineterminator="\n")

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, pl, tl
+from . import io, pl, privacy, tl
+from .errors import ConfigError
 from .ingest import ingest_omic
 from .pp import OmicOptions, normalize_omic
 
@@ -24,13 +25,40 @@ log = logging.getLogger("omix.steps")
 PathLike = str | os.PathLike[str]
 
 
+def _pseudonyms(ids: list[str], privacy_cfg: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if not privacy_cfg or not privacy_cfg.get("pseudonymize"):
+        return None
+    key = privacy.load_key(privacy_cfg.get("key_env"), privacy_cfg.get("key_file"))
+    return privacy.pseudonymize_ids(ids, key)
+
+
+def samples(sheet_in: PathLike, out_tsv: PathLike, mapping_out: PathLike | None, *,
+            privacy_cfg: Mapping[str, Any] | None = None) -> None:
+    """The validated sample sheet every later step reads (IDs pseudonymised if asked)."""
+    sheet = io.read_sample_sheet(sheet_in)
+    mapping = _pseudonyms(list(sheet.index), privacy_cfg)
+    if mapping is not None:
+        if mapping_out is None:
+            raise ConfigError("pseudonymize is true but no mapping_file is set",
+                              where="privacy.mapping_file")
+        io.write_tsv(privacy.mapping_table(mapping), mapping_out)
+        sheet.index = pd.Index([mapping[i] for i in sheet.index], name="sample_id")
+        log.info("sample IDs pseudonymised (%d samples)", len(sheet))
+    io.write_tsv(sheet.reset_index(), out_tsv, float_format=None)
+
+
 def ingest(table: PathLike, samples: PathLike, out_h5ad: PathLike, *, omic: str,
-           omic_cfg: Mapping[str, Any], sample_id_cfg: Mapping[str, Any]) -> None:
+           omic_cfg: Mapping[str, Any], sample_id_cfg: Mapping[str, Any],
+           privacy_cfg: Mapping[str, Any] | None = None) -> None:
+    """``samples`` is the user's sheet: table labels are checked against its real IDs."""
     sheet = io.read_sample_sheet(samples)
     adata = ingest_omic(table, kind=omic_cfg["kind"], sample_ids=list(sheet.index),
                         layout=omic_cfg.get("layout", "features_x_samples"),
                         fmt=omic_cfg.get("format", "auto"), regex=sample_id_cfg.get("regex"),
                         map_file=sample_id_cfg.get("map"), name=omic)
+    mapping = _pseudonyms(list(sheet.index), privacy_cfg)
+    if mapping is not None:
+        adata.obs_names = pd.Index([mapping[i] for i in adata.obs_names])
     io.write_h5ad(adata, out_h5ad)
 
 
