@@ -37,13 +37,29 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 600
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+
+
+def snakemake_env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", **extra)
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 600, env: dict[str, str] | None = None
                   ) -> subprocess.CompletedProcess[str]:
     """Run the workflow with ``workdir`` as working directory and its own config.yaml."""
-    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True,
+                          timeout=timeout, env=env or snakemake_env())
+
+
+@pytest.fixture(scope="session")
+def finished_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One complete, uninterrupted run on the small cohort, shared by several test files."""
+    work = copy_cohort(small_cohort, tmp_path_factory.mktemp("run1"))
+    proc = run_snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
 
 
 def copy_cohort(src: Path, dst: Path) -> Path:

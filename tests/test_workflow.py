@@ -12,14 +12,6 @@ import yaml
 from conftest import ROOT, copy_cohort, run_snakemake
 
 
-@pytest.fixture(scope="module")
-def finished_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = copy_cohort(small_cohort, tmp_path_factory.mktemp("run1"))
-    proc = run_snakemake(work)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return work
-
-
 def test_every_contract_output_exists(finished_run: Path):
     r = finished_run / "results" / "small"
     omics = ["rna", "mutations", "protein", "metabolites", "methylation"]

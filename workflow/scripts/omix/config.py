@@ -130,6 +130,11 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
                               file=source, where=key,
                               hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    k = cfg["integrate"]["factors"]
+    if len(sheet) <= k:
+        raise ConfigError(f"{k} factors for {len(sheet)} samples in the sample sheet",
+                          file=source, where="integrate.factors",
+                          hint="MOFA+ needs more samples than factors: lower integrate.factors")
     if cfg.get("outcome") is not None:
         y = sheet[cfg["outcome"]].dropna()
         if y.nunique() < 2:

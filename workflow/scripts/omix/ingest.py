@@ -92,8 +92,13 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
     return out.loc[order]
 
 
-def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> None:
-    """Kind-specific value checks; ``x`` is samples x features (floats, NaN = missing)."""
+def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
+                 samples_in_rows: bool = False) -> None:
+    """Kind-specific value checks on the table as laid out in the file (floats, NaN = missing).
+
+    The first offending cell is named by its file row and column (header = row 1), as for
+    non-numeric cells.  Samples with no value at all are skipped (they count as not measured).
+    """
     v = x.to_numpy()
     finite = ~np.isnan(v)
     if not finite.any():
@@ -102,7 +107,8 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> No
 
     def where(mask: np.ndarray) -> str:
         r, c = np.argwhere(mask)[0]
-        return f"sample {r + 1} of the table, feature '{x.columns[c]}'"
+        return (f"row {r + 2}, column {c + 2} (row label '{_short(x.index[r])}', column "
+                f"header '{_short(x.columns[c])}')")
 
     if kind == "counts":
         neg = finite & (v < 0)
@@ -110,8 +116,11 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> No
             raise InputDataError(f"negative count at {where(neg)}", file=file,
                                  hint="counts must be >= 0; if the data are already "
                                       "log-transformed or centred use kind: continuous")
-        if not finite.all():
-            raise InputDataError(f"missing count at {where(~finite)}", file=file,
+        measured = finite.any(axis=1, keepdims=True) if samples_in_rows else \
+            finite.any(axis=0, keepdims=True)
+        missing = ~finite & measured
+        if missing.any():
+            raise InputDataError(f"missing count at {where(missing)}", file=file,
                                  hint="count tables must be complete (0 for not detected); "
                                       "fill with 0 or use kind: continuous")
     elif kind == "beta":
@@ -130,8 +139,13 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> No
         neg = finite & (v < 0)
         if neg.any():
             raise InputDataError(f"negative intensity at {where(neg)}", file=file,
-                                 hint="intensities must be >= 0; if already log-scaled set "
-                                      "log_transform: false and use kind: continuous")
+                                 hint="intensities must be >= 0; if already log-scaled use "
+                                      "kind: continuous")
+
+
+def _short(x: object, n: int = 40) -> str:
+    s = str(x)
+    return s if len(s) <= n else s[: n - 3] + "..."
 
 
 def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence[str],
@@ -149,12 +163,12 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
     numeric = to_numeric_frame(raw, path)  # positions in messages are file positions
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping)
+    check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")
     empty = x.isna().all(axis=1)
     if empty.any():
         log.info("%s: %d sample(s) have no measured value and are treated as not measured",
                  name, int(empty.sum()))
         x = x.loc[~empty]
-    check_values(x, kind, path)
     adata = ad.AnnData(X=x.to_numpy(dtype=np.float64))
     adata.obs_names = pd.Index(x.index.astype(str).tolist())  # plain names, no index name
     adata.var_names = pd.Index(x.columns.astype(str).tolist())

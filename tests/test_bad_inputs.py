@@ -1,0 +1,255 @@
+"""The bad-input corpus: every case runs the real workflow (snakemake CLI) on a tiny cohort.
+
+Each case must end with exit code != 0, exactly one line starting with ``ERROR`` that names the
+file or config key and what to do, no traceback, and no output of the failing rule.  Two inputs
+that are *not* errors (one omic only; all-missing and constant features) are checked to pass
+with the note they deserve.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import run_snakemake
+
+Case = Callable[[Path, dict[str, Any]], None]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from omix.synthetic import SyntheticSpec, write
+
+    out = tmp_path_factory.mktemp("tiny")
+    write(SyntheticSpec(n_samples=24, seed=5, rna_features=40, mutation_features=20,
+                        protein_features=20, metabolite_features=20,
+                        methylation_features=30, missing_view_fraction=0.0), out / "data")
+    cfg = {"cohort": "tiny", "samples": "data/samples.tsv", "outcome": "response",
+           "omics": {
+               "rna": {"path": "data/rna_counts.csv", "kind": "counts"},
+               "mutations": {"path": "data/mutations.tsv.gz", "kind": "binary",
+                             "min_prevalence": 0.0},
+               "methylation": {"path": "data/methylation.csv", "kind": "beta"},
+               "metabolites": {"path": "data/metabolomics.parquet", "kind": "intensity",
+                               "pqn": True}},
+           "integrate": {"factors": 3}}
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def edit_csv(rel: str, fn: Callable[[list[list[str]]], None]) -> Case:
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        p = work / rel
+        rows = [line.split(",") for line in p.read_text().splitlines()]
+        fn(rows)
+        p.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    return case
+
+
+def set_cell(r: int, c: int, value: str) -> Callable[[list[list[str]]], None]:
+    def fn(rows: list[list[str]]) -> None:
+        rows[r][c] = value
+    return fn
+
+
+def edit_cfg(fn: Callable[[dict[str, Any]], None]) -> Case:
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        fn(cfg)
+    return case
+
+
+def write_file(rel: str, data: bytes) -> Case:
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        (work / rel).write_bytes(data)
+    return case
+
+
+def sheet(fn: Callable[[pd.DataFrame], pd.DataFrame]) -> Case:
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        p = work / "data" / "samples.tsv"
+        fn(pd.read_csv(p, sep="\t", dtype=str)).to_csv(p, sep="\t", index=False)
+    return case
+
+
+def truncate_gzip(work: Path, cfg: dict[str, Any]) -> None:
+    p = work / "data" / "mutations.tsv.gz"
+    text = gzip.decompress(p.read_bytes()) * 40
+    data = gzip.compress(text, mtime=0)
+    p.write_bytes(data[: len(data) // 2])
+
+
+def transpose_rna(work: Path, cfg: dict[str, Any]) -> None:
+    p = work / "data" / "rna_counts.csv"
+    pd.read_csv(p, index_col=0).T.rename_axis("sample").to_csv(p)
+
+
+def rename_columns(prefix: str, first_only: bool = False) -> Case:
+    def fn(rows: list[list[str]]) -> None:
+        for j in range(1, 2 if first_only else len(rows[0])):
+            rows[0][j] = prefix + rows[0][j][4:]
+    return edit_csv("data/rna_counts.csv", fn)
+
+
+def aliquots(work: Path, cfg: dict[str, Any]) -> None:
+    p = work / "data" / "rna_counts.csv"
+    rows = [line.split(",") for line in p.read_text().splitlines()]
+    rows[0] = [rows[0][0]] + [f"{c}-01A" for c in rows[0][1:]]
+    rows[0][2] = rows[0][1][:-4] + "-02A"  # a second aliquot of the first patient
+    p.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    cfg["sample_id"] = {"regex": r"^(SYN-\d{4})"}
+
+
+def privacy(**kw: Any) -> Case:
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        cfg["privacy"] = {"pseudonymize": True, "key_env": "OMIX_TEST_KEY_NOT_SET", **kw}
+    return case
+
+
+# id, mutation, stage ("config" = fails before any job), expected message (regex)
+CASES: list[tuple[str, Case, str, str]] = [
+    # config
+    ("config_unknown_key", edit_cfg(lambda c: c.update(colour="red")), "config",
+     r"\(top level\): Additional properties are not allowed \('colour' was unexpected\)"),
+    ("config_wrong_type", edit_cfg(lambda c: c["integrate"].update(factors="3")), "config",
+     r"integrate\.factors: '3' has the wrong type; expected integer"),
+    ("config_missing_required", edit_cfg(lambda c: c.pop("samples")), "config",
+     r"'samples' is a required property; add it to the config"),
+    ("config_unknown_kind", edit_cfg(lambda c: c["omics"]["rna"].update(kind="rnaseq")),
+     "config", r"omics\.rna\.kind: 'rnaseq' is not allowed; use one of: counts, intensity"),
+    ("config_path_missing", edit_cfg(lambda c: c["omics"]["rna"].update(path="data/x.csv")),
+     "config", r"omics\.rna\.path: file 'data/x\.csv' does not exist"),
+    ("config_cohort_escapes_results", edit_cfg(lambda c: c.update(cohort="../elsewhere")),
+     "config", r"cohort: '\.\./elsewhere' does not match"),
+    ("config_outcome_not_a_column", edit_cfg(lambda c: c.update(outcome="respons")), "config",
+     r"outcome: column 'respons' is not in the sample sheet"),
+    ("config_constant_outcome", sheet(lambda d: d.assign(response="responder")), "config",
+     r"outcome column 'response' has fewer than two distinct values"),
+    ("config_no_omics", edit_cfg(lambda c: c.update(omics={})), "config",
+     r"omics: \{\} should be non-empty"),
+    ("config_mapping_file_inside_results",
+     privacy(mapping_file="results/tiny/map.tsv"), "config",
+     r"privacy\.mapping_file: 'results/tiny/map\.tsv' lies inside results/"),
+    ("config_pseudonymize_without_key", privacy(mapping_file="private/map.tsv"), "config",
+     r"privacy: privacy\.pseudonymize is true but no key of at least 16 characters"),
+    # sample sheet
+    ("sheet_no_sample_id", sheet(lambda d: d.rename(columns={"sample_id": "id"})), "config",
+     r"samples\.tsv: has no 'sample_id' column"),
+    ("sheet_duplicated_ids", sheet(lambda d: pd.concat([d, d.iloc[[3]]])), "config",
+     r"samples\.tsv: sample_id at row 26 repeats the one at row 5"),
+    ("sheet_empty", sheet(lambda d: d.iloc[:0]), "config",
+     r"samples\.tsv: has a header but no samples"),
+    ("sheet_ids_match_no_table", sheet(lambda d: d.assign(sample_id="X" + d["sample_id"])),
+     "ingest", r"none of the 24 sample column labels matches a sample_id"),
+    # omic tables
+    ("table_empty_file", write_file("data/methylation.csv", b""), "ingest",
+     r"methylation\.csv: file is empty"),
+    ("table_header_only", edit_csv("data/methylation.csv", lambda r: r.__delitem__(
+        slice(1, None))), "ingest", r"methylation\.csv: has a header but no data rows"),
+    ("table_duplicated_feature", edit_csv("data/methylation.csv", set_cell(3, 0, "cg00000001")),
+     "ingest", r"feature 'cg00000001' appears twice \(rows 2 and 4\)"),
+    ("table_duplicated_sample", edit_csv("data/methylation.csv", set_cell(0, 5, "SYN-0001")),
+     "ingest", r"sample columns 2 and 6 have the same label"),
+    ("table_non_numeric_cell", edit_csv("data/methylation.csv", set_cell(4, 7, "high")),
+     "ingest", r"non-numeric cell at row 5, column 8 \(row label 'cg00000004'"),
+    ("table_inf", edit_csv("data/methylation.csv", set_cell(2, 2, "inf")), "ingest",
+     r"infinite value at row 3, column 3"),
+    ("table_negative_counts", edit_csv("data/rna_counts.csv", set_cell(3, 3, "-4")), "ingest",
+     r"rna_counts\.csv: negative count at row 4, column 4 \(row label 'GENE0003', "
+     r"column header 'SYN-0003'\)"),
+    ("table_beta_outside_0_1", edit_csv("data/methylation.csv", set_cell(2, 4, "1.7")),
+     "ingest", r"beta value outside \[0, 1\]"),
+    ("table_binary_not_0_1", edit_cfg(lambda c: c["omics"]["methylation"].update(
+        kind="binary")), "ingest", r"methylation\.csv: value other than 0/1"),
+    ("table_wrong_orientation", transpose_rna, "ingest",
+     r"oriented the other way.*set layout: samples_x_features"),
+    ("table_not_csv_tsv_parquet", write_file("data/metabolomics.parquet",
+                                             b"<html>not a table</html>\n"), "ingest",
+     r"metabolomics\.parquet: not a parquet file"),
+    ("table_binary_garbage_as_csv", write_file("data/methylation.csv",
+                                               bytes(range(256)) * 8), "ingest",
+     r"methylation\.csv: cannot be parsed as csv"),
+    ("table_truncated_gzip", truncate_gzip, "ingest",
+     r"mutations\.tsv\.gz: gzip stream is truncated or corrupt"),
+    ("table_zero_overlap", rename_columns("XXX-"), "ingest",
+     r"none of the 24 sample column labels matches a sample_id"),
+    ("table_unknown_samples", rename_columns("XXX-", first_only=True), "ingest",
+     r"1 of 24 sample columns match no sample_id of the sample sheet \(first: column 2\)"),
+    ("table_two_aliquots_one_sample", aliquots, "ingest",
+     r"sample columns 2 and 3 map to the same sample_id"),
+    ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
+     "ingest", r"missing count at row 3, column 3 \(row label 'GENE0002'"),
+    # downstream
+    ("fewer_samples_than_factors", edit_cfg(lambda c: c["integrate"].update(factors=30)),
+     "config", r"integrate\.factors: 30 factors for 24 samples in the sample sheet\. MOFA\+ "
+     r"needs more samples than factors"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,stage,pattern", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_line_and_nothing_behind(tiny: Path, tmp_path: Path, name: str,
+                                                     mutate: Case, stage: str, pattern: str):
+    work = tmp_path / "w"
+    shutil.copytree(tiny, work)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    mutate(work, cfg)
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    t0 = time.monotonic()
+    until = ["--until", stage] if stage == "ingest" else []
+    proc = run_snakemake(work, "--cores", "1", *until)  # one job at a time: first error stops
+    elapsed = time.monotonic() - t0
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith(f"ERROR [{stage}] "), errors[0]
+    assert re.search(pattern, errors[0]), errors[0]
+    assert "Traceback" not in proc.stderr
+    results = work / "results" / "tiny"
+    if stage == "config":
+        assert not results.exists()
+    else:
+        leftovers = [p for p in results.rglob("*") if p.name.startswith(".")]
+        assert leftovers == []
+        if stage == "ingest":
+            assert not (results / "normalize").exists()
+        log = "".join(p.read_text() for p in (work / "logs" / stage).rglob("*.log"))
+        assert re.search(pattern, log), log[-2000:]
+    print(f"{name}: failed after {elapsed:.1f} s")
+
+
+def test_one_omic_is_allowed_with_a_note(tiny: Path, tmp_path: Path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny, work)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["omics"] = {"rna": cfg["omics"]["rna"]}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(work, "-n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "only one omic configured: MOFA+ then acts as a sparse factor analysis" in (
+        proc.stderr + proc.stdout)
+
+
+def test_all_missing_and_constant_features_and_empty_samples_are_dropped_with_a_note(
+        tiny: Path, tmp_path: Path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny, work)
+    p = work / "data" / "methylation.csv"
+    rows = [line.split(",") for line in p.read_text().splitlines()]
+    rows[1][1:] = [""] * (len(rows[1]) - 1)      # a feature never measured
+    rows[2][1:] = ["0.5"] * (len(rows[2]) - 1)   # a constant feature
+    for r in rows[1:]:
+        r[3] = ""                                # a sample with no value at all
+    p.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    proc = run_snakemake(work, "--until", "normalize")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = "".join(p.read_text() for p in (work / "logs").rglob("methylation.log"))
+    assert "1 sample(s) have no measured value and are treated as not measured" in log
+    assert "dropped_missing=1" in log and "dropped_low_variance=1" in log
