@@ -159,18 +159,18 @@ CASES: list[tuple[str, Case, str, str]] = [
     ("table_duplicated_sample", edit_csv("data/methylation.csv", set_cell(0, 5, "SYN-0001")),
      "ingest", r"sample columns 2 and 6 have the same label"),
     ("table_non_numeric_cell", edit_csv("data/methylation.csv", set_cell(4, 7, "high")),
-     "ingest", r"non-numeric cell at row 5, column 8 \(row label 'cg00000004'"),
+     "ingest", r"non-numeric cell at row 5, column 8 \(feature 'cg00000004'\); 1 such cell"),
     ("table_inf", edit_csv("data/methylation.csv", set_cell(2, 2, "inf")), "ingest",
      r"infinite value at row 3, column 3"),
     ("table_negative_counts", edit_csv("data/rna_counts.csv", set_cell(3, 3, "-4")), "ingest",
-     r"rna_counts\.csv: negative count at row 4, column 4 \(row label 'GENE0003', "
-     r"column header 'SYN-0003'\)"),
+     r"rna_counts\.csv: negative count at row 4, column 4 \(feature 'GENE0003'\)\. Counts "
+     r"must be >= 0"),
     ("table_beta_outside_0_1", edit_csv("data/methylation.csv", set_cell(2, 4, "1.7")),
      "ingest", r"beta value outside \[0, 1\]"),
     ("table_binary_not_0_1", edit_cfg(lambda c: c["omics"]["methylation"].update(
         kind="binary")), "ingest", r"methylation\.csv: value other than 0/1"),
     ("table_wrong_orientation", transpose_rna, "ingest",
-     r"oriented the other way.*set layout: samples_x_features"),
+     r"oriented the other way\. Set layout: samples_x_features"),
     ("table_not_csv_tsv_parquet", write_file("data/metabolomics.parquet",
                                              b"<html>not a table</html>\n"), "ingest",
      r"metabolomics\.parquet: not a parquet file"),
@@ -186,7 +186,7 @@ CASES: list[tuple[str, Case, str, str]] = [
     ("table_two_aliquots_one_sample", aliquots, "ingest",
      r"sample columns 2 and 3 map to the same sample_id"),
     ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
-     "ingest", r"missing count at row 3, column 3 \(row label 'GENE0002'"),
+     "ingest", r"missing count at row 3, column 3 \(feature 'GENE0002'\)"),
     # downstream
     ("fewer_samples_than_factors", edit_cfg(lambda c: c["integrate"].update(factors=30)),
      "config", r"integrate\.factors: 30 factors for 24 samples in the sample sheet\. MOFA\+ "

@@ -130,8 +130,8 @@ def test_bad_table_fails_its_rule_with_one_line_and_no_output(small_cohort: Path
     assert proc.returncode != 0
     err = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR [ingest]")]
     assert err == [f"ERROR [ingest] data/methylation.csv: non-numeric cell at row 6, column 4 "
-                   f"(row label '{cells[0]}', column header '{lines[0].split(',')[3]}'); 1 "
-                   "such cell(s) in all. fix or blank those cells (empty, NA and NaN mean "
+                   f"(feature '{cells[0]}'); 1 "
+                   "such cell(s) in all. Fix or blank those cells (empty, NA and NaN mean "
                    "missing)"]
     assert not (work / "results" / "small" / "ingest" / "methylation.h5ad").exists()
     log = (work / "logs" / "ingest" / "small" / "methylation.log").read_text()

@@ -35,7 +35,7 @@ class OmixError(Exception):
         head = ": ".join(parts)
         msg = f"{head}: {self.what}" if head else self.what
         if self.hint:
-            msg = f"{msg.rstrip('.')}. {self.hint}"
+            msg = f"{msg.rstrip('.')}. {self.hint[:1].upper()}{self.hint[1:]}"
         return " ".join(msg.split())  # one line, whatever the pieces held
 
 

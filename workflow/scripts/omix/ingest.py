@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputDataError
-from .io import map_sample_ids, read_sample_map, read_table, to_numeric_frame
+from .io import cell_name, map_sample_ids, read_sample_map, read_table, to_numeric_frame
 
 log = logging.getLogger("omix.ingest")
 
@@ -107,8 +107,7 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
 
     def where(mask: np.ndarray) -> str:
         r, c = np.argwhere(mask)[0]
-        return (f"row {r + 2}, column {c + 2} (row label '{_short(x.index[r])}', column "
-                f"header '{_short(x.columns[c])}')")
+        return cell_name(x, int(r), int(c), samples_in_rows)
 
     if kind == "counts":
         neg = finite & (v < 0)
@@ -143,11 +142,6 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
                                       "kind: continuous")
 
 
-def _short(x: object, n: int = 40) -> str:
-    s = str(x)
-    return s if len(s) <= n else s[: n - 3] + "..."
-
-
 def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence[str],
                 layout: str = "features_x_samples", fmt: str = "auto",
                 regex: str | None = None, map_file: str | os.PathLike[str] | None = None,
@@ -160,7 +154,7 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
                              hint=f"use one of {', '.join(KINDS)}")
     mapping = read_sample_map(map_file) if map_file else None
     raw = read_table(path, fmt)
-    numeric = to_numeric_frame(raw, path)  # positions in messages are file positions
+    numeric = to_numeric_frame(raw, path, samples_in_rows=layout == "samples_x_features")
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")

@@ -170,10 +170,18 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
 _NA_STRINGS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-"})
 
 
-def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str]) -> pd.DataFrame:
+def cell_name(df: pd.DataFrame, r: int, c: int, samples_in_rows: bool) -> str:
+    """'row R, column C (feature 'X')': file position plus the feature, never the sample ID."""
+    feature = df.columns[c] if samples_in_rows else df.index[r]
+    return f"row {r + 2}, column {c + 2} (feature '{_short(feature)}')"
+
+
+def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
+                     samples_in_rows: bool = False) -> pd.DataFrame:
     """Parse every cell to float; NA markers become NaN; anything else non-numeric is an error.
 
-    The error names the first bad cell by its 1-based file row and column (header = row 1).
+    The error names the first bad cell by its 1-based file row and column (header = row 1) and
+    its feature; neither the cell's value nor the sample's ID is printed.
     """
     if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
         out = df.astype(float)
@@ -187,8 +195,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str]) -> pd.DataF
             r, c = np.argwhere(bad.to_numpy())[0]
             n_bad = int(bad.to_numpy().sum())
             raise InputDataError(
-                f"non-numeric cell at row {r + 2}, column {c + 2} (row label "
-                f"'{_short(df.index[r])}', column header '{_short(df.columns[c])}'); "
+                f"non-numeric cell at {cell_name(df, r, c, samples_in_rows)}; "
                 f"{n_bad} such cell(s) in all",
                 file=file, hint="fix or blank those cells (empty, NA and NaN mean missing)")
         out = out.astype(float)
@@ -196,7 +203,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str]) -> pd.DataF
     if np.isinf(values).any():
         r, c = np.argwhere(np.isinf(values))[0]
         raise InputDataError(
-            f"infinite value at row {r + 2}, column {c + 2} (row label '{_short(df.index[r])}')",
+            f"infinite value at {cell_name(df, r, c, samples_in_rows)}",
             file=file, hint="replace inf/-inf by a finite value or leave the cell empty (missing)")
     return out
 
