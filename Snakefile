@@ -11,6 +11,7 @@ include: "workflow/rules/normalize.smk"
 include: "workflow/rules/integrate.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/associate.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -17,15 +17,17 @@ def test_every_contract_output_exists(finished_run: Path):
     omics = ["rna", "mutations", "protein", "metabolites", "methylation"]
     expected = ["small.h5mu", "mofa/model.hdf5", "mofa/variance_explained.tsv",
                 "biomarkers/ranked.tsv", "clusters.tsv", "clusters_vs_outcome.tsv",
-                "qc/sample_overlap.tsv", "manifest.json"]
+                "qc/sample_overlap.tsv", "manifest.json", "associations/associations.tsv",
+                "associations/bias.tsv"]
     expected += [f"biomarkers/ranked_{o}.tsv" for o in omics]
-    for p in ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap"] + [
+    for p in ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap",
+              "associations", "survival_clusters"] + [
             f"qc_{o}" for o in omics]:
         expected += [f"plots/{p}.png", f"plots/{p}.svg"]
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
     for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
-                 "plots", "manifest"):
+                 "plots", "manifest", "associate"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
     for rule in ("normalize", "integrate", "cluster"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
@@ -156,3 +158,17 @@ def test_inputs_are_not_modified(finished_run: Path, small_cohort: Path):
         if p.is_file():
             assert p.read_bytes() == (finished_run / "data" / p.relative_to(
                 small_cohort / "data")).read_bytes()
+
+
+def test_associations_find_planted_outcome_and_survival_factor(finished_run: Path,
+                                                               small_cohort: Path):
+    truth = pd.read_csv(small_cohort / "data" / "truth" / "factors.tsv", sep="\t", index_col=0)
+    r = finished_run / "results" / "small"
+    z = pd.read_csv(r / "mofa" / "factors.tsv", sep="\t", index_col=0).loc[truth.index]
+    match = z.corrwith(truth["Factor1"]).abs().idxmax()  # the model's outcome factor
+    t = pd.read_csv(r / "associations" / "associations.tsv", sep="\t").set_index(
+        ["variable", "clinical"])
+    assert t.loc[(match, "response"), "q"] < 0.001
+    assert t.loc[(match, "survival"), "q"] < 0.05
+    bias = pd.read_csv(r / "associations" / "bias.tsv", sep="\t", keep_default_na=False)
+    assert list(bias["column"]) == ["site"] and bias["warning"].iloc[0] == ""

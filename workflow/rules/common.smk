@@ -66,6 +66,7 @@ def per_omic_ranked(wildcards=None):
 
 
 PLOTS = ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap"]
+ASSOCIATION_PLOTS = ["associations", "survival_clusters"]
 
 
 def all_outputs():
@@ -79,7 +80,9 @@ def all_outputs():
         f"{R}/clusters_vs_outcome.tsv",
         f"{R}/qc/sample_overlap.tsv",
         f"{R}/manifest.json",
+        f"{R}/associations/associations.tsv",
+        f"{R}/associations/bias.tsv",
     ]
-    for p in PLOTS + [f"qc_{o}" for o in OMICS]:
+    for p in PLOTS + ASSOCIATION_PLOTS + [f"qc_{o}" for o in OMICS]:
         out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
     return out

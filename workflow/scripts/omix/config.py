@@ -130,6 +130,19 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
                               file=source, where=key,
                               hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    surv = cfg.get("survival") or {}
+    named = [("survival.time", surv.get("time")), ("survival.event", surv.get("event")),
+             ("survival.censor_time", surv.get("censor_time"))]
+    named += [(f"bias.columns[{i}]", c) for i, c in enumerate(cfg["bias"]["columns"])]
+    for key, col in named:
+        if col is not None and col not in sheet.columns:
+            raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
+                              file=source, where=key,
+                              hint=f"use one of its columns ({_some(sheet.columns)})")
+    if surv:
+        from .stats import SurvivalSpec, survival_frame
+
+        survival_frame(sheet, SurvivalSpec.from_config(surv))  # type: ignore[arg-type]
     k = cfg["integrate"]["factors"]
     if len(sheet) <= k:
         raise ConfigError(f"{k} factors for {len(sheet)} samples in the sample sheet",

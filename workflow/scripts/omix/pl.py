@@ -233,3 +233,64 @@ def biomarker_heatmap(values: pd.DataFrame, ranked: pd.DataFrame, clusters: pd.S
     cax = fig.add_subplot(gs[n_bars, 1])
     fig.colorbar(im, cax=cax, label="z-score")
     return save(fig, stem)
+
+
+def association_heatmap(table: pd.DataFrame, stem: str | os.PathLike[str]) -> list[Path]:
+    """-log10 BH q of every factor/cluster x clinical-column test; stars at q < 0.05."""
+    if len(table) == 0:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.text(0.5, 0.5, "no testable clinical column", ha="center", va="center")
+        ax.set_axis_off()
+        return save(fig, stem)
+    m = table.pivot_table(index="variable", columns="clinical", values="q", aggfunc="min")
+    rows = [r for r in m.index if r != "cluster"] + (["cluster"] if "cluster" in m.index else [])
+    rows = sorted(rows[:-1] if "cluster" in rows else rows,
+                  key=lambda r: int(r.replace("Factor", "")) if r.startswith("Factor") else 0
+                  ) + (["cluster"] if "cluster" in m.index else [])
+    m = m.loc[rows]
+    v = -np.log10(m.clip(lower=1e-300))
+    fig, ax = plt.subplots(figsize=(1.6 + 0.42 * m.shape[1], 1.2 + 0.32 * m.shape[0]))
+    cm = matplotlib.colormaps["Reds"].copy()
+    cm.set_bad(MISSING_COLOUR)
+    im = ax.imshow(np.ma.masked_invalid(v.to_numpy()), cmap=cm, aspect="auto", vmin=0,
+                   vmax=max(3.0, float(np.nanmax(v.to_numpy()))))
+    for (i, j), q in np.ndenumerate(m.to_numpy()):
+        if q < 0.05:
+            ax.text(j, i, "*" if q >= 0.001 else "**", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(m.shape[1]), m.columns, rotation=60, ha="right")
+    ax.set_yticks(range(m.shape[0]), m.index)
+    fig.colorbar(im, ax=ax, label="-log10 q (BH)", fraction=0.04)
+    ax.set_title("factors and clusters vs clinical variables (* q<0.05, ** q<0.001)")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def survival_by_cluster(surv: pd.DataFrame | None, clusters: pd.Series, p_value: float | None,
+                        stem: str | os.PathLike[str]) -> list[Path]:
+    """Kaplan-Meier curves per cluster (lifelines) with the log-rank p-value."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if surv is None or len(surv) == 0:
+        ax.text(0.5, 0.5, "no survival columns configured (config: survival)", ha="center",
+                va="center")
+        ax.set_axis_off()
+        return save(fig, stem)
+    from lifelines import KaplanMeierFitter
+
+    df = surv.join(clusters.rename("cluster"), how="inner").dropna()
+    _, cmap = colours_for(df["cluster"])
+    for lev, colour in cmap.items():
+        d = df[df["cluster"].astype(str) == lev]
+        kmf = KaplanMeierFitter(label=f"{lev} (n={len(d)}, events={int(d['event'].sum())})")
+        kmf.fit(d["time"], d["event"])
+        kmf.plot_survival_function(ax=ax, ci_show=False, color=colour, show_censors=True,
+                                   censor_styles={"ms": 4, "marker": "|"})
+    ax.set_xlabel("time")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.02)
+    title = "survival by patient cluster"
+    if p_value is not None:
+        title += f" (log-rank p = {p_value:.2g})"
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return save(fig, stem)

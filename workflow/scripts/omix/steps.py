@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, pl, privacy, tl
+from . import io, pl, privacy, stats, tl
 from .errors import ConfigError
 from .ingest import ingest_omic
 from .pp import OmicOptions, normalize_omic
@@ -205,3 +205,31 @@ def manifest(inputs: Mapping[str, PathLike], config: Mapping[str, Any], out_json
     with io.atomic_path(out_json) as tmp:
         Path(tmp).write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
 
+
+
+def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_tsv: PathLike,
+              bias_tsv: PathLike, heatmap_stem: PathLike, km_stem: PathLike, *,
+              survival_cfg: Mapping[str, Any] | None, bias_columns: list[str],
+              outcome: str | None) -> None:
+    """Factors and clusters against every clinical column, survival, and the bias check."""
+    mdata = io.read_h5mu(h5mu)
+    factors = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
+                           columns=list(mdata.uns["mofa"]["factors"]))
+    sheet = io.read_sample_sheet(samples)
+    clusters = pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}).set_index(
+        "sample_id")["cluster"]
+    spec = stats.SurvivalSpec.from_config(dict(survival_cfg) if survival_cfg else None)
+    table = stats.associations(factors, clusters, sheet, spec, exclude=bias_columns)
+    io.write_tsv(table, table_tsv)
+    io.write_tsv(stats.bias_check(factors, sheet, bias_columns, outcome), bias_tsv)
+    n_sig = int((table["q"] < 0.05).sum())
+    log.info("%d tests, %d with BH q < 0.05", len(table), n_sig)
+    pl.association_heatmap(table, heatmap_stem)
+    surv, p = None, None
+    if spec is not None:
+        surv = stats.survival_frame(sheet.reindex(factors.index), spec)
+        lr = table[(table["variable"] == "cluster") & (table["clinical"] == "survival")]
+        p = float(lr["p"].iloc[0]) if len(lr) else None
+        if p is not None:
+            log.info("survival by cluster: log-rank p = %.3g", p)
+    pl.survival_by_cluster(surv, clusters, p, km_stem)

@@ -1,0 +1,40 @@
+rule associate:
+    """Factors and clusters vs clinical columns, survival (Cox, KM + log-rank), bias check."""
+    input:
+        h5mu=f"{R}/{COHORT}.h5mu",
+        samples=SAMPLES,
+        clusters=f"{R}/clusters.tsv",
+    output:
+        table=report(
+            f"{R}/associations/associations.tsv",
+            caption="../report/associations.rst",
+            category="5. Clinical associations",
+        ),
+        bias=report(
+            f"{R}/associations/bias.tsv",
+            caption="../report/bias.rst",
+            category="5. Clinical associations",
+        ),
+        heatmap=report(
+            f"{R}/plots/associations.png",
+            caption="../report/associations_heatmap.rst",
+            category="5. Clinical associations",
+        ),
+        heatmap_svg=f"{R}/plots/associations.svg",
+        km=report(
+            f"{R}/plots/survival_clusters.png",
+            caption="../report/survival_clusters.rst",
+            category="5. Clinical associations",
+        ),
+        km_svg=f"{R}/plots/survival_clusters.svg",
+    log:
+        f"{LOGS}/associate/{COHORT}.log",
+    conda:
+        "../../envs/select.yaml"
+    threads: 1
+    params:
+        survival=config["survival"],
+        bias=config["bias"]["columns"],
+        outcome=config["outcome"],
+    script:
+        "../scripts/run_associate.py"

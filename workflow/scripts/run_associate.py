@@ -1,0 +1,10 @@
+# Thin rule script: reads snakemake.*, calls one library function (see omix.steps).
+from omix import steps
+from omix.errors import rule_boundary
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_boundary(sm):
+    steps.associate(sm.input.h5mu, sm.input.samples, sm.input.clusters, sm.output.table,
+                    sm.output.bias, sm.output.heatmap.removesuffix(".png"),
+                    sm.output.km.removesuffix(".png"), survival_cfg=sm.params.survival,
+                    bias_columns=list(sm.params.bias), outcome=sm.params.outcome)
