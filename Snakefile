@@ -12,6 +12,7 @@ include: "workflow/rules/integrate.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/cluster.smk"
 include: "workflow/rules/associate.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -41,6 +41,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
                "methylation": {"path": "data/methylation.csv", "kind": "beta"},
                "metabolites": {"path": "data/metabolomics.parquet", "kind": "intensity",
                                "pqn": True}},
+           "survival": {"time": "os_time", "event": "os_event"},
            "integrate": {"factors": 3}}
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
@@ -188,6 +189,12 @@ CASES: list[tuple[str, Case, str, str]] = [
     ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
      "ingest", r"missing count at row 3, column 3 \(feature 'GENE0002'\)"),
     # downstream
+    ("endpoint_class_too_small", sheet(lambda d: d.assign(response=["yes"] * 3 + ["no"] * 21)),
+     "config", r"outcome \(predicted\): endpoint 'response': class 'yes' has 3 samples; 5-fold outer and 3-fold inner "
+               r"cross-validation need at least 5 per class"),
+    ("survival_negative_time", sheet(lambda d: d.assign(os_time=[-1.0] + [10.0] * 23)),
+     "config", r"survival\.time: negative survival time \(first at sample row 2 of the sample "
+               r"sheet\)"),
     ("fewer_samples_than_factors", edit_cfg(lambda c: c["integrate"].update(factors=30)),
      "config", r"integrate\.factors: 30 factors for 24 samples in the sample sheet\. MOFA\+ "
      r"needs more samples than factors"),

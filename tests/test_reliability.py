@@ -14,7 +14,8 @@ import yaml
 from conftest import copy_cohort, run_snakemake, snakemake_cmd, snakemake_env
 
 COMPARED = ("biomarkers/ranked.tsv", "clusters.tsv", "mofa/factors.tsv",
-            "mofa/variance_explained.tsv", "clusters_vs_outcome.tsv")
+            "mofa/variance_explained.tsv", "clusters_vs_outcome.tsv",
+            "associations/associations.tsv", "predict/predictions.tsv", "predict/metrics.tsv")
 
 
 def test_kill_9_during_integration_then_same_command_completes_identically(

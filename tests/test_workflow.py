@@ -18,18 +18,20 @@ def test_every_contract_output_exists(finished_run: Path):
     expected = ["small.h5mu", "mofa/model.hdf5", "mofa/variance_explained.tsv",
                 "biomarkers/ranked.tsv", "clusters.tsv", "clusters_vs_outcome.tsv",
                 "qc/sample_overlap.tsv", "manifest.json", "associations/associations.tsv",
-                "associations/bias.tsv"]
+                "associations/bias.tsv", "predict/metrics.tsv", "predict/predictions.tsv",
+                "predict/importance.tsv", "predict/contributions.tsv",
+                "predict/final_model.joblib"]
     expected += [f"biomarkers/ranked_{o}.tsv" for o in omics]
     for p in ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap",
-              "associations", "survival_clusters"] + [
+              "associations", "survival_clusters", "roc", "calibration"] + [
             f"qc_{o}" for o in omics]:
         expected += [f"plots/{p}.png", f"plots/{p}.svg"]
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
     for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
-                 "plots", "manifest", "associate"):
+                 "plots", "manifest", "associate", "predict"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
-    for rule in ("normalize", "integrate", "cluster"):
+    for rule in ("normalize", "integrate", "cluster", "predict"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
     assert not list(finished_run.rglob("*.part*"))  # no temporary file left behind
 
@@ -172,3 +174,16 @@ def test_associations_find_planted_outcome_and_survival_factor(finished_run: Pat
     assert t.loc[(match, "survival"), "q"] < 0.05
     bias = pd.read_csv(r / "associations" / "bias.tsv", sep="\t", keep_default_na=False)
     assert list(bias["column"]) == ["site"] and bias["warning"].iloc[0] == ""
+
+
+def test_prediction_of_the_planted_outcome(finished_run: Path):
+    r = finished_run / "results" / "small" / "predict"
+    m = pd.read_csv(r / "metrics.tsv", sep="\t").set_index(["model", "metric"])
+    assert m.loc[("baseline", "auc"), "mean"] == 0.5
+    best = m[m["selected"]].index.get_level_values("model")[0]
+    assert m.loc[(best, "auc"), "mean"] > 0.8
+    assert m.loc[(best, "auc"), "ci_low"] <= m.loc[(best, "auc"), "mean"] <= m.loc[
+        (best, "auc"), "ci_high"]
+    preds = pd.read_csv(r / "predictions.tsv", sep="\t")
+    assert {"sample_id", "repeat", "fold", "model", "observed", "predicted",
+            "p_responder"} <= set(preds.columns)

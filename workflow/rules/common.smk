@@ -34,6 +34,7 @@ COHORT = config["cohort"]
 OMICS = list(config["omics"])
 R = f"results/{COHORT}"
 SAMPLES = f"{R}/samples.tsv"
+ENDPOINT = config["predict"]["endpoint"] or config["outcome"]  # None: no prediction
 LOGS = "logs"
 BENCH = "benchmarks"
 
@@ -83,6 +84,10 @@ def all_outputs():
         f"{R}/associations/associations.tsv",
         f"{R}/associations/bias.tsv",
     ]
-    for p in PLOTS + ASSOCIATION_PLOTS + [f"qc_{o}" for o in OMICS]:
+    plots = PLOTS + ASSOCIATION_PLOTS + [f"qc_{o}" for o in OMICS]
+    if ENDPOINT is not None:
+        out += [f"{R}/predict/metrics.tsv", f"{R}/predict/importance.tsv"]
+        plots += ["roc", "calibration"]
+    for p in plots:
         out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
     return out

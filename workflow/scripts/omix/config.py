@@ -148,6 +148,11 @@ def check_config(config: dict[str, Any], *, source: str = "config",
         raise ConfigError(f"{k} factors for {len(sheet)} samples in the sample sheet",
                           file=source, where="integrate.factors",
                           hint="MOFA+ needs more samples than factors: lower integrate.factors")
+    ep = cfg["predict"].get("endpoint")
+    if ep is not None and ep not in sheet.columns:
+        raise ConfigError(f"column '{ep}' is not in the sample sheet {cfg['samples']}",
+                          file=source, where="predict.endpoint",
+                          hint=f"use one of its columns ({_some(sheet.columns)}) or null")
     if cfg.get("outcome") is not None:
         y = sheet[cfg["outcome"]].dropna()
         if y.nunique() < 2:
@@ -170,6 +175,18 @@ def check_config(config: dict[str, Any], *, source: str = "config",
         from .privacy import load_key
 
         load_key(priv["key_env"], priv.get("key_file") and str(wd / priv["key_file"]))
+    endpoint = ep or cfg.get("outcome")
+    if endpoint is not None:
+        from .errors import AnalysisError
+        from .predict import check_classes
+
+        try:
+            check_classes(sheet[endpoint], cfg["predict"]["folds"],
+                          cfg["predict"]["inner_folds"])
+        except AnalysisError as err:
+            raise ConfigError(err.what, file=source,
+                              where="predict.endpoint" if ep else "outcome (predicted)",
+                              hint=err.hint) from None
     if len(cfg["omics"]) == 1:
         log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
                     "that omic, not a multi-omic integration")

@@ -294,3 +294,50 @@ def survival_by_cluster(surv: pd.DataFrame | None, clusters: pd.Series, p_value:
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return save(fig, stem)
+
+
+def prediction_plots(preds: pd.DataFrame, summary: pd.DataFrame, endpoint: str,
+                     roc_stem: str | os.PathLike[str],
+                     cal_stem: str | os.PathLike[str]) -> list[Path]:
+    """ROC curves (out-of-fold, first repeat) per model, and calibration of the best model."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import roc_curve
+
+    p_cols = [c for c in preds.columns if c.startswith("p_")]
+    first = preds[preds["repeat"] == 1]
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    fig2, ax2 = plt.subplots(figsize=(5, 4.4))
+    if len(p_cols) == 2:
+        pos = p_cols[1][2:]
+        aucs = summary[summary["metric"] == "auc"].set_index("model")
+        for i, (model, d) in enumerate(first.groupby("model", sort=False)):
+            fpr, tpr, _ = roc_curve(d["observed"].astype(str) == pos, d[p_cols[1]])
+            ci = aucs.loc[model]
+            ax.plot(fpr, tpr, color=PALETTE[i % len(PALETTE)],
+                    label=f"{model}: AUC {ci['mean']:.2f} ({ci['ci_low']:.2f}-"
+                          f"{ci['ci_high']:.2f})")
+        ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{endpoint}: '{pos}' vs rest, out-of-fold")
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        best = aucs.drop(index="baseline", errors="ignore")["mean"].idxmax()
+        d = preds[preds["model"] == best]
+        frac, mean_p = calibration_curve(d["observed"].astype(str) == pos, d[p_cols[1]],
+                                         n_bins=5, strategy="quantile")
+        ax2.plot(mean_p, frac, marker="o", color=PALETTE[0], label=best)
+        ax2.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--")
+        ax2.set_xlabel(f"predicted probability of '{pos}'")
+        ax2.set_ylabel("observed fraction")
+        ax2.set_title(f"calibration of the {best} model (all repeats)")
+        ax2.legend(frameon=False, fontsize=8)
+    else:
+        for a, msg in ((ax, "ROC curves are drawn for two classes only"),
+                       (ax2, "calibration is drawn for two classes only")):
+            if not p_cols:
+                msg = "numeric endpoint: see metrics.tsv (R2, MAE)"
+            a.text(0.5, 0.5, msg, ha="center", va="center")
+            a.set_axis_off()
+    fig.tight_layout()
+    fig2.tight_layout()
+    return save(fig, roc_stem) + save(fig2, cal_stem)

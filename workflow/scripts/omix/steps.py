@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, pl, privacy, stats, tl
+from . import io, pl, predict as pr, privacy, stats, tl
 from .errors import ConfigError
 from .ingest import ingest_omic
 from .pp import OmicOptions, normalize_omic
@@ -233,3 +233,38 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
         if p is not None:
             log.info("survival by cluster: log-rank p = %.3g", p)
     pl.survival_by_cluster(surv, clusters, p, km_stem)
+
+
+def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv: PathLike,
+            predictions_tsv: PathLike, importance_tsv: PathLike, contributions_tsv: PathLike,
+            model_out: PathLike, roc_stem: PathLike, cal_stem: PathLike, *, endpoint: str,
+            predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any]) -> None:
+    """Nested-CV prediction of ``endpoint``; final model refitted on all samples, explained."""
+    import joblib
+
+    mdata = io.read_h5mu(h5mu)
+    y = io.read_sample_sheet(samples)[endpoint]
+    opts = pr.PredictOptions.from_config(dict(predict_cfg))
+    per_fold, preds = pr.nested_cv(mdata, y, tl.MofaOptions.from_config(dict(mofa_cfg)), opts)
+    summary = pr.summarise(per_fold)
+    key = "auc" if "auc" in per_fold else "r2"
+    score = summary[(summary["metric"] == key) & (summary["model"] != "baseline")]
+    best = str(score.sort_values(["mean", "model"], ascending=[False, True])["model"].iloc[0])
+    summary["selected"] = summary["model"] == best
+    for _, r in summary[summary["metric"] == key].iterrows():
+        log.info("%s: %s %.3f (95%% CI %.3f-%.3f)", r["model"], key, r["mean"], r["ci_low"],
+                 r["ci_high"])
+    io.write_tsv(summary, metrics_tsv)
+    io.write_tsv(per_fold, folds_tsv)
+    io.write_tsv(preds.sort_values(["model", "repeat", "fold", "sample_id"], kind="mergesort"),
+                 predictions_tsv)
+    factors = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
+                           columns=list(mdata.uns["mofa"]["factors"]))
+    est, importance, contrib = pr.final_model(mdata, y, factors, best, opts)
+    importance.insert(1, "model", best)
+    io.write_tsv(importance, importance_tsv)
+    io.write_tsv(contrib.rename_axis("sample_id").reset_index(), contributions_tsv)
+    with io.atomic_path(model_out) as tmp:
+        joblib.dump({"model": est, "kind": best, "endpoint": endpoint,
+                     "variables": list(importance["variable"])}, tmp)
+    pl.prediction_plots(preds, summary, endpoint, roc_stem, cal_stem)

@@ -140,8 +140,8 @@ def drop_inactive_factors(model: Any, min_r2: float) -> int:
     return int(len(drop))
 
 
-def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> MofaResult:
-    """Fit MOFA+ with mofapy2 on all views of ``mdata``; write the model file to ``outfile``."""
+def fit_mofa(mdata: Any, opts: MofaOptions) -> Any:
+    """Train MOFA+ (mofapy2) on all views of ``mdata``; return the trained entry point."""
     from mofapy2.run.entry_point import entry_point
 
     data, likelihoods, views, samples = mofa_inputs(mdata)
@@ -167,15 +167,23 @@ def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> 
                           dropR2=None, gpu_mode=False)
     ent.build()
     ent.run()
-    dropped = drop_inactive_factors(ent.model, opts.min_r2)
+    ent.omix_dropped = drop_inactive_factors(ent.model, opts.min_r2)
+    return ent
+
+
+def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> MofaResult:
+    """Fit MOFA+ with mofapy2 on all views of ``mdata``; write the model file to ``outfile``."""
+    ent = fit_mofa(mdata, opts)
+    views = list(mdata.mod)
     Path(outfile).parent.mkdir(parents=True, exist_ok=True)
     ent.save(str(outfile), save_data=opts.save_data)
     res = read_mofa_model(outfile)
     for v in views:  # back to the AnnData's names (the file may carry a _view suffix)
         res.weights[v].index = mdata.mod[v].var_names.copy()
-    res.info.update({"n_samples": n, "views": views, "likelihoods": likelihoods,
+    res.info.update({"n_samples": mdata.n_obs, "views": views,
+                     "likelihoods": ent.likelihoods if hasattr(ent, "likelihoods") else None,
                      "seed": opts.seed, "factors_requested": opts.factors,
-                     "factors_dropped": dropped})
+                     "factors_dropped": ent.omix_dropped})
     log.info("MOFA+: %d factors kept of %d requested after %d iterations",
              res.factors.shape[1], opts.factors, res.info["iterations"])
     return res

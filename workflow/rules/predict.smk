@@ -1,0 +1,45 @@
+rule predict:
+    """Nested cross-validated prediction of the endpoint (MOFA+ refitted in every fold)."""
+    input:
+        h5mu=f"{R}/{COHORT}.h5mu",
+        samples=SAMPLES,
+    output:
+        metrics=report(
+            f"{R}/predict/metrics.tsv",
+            caption="../report/predict_metrics.rst",
+            category="6. Prediction",
+        ),
+        folds=f"{R}/predict/metrics_per_fold.tsv",
+        predictions=f"{R}/predict/predictions.tsv",
+        importance=report(
+            f"{R}/predict/importance.tsv",
+            caption="../report/predict_importance.rst",
+            category="6. Prediction",
+        ),
+        contributions=f"{R}/predict/contributions.tsv",
+        model=f"{R}/predict/final_model.joblib",
+        roc=report(
+            f"{R}/plots/roc.png",
+            caption="../report/roc.rst",
+            category="6. Prediction",
+        ),
+        roc_svg=f"{R}/plots/roc.svg",
+        calibration=report(
+            f"{R}/plots/calibration.png",
+            caption="../report/calibration.rst",
+            category="6. Prediction",
+        ),
+        calibration_svg=f"{R}/plots/calibration.svg",
+    log:
+        f"{LOGS}/predict/{COHORT}.log",
+    benchmark:
+        f"{BENCH}/predict/{COHORT}.tsv"
+    conda:
+        "../../envs/select.yaml"
+    threads: 2
+    params:
+        endpoint=ENDPOINT,
+        predict=config["predict"],
+        mofa=config["integrate"],
+    script:
+        "../scripts/run_predict.py"

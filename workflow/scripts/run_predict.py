@@ -1,0 +1,11 @@
+# Thin rule script: reads snakemake.*, calls one library function (see omix.steps).
+from omix import steps
+from omix.errors import rule_boundary
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_boundary(sm):
+    o = sm.output
+    steps.predict(sm.input.h5mu, sm.input.samples, o.metrics, o.folds, o.predictions,
+                  o.importance, o.contributions, o.model, o.roc.removesuffix(".png"),
+                  o.calibration.removesuffix(".png"), endpoint=sm.params.endpoint,
+                  predict_cfg=sm.params.predict, mofa_cfg=sm.params.mofa)
