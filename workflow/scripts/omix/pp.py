@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import FromConfig
 from .errors import AnalysisError
 
 log = logging.getLogger("omix.pp")
@@ -26,7 +27,7 @@ BETA_EPS = 1e-3  # beta values are clipped to [eps, 1-eps] before the logit (M-v
 
 
 @dataclass(frozen=True)
-class OmicOptions:
+class OmicOptions(FromConfig):
     """The per-omic options of the config (see config/schemas/config.schema.json)."""
 
     kind: str
@@ -39,11 +40,6 @@ class OmicOptions:
     detection_limit: float | None = 0.0
     impute: str = "half_min"
     library_size: bool = True
-
-    @classmethod
-    def from_config(cls, omic: dict[str, Any]) -> OmicOptions:
-        keys = cls.__dataclass_fields__.keys()
-        return cls(**{k: v for k, v in omic.items() if k in keys})
 
 
 # --------------------------------------------------------------------------------------------

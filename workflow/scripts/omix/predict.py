@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import FromConfig
 from .errors import AnalysisError
 from .tl import MofaOptions, fit_mofa
 
@@ -29,20 +30,12 @@ MODELS = ("factors", "features", "both")
 
 
 @dataclass(frozen=True)
-class PredictOptions:
+class PredictOptions(FromConfig):
     folds: int = 5
     repeats: int = 3
     inner_folds: int = 3
     seed: int = 0
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> PredictOptions:
-        keys = cls.__dataclass_fields__.keys()
-        kw = {k: v for k, v in cfg.items() if k in keys}
-        if "c_grid" in kw:
-            kw["c_grid"] = tuple(float(c) for c in kw["c_grid"])
-        return cls(**kw)
 
 
 @dataclass

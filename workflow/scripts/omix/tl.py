@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import FromConfig
 from .errors import AnalysisError
 from .pp import LIKELIHOOD
 
@@ -64,7 +65,7 @@ def overlap_table(mods: dict[str, Any], order: pd.Index) -> pd.DataFrame:
 # MOFA+
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MofaOptions:
+class MofaOptions(FromConfig):
     factors: int = 10
     iterations: int = 1000
     convergence: str = "fast"
@@ -74,11 +75,6 @@ class MofaOptions:
     ard_weights: bool = True
     save_data: bool = False
     min_r2: float = 1.0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> MofaOptions:
-        keys = cls.__dataclass_fields__.keys()
-        return cls(**{k: v for k, v in cfg.items() if k in keys})
 
 
 @dataclass
@@ -343,19 +339,11 @@ def rank_features(res: MofaResult, y: pd.Series | None = None) -> tuple[pd.DataF
 # clustering
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ClusterOptions:
+class ClusterOptions(FromConfig):
     n_neighbors: int = 15
     resolutions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0)
     min_cluster_size: int = 5
     seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> ClusterOptions:
-        keys = cls.__dataclass_fields__.keys()
-        kw = {k: v for k, v in cfg.items() if k in keys}
-        if "resolutions" in kw:
-            kw["resolutions"] = tuple(float(r) for r in kw["resolutions"])
-        return cls(**kw)
 
 
 def relabel_by_size(labels: np.ndarray) -> np.ndarray:
