@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/config.yaml
 CORES  ?= all
 
-.PHONY: setup run report test lint fmt synthetic clean help
+.PHONY: setup run report test lint fmt synthetic validate clean help
 
 help:
 	@echo "make run    - set up .venv and run the workflow on the bundled cohort, with HTML report"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make lint   - snakemake --lint and snakefmt --check"
 	@echo "make synthetic - regenerate resources/synthetic (deterministic)"
+	@echo "make validate - run on the synthetic cohort and score recovery of the planted truth"
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,11 @@ fmt: setup
 
 synthetic: setup
 	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.synthetic resources/synthetic
+
+validate: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/synthetic.yaml
+	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.validate results/synthetic \
+		resources/synthetic/truth
 
 clean:
 	rm -rf results logs benchmarks .snakemake
