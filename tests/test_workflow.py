@@ -29,7 +29,7 @@ def test_every_contract_output_exists(finished_run: Path):
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
     for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
-                 "plots", "manifest", "associate", "predict"):
+                 "plots", "manifest", "associate", "predict", "stability"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
     for rule in ("normalize", "integrate", "cluster", "predict"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
@@ -49,6 +49,24 @@ def test_ranked_and_clusters_contract(finished_run: Path):
     assert len(clusters) == 60 and clusters["cluster"].str.match(r"^C\d+$").all()
     cmp = pd.read_csv(r / "clusters_vs_outcome.tsv", sep="\t").set_index("metric")
     assert -1 <= cmp.loc["ARI", "value"] <= 1 and cmp.loc["ARI", "n_samples"] == 60
+
+
+def test_stability_selection_q_values(finished_run: Path, small_cohort: Path):
+    r = finished_run / "results" / "small"
+    ranked = pd.read_csv(r / "biomarkers" / "ranked.tsv", sep="\t")
+    assert {"selection_probability", "q_value", "consensus_rank"} <= set(ranked.columns)
+    assert ranked["q_value"].between(0, 1).all()
+    assert sorted(ranked["consensus_rank"]) == list(range(1, len(ranked) + 1))
+    assert len(list((r / "biomarkers" / "stability").glob("shard_*.tsv"))) == 4
+    truth = pd.read_csv(small_cohort / "data" / "truth" / "features.tsv", sep="\t")
+    planted = set(zip(truth.loc[truth["factor"] == "Factor1", "omic"],
+                      truth.loc[truth["factor"] == "Factor1", "feature"], strict=True))
+    is_planted = [(o, f) in planted for o, f in zip(ranked["omic"], ranked["feature"],
+                                                     strict=True)]
+    significant = ranked[ranked["q_value"] < 0.05]
+    assert len(significant) >= 3
+    assert np.mean([p for p, q in zip(is_planted, ranked["q_value"], strict=True)
+                    if q < 0.05]) >= 0.8
 
 
 def test_h5mu_holds_layers_qc_factors_and_weights(finished_run: Path):

@@ -41,6 +41,7 @@ BENCH = "benchmarks"
 
 wildcard_constraints:
     omic="|".join(OMICS),
+    shard=r"\d+",
 
 
 def omic_input(wildcards):
@@ -60,6 +61,14 @@ def sample_map_input(wildcards):
 
 def normalized_h5ads(wildcards=None):
     return {o: f"{R}/normalize/{o}.h5ad" for o in OMICS}
+
+
+def stability_shards():
+    """Shard outputs of stability selection; none without an outcome to select for."""
+    if config["outcome"] is None:
+        return []
+    n = config["select"]["shards"]
+    return [f"{R}/biomarkers/stability/shard_{i}.tsv" for i in range(n)]
 
 
 def per_omic_ranked(wildcards=None):

@@ -1,8 +1,30 @@
+rule stability:
+    """Stability selection: L1 model on half-samples, observed and permuted outcome (a shard)."""
+    input:
+        h5mu=f"{R}/{COHORT}.h5mu",
+        samples=SAMPLES,
+    output:
+        tsv=f"{R}/biomarkers/stability/shard_{{shard}}.tsv",
+    log:
+        f"{LOGS}/stability/{COHORT}/shard_{{shard}}.log",
+    benchmark:
+        f"{BENCH}/stability/{COHORT}/shard_{{shard}}.tsv"
+    conda:
+        "../../envs/select.yaml"
+    threads: 1
+    params:
+        outcome=config["outcome"],
+        select=config["select"],
+    script:
+        "../scripts/run_stability.py"
+
+
 rule select:
     """Rank features by weight on the factors, weighed by variance explained and outcome."""
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
         samples=SAMPLES,
+        stability=stability_shards(),
     output:
         ranked=report(
             f"{R}/biomarkers/ranked.tsv",
@@ -19,5 +41,6 @@ rule select:
     params:
         outcome=config["outcome"],
         omics=OMICS,
+        resamples=config["select"]["resamples"],
     script:
         "../scripts/run_select.py"

@@ -6,4 +6,5 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_boundary(sm):
     steps.select(sm.input.h5mu, sm.input.samples, sm.output.ranked,
                  dict(zip(sm.params.omics, sm.output.per_omic, strict=True)), sm.output.factors,
-                 outcome=sm.params.outcome)
+                 outcome=sm.params.outcome, stability_shards=list(sm.input.stability),
+                 resamples=int(sm.params.resamples))

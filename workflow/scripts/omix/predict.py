@@ -131,8 +131,9 @@ def _estimator(kind: str, model: str, opts: PredictOptions, n_inner: int) -> Any
     from sklearn.preprocessing import StandardScaler
 
     if kind == "classification":
-        penalty = "l2" if model == "factors" else "l1"
-        clf = LogisticRegression(penalty=penalty, solver="liblinear", max_iter=5000,
+        # l1_ratio 1 = lasso (feature selection), 0 = ridge (factors); scikit-learn >= 1.8
+        clf = LogisticRegression(l1_ratio=0.0 if model == "factors" else 1.0,
+                                 solver="liblinear", max_iter=5000,
                                  class_weight="balanced", random_state=opts.seed)
         inner = StratifiedKFold(n_inner, shuffle=True, random_state=opts.seed)
         grid, scoring = {"est__C": list(opts.c_grid)}, "roc_auc_ovr"

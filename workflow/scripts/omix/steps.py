@@ -118,12 +118,45 @@ def _result_from_h5mu(mdata: Any) -> tl.MofaResult:
                          r2_total=r2_total.loc[list(mdata.mod)])
 
 
+def stability_shard(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outcome: str,
+                    shard: int, shards: int, select_cfg: Mapping[str, Any]) -> None:
+    """Selection counts of the resamples r with r % shards == shard (all permutations)."""
+    from . import stability as st
+    from .predict import feature_table
+
+    mdata = io.read_h5mu(h5mu)
+    y = io.read_sample_sheet(samples)[outcome]
+    x = feature_table(mdata, list(mdata.obs_names))
+    counts = st.stability_counts(x, y, range(shard, int(select_cfg["resamples"]), shards),
+                                 int(select_cfg["permutations"]),
+                                 c=float(select_cfg["stability_c"]),
+                                 seed=int(select_cfg["seed"]),
+                                 l1_ratio=float(select_cfg["l1_ratio"]))
+    io.write_tsv(counts, out_tsv)
+
+
 def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
            per_omic: Mapping[str, PathLike], factor_tsv: PathLike, *,
-           outcome: str | None) -> None:
+           outcome: str | None, stability_shards: list[PathLike] | None = None,
+           resamples: int = 0) -> None:
     mdata = io.read_h5mu(h5mu)
     res = _result_from_h5mu(mdata)
     ranked, ftab = tl.rank_features(res, _outcome(samples, outcome))
+    if stability_shards:
+        from .stability import stability_summary
+
+        counts = pd.concat([pd.read_csv(p, sep="\t", dtype={"feature": str})
+                            for p in stability_shards], ignore_index=True)
+        summ = stability_summary(counts, resamples).set_index("feature")
+        key = ranked["omic"] + ":" + ranked["feature"]
+        ranked["selection_probability"] = summ["selection_probability"].reindex(key).to_numpy()
+        ranked["q_value"] = summ["q_value"].reindex(key).to_numpy()
+        # consensus: mean of the MOFA-score rank and the selection-probability rank
+        sel_rank = ranked["selection_probability"].rank(ascending=False, method="min")
+        mean_rank = (ranked["rank"] + sel_rank) / 2
+        ranked["consensus_rank"] = mean_rank.rank(method="first").astype(int)
+        log.info("stability selection: %d feature(s) with q < 0.05",
+                 int((ranked["q_value"] < 0.05).sum()))
     io.write_tsv(ranked, ranked_tsv)
     for omic, path in per_omic.items():
         sub = ranked[ranked["omic"] == omic].drop(columns=["rank"])

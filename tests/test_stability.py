@@ -1,0 +1,47 @@
+import numpy as np
+import pandas as pd
+
+from omix import stability as st
+
+
+def data(n=80, d=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.normal(size=(n, d)), index=[f"S{i}" for i in range(n)],
+                     columns=[f"v:f{j:03d}" for j in range(d)])
+    y = pd.Series(np.where(2 * x.iloc[:, 0] + 2 * x.iloc[:, 1] + rng.normal(0, 1, n) > 0,
+                           "a", "b"), index=x.index)
+    return x, y
+
+
+def test_planted_features_are_stable_and_significant_noise_is_not():
+    x, y = data()
+    s = st.stability_summary(st.stability_counts(x, y, range(50), 5, c=0.2), 50)
+    s = s.set_index("feature")
+    assert s.loc[["v:f000", "v:f001"], "selection_probability"].min() > 0.8
+    assert s.loc[["v:f000", "v:f001"], "q_value"].max() < 0.05
+    noise = s.drop(index=["v:f000", "v:f001"])
+    assert (noise["q_value"] < 0.05).sum() == 0
+    assert ((s["q_value"] >= 0) & (s["q_value"] <= 1)).all()
+
+
+def test_counts_do_not_depend_on_sharding():
+    x, y = data(d=40)
+    whole = st.stability_counts(x, y, range(12), 2, c=0.2)
+    parts = pd.concat([st.stability_counts(x, y, range(i, 12, 3), 2, c=0.2) for i in range(3)])
+    pd.testing.assert_frame_equal(st.stability_summary(whole, 12), st.stability_summary(parts, 12))
+
+
+def test_shuffled_outcome_selects_nothing_significant():
+    x, y = data(d=100)
+    y = pd.Series(np.random.default_rng(1).permutation(y.to_numpy()), index=y.index)
+    s = st.stability_summary(st.stability_counts(x, y, range(30), 5, c=0.2), 30)
+    assert (s["q_value"] < 0.05).sum() == 0
+
+
+def test_q_value_hand_example():
+    counts = pd.DataFrame({"perm": [0, 0, 0, 1, 1, 1], "feature": ["a", "b", "c"] * 2,
+                           "count": [10, 5, 0, 5, 0, 0]})
+    s = st.stability_summary(counts, 10).set_index("feature")
+    # t = 1.0: null has 0 >= 1.0, observed 1 -> FDR 0; t = 0.5: null 1, observed 2 -> 0.5
+    assert s.loc["a", "q_value"] == 0.0 and s.loc["b", "q_value"] == 0.5
+    assert s.loc["c", "q_value"] == 1.0 and s.loc["a", "selection_probability"] == 1.0
