@@ -92,6 +92,22 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
     return out.loc[order]
 
 
+# kind -> (which finite values are impossible, what to call them, what to do)
+RANGE_RULES: dict[str, tuple[Any, str, str]] = {
+    "counts": (lambda v: v < 0, "negative count",
+               "counts must be >= 0; if the data are already log-transformed or centred use "
+               "kind: continuous"),
+    "beta": (lambda v: (v < 0) | (v > 1), "beta value outside [0, 1]",
+             "beta values are methylated fractions; M-values or other scales go in as "
+             "kind: continuous"),
+    "binary": (lambda v: (v != 0) & (v != 1), "value other than 0/1",
+               "binary tables hold 0 (absent) or 1 (present); counts of mutations go in as "
+               "kind: counts"),
+    "intensity": (lambda v: v < 0, "negative intensity",
+                  "intensities must be >= 0; if already log-scaled use kind: continuous"),
+}
+
+
 def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
                  samples_in_rows: bool = False) -> None:
     """Kind-specific value checks on the table as laid out in the file (floats, NaN = missing).
@@ -109,12 +125,13 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
         r, c = np.argwhere(mask)[0]
         return cell_name(x, int(r), int(c), samples_in_rows)
 
+    rule = RANGE_RULES.get(kind)
+    if rule is not None:
+        outside, what, hint = rule
+        bad = finite & outside(np.where(finite, v, 0.0))
+        if bad.any():
+            raise InputDataError(f"{what} at {where(bad)}", file=file, hint=hint)
     if kind == "counts":
-        neg = finite & (v < 0)
-        if neg.any():
-            raise InputDataError(f"negative count at {where(neg)}", file=file,
-                                 hint="counts must be >= 0; if the data are already "
-                                      "log-transformed or centred use kind: continuous")
         measured = finite.any(axis=1, keepdims=True) if samples_in_rows else \
             finite.any(axis=0, keepdims=True)
         missing = ~finite & measured
@@ -122,24 +139,6 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
             raise InputDataError(f"missing count at {where(missing)}", file=file,
                                  hint="count tables must be complete (0 for not detected); "
                                       "fill with 0 or use kind: continuous")
-    elif kind == "beta":
-        bad = finite & ((v < 0) | (v > 1))
-        if bad.any():
-            raise InputDataError(f"beta value outside [0, 1] at {where(bad)}", file=file,
-                                 hint="beta values are methylated fractions; M-values or other "
-                                      "scales go in as kind: continuous")
-    elif kind == "binary":
-        bad = finite & (v != 0) & (v != 1)
-        if bad.any():
-            raise InputDataError(f"value other than 0/1 at {where(bad)}", file=file,
-                                 hint="binary tables hold 0 (absent) or 1 (present); "
-                                      "counts of mutations go in as kind: counts")
-    elif kind == "intensity":
-        neg = finite & (v < 0)
-        if neg.any():
-            raise InputDataError(f"negative intensity at {where(neg)}", file=file,
-                                 hint="intensities must be >= 0; if already log-scaled use "
-                                      "kind: continuous")
 
 
 def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence[str],

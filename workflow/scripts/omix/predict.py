@@ -22,7 +22,7 @@ import pandas as pd
 
 from .config import FromConfig
 from .errors import AnalysisError
-from .tl import MofaOptions, fit_mofa
+from .tl import MofaOptions, fit_mofa, view_matrix
 
 log = logging.getLogger("omix.predict")
 
@@ -66,7 +66,7 @@ class FrozenMofa:
         for m, v in enumerate(views):
             if ent.likelihoods[m] != "gaussian":
                 continue  # Bernoulli/Poisson views do not enter the projection
-            x = _view_matrix(mdata, v, list(mdata.obs_names))
+            x = view_matrix(mdata, v, list(mdata.obs_names))
             mean = np.nanmean(x, axis=0)
             scale = float(np.nanstd(x - mean)) if opts.scale_views else 1.0
             out.views.append(v)
@@ -107,18 +107,9 @@ class FrozenMofa:
         return pd.DataFrame(z, index=samples, columns=self.factors)
 
 
-def _view_matrix(mdata: Any, view: str, samples: list[str]) -> np.ndarray:
-    a = mdata.mod[view]
-    x = np.full((len(samples), a.n_vars), np.nan)
-    idx = pd.Index(samples).get_indexer(a.obs_names)
-    keep = idx >= 0
-    x[idx[keep]] = np.asarray(a.X, dtype=float)[keep]
-    return x
-
-
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
     """All omics side by side, columns '<omic>:<feature>', NaN where a sample lacks the omic."""
-    return pd.concat([pd.DataFrame(_view_matrix(mdata, v, samples), index=samples,
+    return pd.concat([pd.DataFrame(view_matrix(mdata, v, samples), index=samples,
                                    columns=[f"{v}:{f}" for f in mdata.mod[v].var_names])
                       for v in mdata.mod], axis=1)
 
@@ -215,7 +206,7 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
         tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
         frozen, z_tr = FrozenMofa.fit(mdata[tr_s].copy(), mofa_opts)
         z_te = frozen.project({v: pd.DataFrame(
-            _view_matrix(mdata, v, te_s), index=te_s, columns=mdata.mod[v].var_names)
+            view_matrix(mdata, v, te_s), index=te_s, columns=mdata.mod[v].var_names)
             for v in frozen.views})
         f_tr, f_te = feats.loc[tr_s], feats.loc[te_s]
         blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),

@@ -213,9 +213,7 @@ def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: P
                      y.reindex(clusters.index) if y is not None else None, outcome,
                      stems["umap"])
     ranked = pd.read_csv(ranked_tsv, sep="\t", dtype={"feature": str}).head(heatmap_top)
-    values = pd.concat([pd.DataFrame(np.asarray(a.X), index=a.obs_names,
-                                     columns=[f"{v}:{f}" for f in a.var_names])
-                        for v, a in mdata.mod.items()], axis=1).reindex(mdata.obs_names)
+    values = pr.feature_table(mdata, list(mdata.obs_names))
     pl.biomarker_heatmap(values, ranked, clusters, yo, outcome, stems["heatmap"])
 
 

@@ -86,15 +86,22 @@ class MofaResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def view_matrix(mdata: Any, view: str, samples: list[str]) -> np.ndarray:
+    """One view's N x D matrix over ``samples``: NaN rows where a sample lacks the view."""
+    a = mdata.mod[view]
+    x = np.full((len(samples), a.n_vars), np.nan)
+    idx = pd.Index(samples).get_indexer(a.obs_names)
+    keep = idx >= 0
+    x[idx[keep]] = np.asarray(a.X, dtype=np.float64)[keep]
+    return x
+
+
 def mofa_inputs(mdata: Any) -> tuple[list[list[np.ndarray]], list[str], list[str], list[str]]:
     """Per-view N x D matrices over all samples, NaN rows where a sample lacks the view."""
     samples = list(mdata.obs_names)
     data, likelihoods, views = [], [], []
     for view, a in mdata.mod.items():
-        x = np.full((len(samples), a.n_vars), np.nan)
-        idx = pd.Index(samples).get_indexer(a.obs_names)
-        x[idx, :] = np.asarray(a.X, dtype=np.float64)
-        data.append([x])
+        data.append([view_matrix(mdata, view, samples)])
         likelihoods.append(a.uns["omix"]["normalize"]["likelihood"]
                            if "omix" in a.uns else "gaussian")
         views.append(view)
