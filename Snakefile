@@ -14,6 +14,7 @@ include: "workflow/rules/cluster.smk"
 include: "workflow/rules/associate.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/apply.smk"
 
 
 rule all:

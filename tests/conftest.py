@@ -32,7 +32,7 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg["samples"] = "data/samples.tsv"
     for omic in cfg["omics"].values():
         omic["path"] = "data/" + Path(omic["path"]).name
-    cfg["integrate"] = {"factors": 6, "seed": 1}
+    cfg["integrate"] = {"factors": 6, "seed": 1, "restarts": 2}
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
 

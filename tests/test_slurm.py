@@ -94,12 +94,15 @@ def test_profile_runs_every_job_on_slurm_with_local_results(slurm: dict[str, str
                              "--list-rules"], cwd=ROOT, capture_output=True, text=True,
                             env=slurm, timeout=120).stdout
     listed = [ln.split()[0] for ln in listed.splitlines() if ln.strip()]
-    n_omics = len(yaml.safe_load((work / "config.yaml").read_text())["omics"])
-    # ingest and normalize once per omic, stability once per shard (default 4), every other
-    # rule once; `all` runs locally
-    per_rule = {"ingest": n_omics, "normalize": n_omics, "stability": 4, "all": 0}
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    n_omics, restarts = len(cfg["omics"]), cfg["integrate"]["restarts"]
+    # ingest and normalize once per omic, stability once per shard (default 4), MOFA+ once
+    # per restart, every other rule once; `all` runs locally
+    per_rule = {"ingest": n_omics, "normalize": n_omics, "stability": 4,
+                "mofa_restart": restarts, "all": 0}
     assert len(jobs) == sum(per_rule.get(r, 1) for r in listed), (jobs, listed)
     assert rules.count("rule_stability") == 4
+    assert restarts == 2 and rules.count("rule_mofa_restart") == 2
     assert rules.count("rule_ingest") == 5 and rules.count("rule_integrate") == 1
     assert all(j["state"] == "COMPLETED" and j["exit"] == "0:0" for j in jobs), jobs
     for rel in COMPARED:

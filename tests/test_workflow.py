@@ -20,7 +20,9 @@ def test_every_contract_output_exists(finished_run: Path):
                 "qc/sample_overlap.tsv", "manifest.json", "associations/associations.tsv",
                 "associations/bias.tsv", "predict/metrics.tsv", "predict/predictions.tsv",
                 "predict/importance.tsv", "predict/contributions.tsv",
-                "predict/final_model.joblib"]
+                "predict/final_model.joblib", "mofa/restarts.tsv",
+                "mofa/factor_stability.tsv", "mofa/restarts/restart_0.hdf5",
+                "mofa/restarts/restart_1.hdf5"]
     expected += [f"biomarkers/ranked_{o}.tsv" for o in omics]
     for p in ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap",
               "associations", "survival_clusters", "roc", "calibration"] + [
@@ -29,11 +31,39 @@ def test_every_contract_output_exists(finished_run: Path):
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
     for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
-                 "plots", "manifest", "associate", "predict", "stability"):
+                 "plots", "manifest", "associate", "predict", "stability", "mofa_restart"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
     for rule in ("normalize", "integrate", "cluster", "predict"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
     assert not list(finished_run.rglob("*.part*"))  # no temporary file left behind
+
+
+def test_restarts_keep_the_best_elbo_and_report_stability(finished_run: Path):
+    import h5py
+
+    r = finished_run / "results" / "small" / "mofa"
+    table = pd.read_csv(r / "restarts.tsv", sep="\t")
+    # the cohort has a binary (Bernoulli) omic: the fast engine hands over to stock mofapy2
+    # and each restart's log says why
+    assert list(table["seed"]) == [1, 2] and list(table["engine"]) == ["mofapy2", "mofapy2"]
+    for i in range(2):
+        text = (finished_run / "logs" / "mofa_restart" / "small" / f"restart_{i}.log"
+                ).read_text()
+        assert "fast engine not used (view 1: non-Gaussian likelihood)" in text
+    best = int(table["elbo"].idxmax())
+    assert list(table["best"]) == [i == best for i in range(2)]
+    # the kept model is the best restart's file, byte for byte
+    assert (r / "model.hdf5").read_bytes() == (r / "restarts" / f"restart_{best}.hdf5"
+                                               ).read_bytes()
+    with h5py.File(r / "model.hdf5") as f:
+        assert f.attrs["omix_seed"] == 1 + best
+    stab = pd.read_csv(r / "factor_stability.tsv", sep="\t")
+    factors = pd.read_csv(r / "factors.tsv", sep="\t")
+    assert list(stab["factor"]) == list(factors.columns[1:])
+    assert (stab["restarts_compared"] == 1).all()
+    # planted factors are found from both seeds
+    assert stab["mean_matched_r"].between(0, 1).all() and stab["mean_matched_r"].max() > 0.95
+    assert table.loc[1 - best, "min_matched_r_to_best"] == stab["min_matched_r"].min()
 
 
 def test_ranked_and_clusters_contract(finished_run: Path):

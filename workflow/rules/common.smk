@@ -42,6 +42,8 @@ BENCH = "benchmarks"
 wildcard_constraints:
     omic="|".join(OMICS),
     shard=r"\d+",
+    restart=r"\d+",
+    name="|".join(config["apply"]) or "NO_APPLY_COHORT",
 
 
 def omic_input(wildcards):
@@ -61,6 +63,71 @@ def sample_map_input(wildcards):
 
 def normalized_h5ads(wildcards=None):
     return {o: f"{R}/normalize/{o}.h5ad" for o in OMICS}
+
+
+def mofa_restarts():
+    """One model file per MOFA+ restart (integrate.restarts of them)."""
+    n = config["integrate"]["restarts"]
+    return [f"{R}/mofa/restarts/restart_{i}.hdf5" for i in range(n)]
+
+
+APPLY_TABLES = {
+    "factors": "factors.tsv",
+    "clusters": "clusters.tsv",
+    "predictions": "predictions.tsv",
+    "metrics": "metrics.tsv",
+    "drift": "drift.tsv",
+    "missing": "missing_features.tsv",
+    "contributions": "contributions.tsv",
+    "qc": "qc.tsv",
+}
+
+
+def bundle_inputs(wildcards=None):
+    """What the frozen bundle is made of; the predictor only when there is an endpoint."""
+    inputs = {f"norm_{o}": p for o, p in normalized_h5ads().items()}
+    inputs.update(
+        h5mu=f"{R}/{COHORT}.h5mu",
+        model=f"{R}/mofa/model.hdf5",
+        clusters=f"{R}/clusters.tsv",
+        samples=SAMPLES,
+    )
+    if ENDPOINT is not None:
+        inputs.update(
+            predictor=f"{R}/predict/final_model.joblib",
+            metrics=f"{R}/predict/metrics.tsv",
+        )
+    return inputs
+
+
+def apply_inputs(wildcards):
+    """A cohort to score: its bundle, its ingested omics and its sheet."""
+    a = config["apply"][wildcards.name]
+    inputs = {
+        f"omic_{o}": f"{R}/apply/{wildcards.name}/ingest/{o}.h5ad" for o in a["omics"]
+    }
+    inputs.update(
+        bundle=f"{a['model']}/frozen.json",
+        samples=f"{R}/apply/{wildcards.name}/samples.tsv",
+    )
+    return inputs
+
+
+def apply_mapping_output():
+    """ID -> pseudonym table of a scored cohort ({name}), next to the discovery's mapping."""
+    p = config["privacy"]
+    if not p["pseudonymize"]:
+        return []
+    m = Path(p["mapping_file"])
+    return [str(m.with_name(f"{m.stem}.apply_{{name}}{m.suffix}"))]
+
+
+def apply_outputs():
+    out = []
+    for name in config["apply"]:
+        out += [f"{R}/apply/{name}/{v}" for v in APPLY_TABLES.values()]
+        out.append(f"{R}/apply/{name}/patients/index.html")
+    return out
 
 
 def stability_shards():
@@ -99,4 +166,5 @@ def all_outputs():
         plots += ["roc", "calibration"]
     for p in plots:
         out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
+    out += [f"{R}/model/manifest.json", *apply_outputs()]
     return out

@@ -201,10 +201,47 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(err.what, file=source,
                               where="predict.endpoint" if ep else "outcome (predicted)",
                               hint=err.hint) from None
+    _check_apply(cfg, source, exists, wd)
     if len(cfg["omics"]) == 1:
         log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
                     "that omic, not a multi-omic integration")
     return cfg
+
+
+def _check_apply(cfg: dict[str, Any], source: str, exists: Any, wd: Path) -> None:
+    """Cohorts to score: files exist; with this run's own bundle, omics and kinds match."""
+    own = f"results/{cfg['cohort']}/model"
+    for name, a in cfg["apply"].items():
+        where = f"apply.{name}"
+        exists(a["samples"], f"{where}.samples")
+        for o, t in a["omics"].items():
+            exists(t["path"], f"{where}.omics.{o}.path")
+        if Path(a["model"]).as_posix().rstrip("/") == own:
+            for o, t in a["omics"].items():
+                if o not in cfg["omics"]:
+                    raise ConfigError(f"omic '{o}' is not one of the discovery omics "
+                                      f"({', '.join(cfg['omics'])})", file=source,
+                                      where=f"{where}.omics",
+                                      hint="name each table after the discovery omic it "
+                                           "measures")
+                if t.get("kind") not in (None, cfg["omics"][o]["kind"]):
+                    raise ConfigError(f"kind {t['kind']} differs from the discovery's "
+                                      f"{cfg['omics'][o]['kind']}", file=source,
+                                      where=f"{where}.omics.{o}.kind",
+                                      hint="the model transforms new data as it transformed "
+                                           "the discovery data; leave kind out or match it")
+        elif not (wd / a["model"] / "manifest.json").exists():
+            raise ConfigError(f"'{a['model']}' is not a model bundle (no manifest.json)",
+                              file=source, where=f"{where}.model",
+                              hint=f"use {own} (built by this run) or the model directory "
+                                   "of a finished discovery run")
+        if a.get("outcome") is not None:
+            sheet = read_sample_sheet(wd / a["samples"])
+            if a["outcome"] not in sheet.columns:
+                raise ConfigError(f"column '{a['outcome']}' is not in the sample sheet "
+                                  f"{a['samples']}", file=source, where=f"{where}.outcome",
+                                  hint=f"use one of its columns ({_some(sheet.columns)}) or "
+                                       "null")
 
 
 def _some(cols: Any, n: int = 6) -> str:
@@ -227,13 +264,15 @@ def schema_markdown() -> str:
 
     def walk(props: dict[str, Any], prefix: str) -> None:
         for k, v in props.items():
-            v = _resolve(v, schema) if "$ref" not in v else schema["$defs"]["omic"]
+            v = _resolve(v, schema)
             d = json.dumps(v["default"]) if "default" in v else "**required**"
             desc = v.get("description", "").replace("|", "/")
             rows.append(f"| `{prefix}{k}` | {typ(v)} | {d} | {desc} |")
-            if "properties" in v and k != "omics":
+            if "properties" in v:
                 walk(v["properties"], f"{prefix}{k}.")
+            extra = v.get("additionalProperties")
+            if isinstance(extra, dict) and "$ref" in extra:
+                walk(_resolve(extra, schema)["properties"], f"{prefix}{k}.<name>.")
 
     walk(schema["properties"], "")
-    walk(schema["$defs"]["omic"]["properties"], "omics.<name>.")
     return "\n".join(rows) + "\n"

@@ -32,11 +32,13 @@ def _first_dup(labels: pd.Index) -> tuple[int, int]:
 
 def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str],
                    sample_ids: Sequence[str], regex: str | None = None,
-                   mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
+                   mapping: Mapping[str, str] | None = None,
+                   ignore_unlisted: bool = False) -> pd.DataFrame:
     """Return samples x features with index = sample_id, keeping only sample-sheet samples.
 
     Raises when labels repeat, when nothing matches the sheet (saying so if the other axis
-    would have matched: a transposed table), or when labels match no sample of the sheet.
+    would have matched: a transposed table), or when labels match no sample of the sheet
+    (unless ``ignore_unlisted``: then those samples are left out and counted in the log).
     """
     known = set(sample_ids)
     if layout == "features_x_samples":
@@ -72,24 +74,29 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
             f"none of the {len(ids)} sample {s_axis} labels matches a sample_id of the sample "
             "sheet", file=file,
             hint="check the sample sheet, or map labels with sample_id.regex / sample_id.map")
-    if not matched.all():
+    if not matched.all() and ignore_unlisted:
+        log.info("%s: %d of %d sample %ss are not in the sample sheet and are left out",
+                 Path(file).name, int((~matched).sum()), len(ids), s_axis)
+    elif not matched.all():
         first = int(np.argmax(~matched))
         raise InputDataError(
             f"{int((~matched).sum())} of {len(ids)} sample {s_axis}s match no sample_id of the "
             f"sample sheet (first: {s_axis} {first + offset_s})", file=file,
             hint="add those samples to the sample sheet, fix sample_id.regex/map, or remove "
                  "them from the table")
-    if ids.duplicated().any():
-        j, i = _first_dup(ids)
+    listed = pd.Index(np.where(matched, ids.astype(object), None))
+    if listed[matched].duplicated().any():
+        dup = listed[matched][listed[matched].duplicated()][0]
+        j, i = np.nonzero(listed == dup)[0][:2]
         raise InputDataError(
             f"sample {s_axis}s {j + offset_s} and {i + offset_s} map to the same sample_id",
             file=file, hint="keep one aliquot per sample, or list the one to use in a "
                             "sample_id.map file")
     out = df.T if layout == "features_x_samples" else df
-    out = out.copy()
-    out.index = ids
-    order = [s for s in sample_ids if s in set(ids)]
-    return out.loc[order]
+    out = out.loc[np.asarray(matched)].copy()
+    out.index = ids[matched]
+    present = set(out.index)
+    return out.loc[[s for s in sample_ids if s in present]]
 
 
 # kind -> (which finite values are impossible, what to call them, what to do)
@@ -144,7 +151,7 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
 def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence[str],
                 layout: str = "features_x_samples", fmt: str = "auto",
                 regex: str | None = None, map_file: str | os.PathLike[str] | None = None,
-                name: str = "omic") -> Any:
+                name: str = "omic", ignore_unlisted: bool = False) -> Any:
     """Read, validate and orient one omic table; return an AnnData of raw values."""
     import anndata as ad
 
@@ -155,7 +162,7 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
     raw = read_table(path, fmt)
     numeric = to_numeric_frame(raw, path, samples_in_rows=layout == "samples_x_features")
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
-                       mapping=mapping)
+                       mapping=mapping, ignore_unlisted=ignore_unlisted)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")
     empty = x.isna().all(axis=1)
     if empty.any():

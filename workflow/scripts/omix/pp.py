@@ -159,11 +159,17 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
                             hint="raise max_missing or lower min_prevalence for this omic")
     x0k, cens_k = x0[:, keep], censored[:, keep]
     var_names = raw.var_names[keep]
+    # what new samples need to be transformed the same way (omix.apply): the feature set
+    # that library sizes, PQN quotients and sample medians are taken over
+    params["input_features"] = np.asarray(var_names.astype(str), dtype=object)
 
     if opts.kind == "counts":
         if opts.library_size:
             x, target = library_size_log1p(x0k)
             params["library_size_target"] = target
+            with np.errstate(all="ignore"):
+                frac = np.nan_to_num(x0k / np.nansum(x0k, axis=1, keepdims=True))
+            params["library_fraction"] = frac.mean(axis=0)
         else:
             x = np.log1p(x0k)
     elif opts.kind == "intensity":
@@ -172,6 +178,7 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
             f, ref = pqn_factors(xi)
             xi = xi / f[:, None]
             params["pqn_reference"] = ref
+            params["pqn_reference_input"] = ref.copy()
             raw_obs_pqn = f
         if opts.log_transform:
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -57,25 +57,34 @@ class FrozenMofa:
         model = ent.model
         z = model.nodes["Z"].getExpectation()
         w_all = model.nodes["W"].getExpectation()
-        tau_nodes = model.nodes["Tau"].getNodes() if hasattr(model.nodes["Tau"], "getNodes") \
-            else model.nodes["Tau"].nodes
+        tau = [np.asarray(t.Q.getExpectation())[0] if lik == "gaussian" else None
+               for lik, t in zip(ent.likelihoods, model.nodes["Tau"].nodes, strict=True)]
         names = [f"Factor{k + 1}" for k in range(z.shape[1])]
-        views = list(mdata.mod)
+        frozen = cls.from_parameters(mdata, list(ent.likelihoods), list(w_all), tau, names,
+                                     scale_views=opts.scale_views)
+        return frozen, pd.DataFrame(z, index=list(mdata.obs_names), columns=names)
+
+    @classmethod
+    def from_parameters(cls, mdata: Any, likelihoods: list[str], weights: list[np.ndarray],
+                        tau: list[np.ndarray | None], factors: list[str], *,
+                        scale_views: bool = True) -> FrozenMofa:
+        """The frozen model from trained weights and noise precisions (one per view, in
+        ``mdata.mod`` order); centring and scaling are mofapy2's, computed on ``mdata``."""
         out = cls(views=[], features={}, means={}, scales={}, weights={}, tau={},
-                  factors=names)
-        for m, v in enumerate(views):
-            if ent.likelihoods[m] != "gaussian":
+                  factors=list(factors))
+        for m, v in enumerate(mdata.mod):
+            if likelihoods[m] != "gaussian":
                 continue  # Bernoulli/Poisson views do not enter the projection
             x = view_matrix(mdata, v, list(mdata.obs_names))
             mean = np.nanmean(x, axis=0)
-            scale = float(np.nanstd(x - mean)) if opts.scale_views else 1.0
+            scale = float(np.nanstd(x - mean)) if scale_views else 1.0
             out.views.append(v)
             out.features[v] = mdata.mod[v].var_names.copy()
             out.means[v] = mean
             out.scales[v] = scale if scale > 0 else 1.0
-            out.weights[v] = np.asarray(w_all[m])
-            out.tau[v] = np.asarray(tau_nodes[m].Q.getExpectation())[0]
-        return out, pd.DataFrame(z, index=list(mdata.obs_names), columns=names)
+            out.weights[v] = np.asarray(weights[m])
+            out.tau[v] = np.asarray(tau[m])
+        return out
 
     def project(self, views: dict[str, pd.DataFrame]) -> pd.DataFrame:
         """Posterior mean of the factors of new samples given the frozen weights.
@@ -267,6 +276,11 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
          "both": pd.concat([factors.loc[samples], feats], axis=1)}[model]
     est = _estimator(kind, model, opts, opts.inner_folds)
     est.fit(x.to_numpy(), yy.to_numpy())
+    est.omix_columns = list(x.columns)  # the input columns, in order, for scoring new samples
+    # wall-clock timings would make the saved model differ from run to run: drop them
+    est.refit_time_ = 0.0
+    for key in ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"):
+        est.cv_results_[key] = np.zeros_like(est.cv_results_[key])
     pipe = est.best_estimator_
     coef = np.atleast_2d(pipe.named_steps["est"].coef_)[-1]
     names = list(x.columns)

@@ -6,9 +6,11 @@ call them directly with temporary paths.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,8 @@ def ingest(table: PathLike, samples: PathLike, out_h5ad: PathLike, *, omic: str,
     adata = ingest_omic(table, kind=omic_cfg["kind"], sample_ids=list(sheet.index),
                         layout=omic_cfg.get("layout", "features_x_samples"),
                         fmt=omic_cfg.get("format", "auto"), regex=sample_id_cfg.get("regex"),
-                        map_file=sample_id_cfg.get("map"), name=omic)
+                        map_file=sample_id_cfg.get("map"), name=omic,
+                        ignore_unlisted=bool(sample_id_cfg.get("ignore_unlisted", False)))
     mapping = _pseudonyms(list(sheet.index), privacy_cfg)
     if mapping is not None:
         adata.obs_names = pd.Index([mapping[i] for i in adata.obs_names])
@@ -85,18 +88,41 @@ def mudata(omic_h5ads: Mapping[str, PathLike], samples: PathLike, out_h5mu: Path
     io.write_h5mu(mdata, out_h5mu)
 
 
-def integrate(in_h5mu: PathLike, model: PathLike, out_h5mu: PathLike, r2_tsv: PathLike,
-              factors_tsv: PathLike, weights_tsv: PathLike, *,
-              mofa_cfg: Mapping[str, Any]) -> None:
+def mofa_restart(in_h5mu: PathLike, model: PathLike, *, restart: int,
+                 mofa_cfg: Mapping[str, Any]) -> None:
+    """One MOFA+ fit with seed ``integrate.seed + restart``."""
+    opts = tl.MofaOptions.from_config(dict(mofa_cfg))
+    opts = dataclasses.replace(opts, seed=opts.seed + restart)
     mdata = io.read_h5mu(in_h5mu)
     with io.atomic_path(model) as tmp:
-        res = tl.run_mofa(mdata, tl.MofaOptions.from_config(dict(mofa_cfg)), tmp)
+        tl.save_mofa(mdata, opts, tmp)
+
+
+def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
+              out_h5mu: PathLike, r2_tsv: PathLike, factors_tsv: PathLike,
+              weights_tsv: PathLike, restarts_tsv: PathLike, stability_tsv: PathLike) -> None:
+    """Keep the restart with the best ELBO; write its model, factors, weights, R2, stability."""
+    mdata = io.read_h5mu(in_h5mu)
+    results = [tl.mofa_result(mdata, p) for p in restarts]
+    best, table, stability = tl.choose_restart(results)
+    res = results[best]
+    res.info["restarts"] = len(results)
+    log.info("MOFA+ restarts: %d; kept restart %d (seed %s, ELBO %.6g); smallest matched "
+             "factor correlation of another restart with it: %s", len(results), best,
+             res.info.get("seed"), res.info["elbo"],
+             "n/a (one restart)" if len(results) == 1
+             else f"{table['min_matched_r_to_best'].drop(best).min():.3f}")
+    with io.atomic_path(model) as tmp:
+        shutil.copyfile(restarts[best], tmp)
     tl.attach_mofa(mdata, res)
+    mdata.uns["mofa"]["stability"] = stability.drop(columns="factor").to_dict(orient="list")
     io.write_tsv(tl.variance_explained_table(res), r2_tsv)
     io.write_tsv(res.factors.rename_axis("sample_id").reset_index(), factors_tsv)
     w = pd.concat([df.rename_axis("feature").reset_index().assign(omic=v)
                    for v, df in res.weights.items()], ignore_index=True)
     io.write_tsv(w[["feature", "omic", *res.factors.columns]], weights_tsv)
+    io.write_tsv(table, restarts_tsv)
+    io.write_tsv(stability, stability_tsv)
     io.write_h5mu(mdata, out_h5mu)
 
 
@@ -217,19 +243,25 @@ def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: P
     pl.biomarker_heatmap(values, ranked, clusters, yo, outcome, stems["heatmap"])
 
 
-def manifest(inputs: Mapping[str, PathLike], config: Mapping[str, Any], out_json: PathLike
-             ) -> None:
-    """Run manifest: checksums of every input and the resolved config (for provenance)."""
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages whose behaviour the results depend on."""
     from importlib import metadata
 
-    pkgs = {}
+    pkgs: dict[str, str | None] = {}
     for name in ("snakemake", "mofapy2", "scanpy", "anndata", "mudata", "numpy", "pandas",
                  "scikit-learn", "scipy", "statsmodels", "leidenalg", "igraph", "umap-learn",
-                 "matplotlib"):
+                 "matplotlib", "lifelines"):
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pkgs[name] = None
+    return pkgs
+
+
+def manifest(inputs: Mapping[str, PathLike], config: Mapping[str, Any], out_json: PathLike
+             ) -> None:
+    """Run manifest: checksums of every input and the resolved config (for provenance)."""
+    pkgs = package_versions()
     doc = {"inputs": {k: {"path": str(p), "sha256": io.sha256(p)} for k, p in
                       sorted(inputs.items())},
            "config": config, "versions": pkgs}
@@ -297,5 +329,163 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
     io.write_tsv(contrib.rename_axis("sample_id").reset_index(), contributions_tsv)
     with io.atomic_path(model_out) as tmp:
         joblib.dump({"model": est, "kind": best, "endpoint": endpoint,
-                     "variables": list(importance["variable"])}, tmp)
+                     "variables": list(importance["variable"]),
+                     "columns": list(est.omix_columns)}, tmp)
     pl.prediction_plots(preds, summary, endpoint, roc_stem, cal_stem)
+
+
+# --------------------------------------------------------------------------------------------
+# new-cohort mode (omix.apply)
+# --------------------------------------------------------------------------------------------
+def bundle(norm_h5ads: Mapping[str, PathLike], h5mu: PathLike, model_hdf5: PathLike,
+           clusters_tsv: PathLike, samples: PathLike, predictor: PathLike | None,
+           metrics_tsv: PathLike | None, outdir: PathLike, *, config: Mapping[str, Any]
+           ) -> None:
+    """The frozen discovery bundle: every fitted parameter, nothing of any other cohort."""
+    from . import apply as ap
+    from .stats import SurvivalSpec
+
+    cfg = dict(config)
+    ap.write_bundle(
+        outdir, mdata=io.read_h5mu(h5mu),
+        norm={o: io.read_h5ad(p) for o, p in norm_h5ads.items()},
+        omics_cfg=cfg["omics"], model_hdf5=model_hdf5,
+        clusters=pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}),
+        sheet=io.read_sample_sheet(samples), survival=SurvivalSpec.from_config(cfg["survival"]),
+        n_neighbors=int(cfg["cluster"]["n_neighbors"]), predictor=predictor,
+        cv_metrics=pd.read_csv(metrics_tsv, sep="\t") if metrics_tsv else None,
+        config=cfg, cohort=str(cfg["cohort"]))
+
+
+def apply_ingest(table: PathLike, samples: PathLike, bundle_dir: PathLike, out_h5ad: PathLike,
+                 *, omic: str, omic_cfg: Mapping[str, Any], sample_id_cfg: Mapping[str, Any],
+                 privacy_cfg: Mapping[str, Any] | None = None) -> None:
+    """Ingest a table of a cohort to score, with the checks and messages of ``ingest``."""
+    norm = json.loads((Path(bundle_dir) / "normalization.json").read_text())
+    if omic not in norm:
+        raise ConfigError(f"omic '{omic}' is not in the model bundle {bundle_dir} (it has: "
+                          f"{', '.join(norm)})", where=f"apply omics.{omic}",
+                          hint="use the discovery's omic names as keys")
+    kind = norm[omic]["kind"]
+    if omic_cfg.get("kind") not in (None, kind):
+        raise ConfigError(f"omic '{omic}' has kind {omic_cfg['kind']} but the model was trained "
+                          f"on kind {kind}", where=f"apply omics.{omic}.kind",
+                          hint=f"set kind: {kind} (or leave it out) and supply that kind of data")
+    ingest(table, samples, out_h5ad, omic=omic, omic_cfg={**omic_cfg, "kind": kind},
+           sample_id_cfg=sample_id_cfg, privacy_cfg=privacy_cfg)
+
+
+def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: PathLike,
+                out: Mapping[str, PathLike], *, outcome: str | None, name: str) -> None:
+    """Project, assign, predict and check drift for a cohort, with frozen parameters only."""
+    from . import apply as ap
+
+    b = ap.Bundle.load(bundle_dir)
+    sheet = io.read_sample_sheet(samples)
+    views, rows = {}, []
+    for o, spec in b.normalization.items():
+        if o not in h5ads:
+            rows.append({"omic": o, "status": "absent", "input_features": len(
+                spec["input_features"]), "input_features_missing": len(spec["input_features"]),
+                "model_features": len(spec["features"]),
+                "model_features_missing": len(spec["features"])})
+            continue
+        raw = io.read_h5ad(h5ads[o])
+        x = pd.DataFrame(np.asarray(raw.X, dtype=float), index=raw.obs_names,
+                         columns=raw.var_names)
+        views[o], info = ap.transform_new(x, spec, name=o)
+        rows.append({"omic": o, "status": "present", **info})
+        if info["model_features_missing"]:
+            log.info("%s: %d of %d model features are not in the table; the projection uses "
+                     "the others", o, info["model_features_missing"], info["model_features"])
+    missing = pd.DataFrame(rows)
+    frozen = b.frozen_mofa()
+    proj = {v: d for v, d in views.items() if v in frozen.views}
+    if not proj:
+        raise ConfigError("none of the model's continuous omics is supplied",
+                          where=f"apply.{name}.omics",
+                          hint=f"supply at least one of: {', '.join(frozen.views)}")
+    z = frozen.project(proj)
+    order = [s for s in sheet.index if s in z.index]
+    z = z.loc[order]
+    skipped = len(sheet) - len(order)
+    if skipped:
+        log.info("%d sample(s) of the sheet have none of the omics and are not scored", skipped)
+    clusters = ap.assign_clusters(z, b)
+    pred, contrib = ap.predict_new(z, views, b, order)
+    ycol = outcome or b.predictor.get("endpoint")
+    y = sheet[ycol] if ycol is not None and ycol in sheet.columns else None
+    if y is not None and "predicted" in pred:
+        pred.insert(1, "observed", y.reindex(order).to_numpy())
+        metrics = ap.score_metrics(pred, y)
+        for _, r in metrics.iterrows():
+            log.info("%s on %d patients with a known outcome: %.3f", r["metric"], r["n"],
+                     r["value"])
+    else:
+        metrics = pd.DataFrame(columns=["metric", "value", "n"])
+        log.info("no observed outcome in the sheet: metrics.tsv is empty")
+    drift = ap.drift_report(views, z, b)
+    qc = _qc_flags(z, views, clusters, b, order)
+    io.write_tsv(z.rename_axis("sample_id").reset_index(), out["factors"])
+    io.write_tsv(clusters, out["clusters"])
+    io.write_tsv(pred, out["predictions"])
+    io.write_tsv(metrics, out["metrics"])
+    io.write_tsv(drift, out["drift"])
+    io.write_tsv(missing, out["missing"])
+    io.write_tsv(contrib, out["contributions"])
+    io.write_tsv(qc, out["qc"])
+
+
+def _qc_flags(z: pd.DataFrame, views: Mapping[str, pd.DataFrame], clusters: pd.DataFrame,
+              b: Any, order: list[str]) -> pd.DataFrame:
+    """Per patient: omics not measured, model features missing, values outside the discovery
+    range, extreme factor values, an uncertain stratum."""
+    from .apply import _array
+
+    ref = b.frozen["reference"]
+    zref = np.array([_array(r) for r in ref["factors"]])
+    zs = (z.to_numpy() - zref.mean(0)) / zref.std(0, ddof=1)
+    agree = clusters.set_index("sample_id")["agreement"]
+    flags: dict[str, list[str]] = {s: [] for s in order}
+    for o in b.normalization:
+        d = views.get(o)
+        for s in order:
+            if d is None or s not in d.index or d.loc[s].isna().all():
+                flags[s].append(f"{o} not measured")
+                continue
+            row = d.loc[s].to_numpy(dtype=float)
+            miss = float(np.mean(np.isnan(row)))
+            if miss > 0.2:
+                flags[s].append(f"{o}: {miss:.0%} of model features missing")
+            r = ref["omics"].get(o)
+            if r is not None:
+                with np.errstate(invalid="ignore"):
+                    out = np.nanmean((row < _array(r["min"])) | (row > _array(r["max"])))
+                if out > 0.1:
+                    flags[s].append(f"{o}: {out:.0%} of values outside the discovery range")
+    for i, s in enumerate(order):
+        big = [f for f, v in zip(z.columns, zs[i], strict=True) if abs(v) > 3]
+        if big:
+            flags[s].append(f"factor value beyond 3 discovery SD: {', '.join(big)}")
+        if agree.get(s, 1.0) < 0.5:
+            flags[s].append(f"uncertain stratum ({agree[s]:.0%} neighbour agreement)")
+    return pd.DataFrame({"sample_id": order, "n_flags": [len(flags[s]) for s in order],
+                         "flags": [";".join(flags[s]) for s in order]})
+
+
+def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir: PathLike,
+                   *, name: str) -> None:
+    """One HTML page per scored patient, and an index."""
+    from . import apply as ap
+
+    def read(key: str) -> pd.DataFrame:
+        return pd.read_csv(scored[key], sep="\t", dtype={"sample_id": str,
+                                                          "predicted": str})
+
+    factors = read("factors").set_index("sample_id")
+    pages = ap.patient_pages(outdir, bundle=ap.Bundle.load(bundle_dir), factors=factors,
+                             clusters=read("clusters"), predictions=read("predictions"),
+                             contributions=read("contributions"),
+                             qc=read("qc").fillna({"flags": ""}), drift=read("drift"),
+                             cohort_name=name)
+    log.info("%d patient pages written", len(pages))

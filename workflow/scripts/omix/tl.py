@@ -75,6 +75,8 @@ class MofaOptions(FromConfig):
     ard_weights: bool = True
     save_data: bool = False
     min_r2: float = 1.0
+    engine: str = "fast"
+    float32: bool = False
 
 
 @dataclass
@@ -135,18 +137,25 @@ def drop_inactive_factors(model: Any, min_r2: float) -> int:
     if len(drop) == model.dim["K"]:
         raise AnalysisError(f"no factor explains {min_r2}% of the variance in any view",
                             hint="lower integrate.min_r2, or check the normalised data")
+    best = r2.max(axis=0)
+    log.info("factor choice: %d factors fitted; largest variance explained in any view per "
+             "factor (%%): %s; threshold integrate.min_r2 = %.3g%%", model.dim["K"],
+             ", ".join(f"{b:.2f}" for b in best), min_r2)
     if len(drop):
         for node in model.nodes.values():
             node.removeFactors(drop)
         model.dim["K"] -= len(drop)
-        log.info("dropped %d factor(s) explaining < %.3g%% in every view", len(drop), min_r2)
+        log.info("dropped %d factor(s) below the threshold in every view: the data support %d "
+                 "factors (raise integrate.factors if none was dropped)", len(drop),
+                 model.dim["K"])
+    else:
+        log.info("no factor dropped: every fitted factor explains >= %.3g%% somewhere; the data "
+                 "may support more than integrate.factors", min_r2)
     return int(len(drop))
 
 
 def fit_mofa(mdata: Any, opts: MofaOptions) -> Any:
-    """Train MOFA+ (mofapy2) on all views of ``mdata``; return the trained entry point."""
-    from mofapy2.run.entry_point import entry_point
-
+    """Train MOFA+ on all views of ``mdata``; return the trained mofapy2 entry point."""
     data, likelihoods, views, samples = mofa_inputs(mdata)
     n = len(samples)
     if n <= opts.factors:
@@ -158,38 +167,132 @@ def fit_mofa(mdata: Any, opts: MofaOptions) -> Any:
             raise AnalysisError(f"view {view}: unsupported likelihood {lik}")
         if np.isnan(x[0]).all(axis=1).sum() == n:
             raise AnalysisError(f"view {view} has no measured sample")
+    ent = train_mofa(data, likelihoods, views, samples, model_feature_names(mdata, views), opts)
+    ent.omix_dropped = drop_inactive_factors(ent.model, opts.min_r2)
+    return ent
+
+
+def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list[str],
+               samples: list[str], features: list[list[str]], opts: MofaOptions) -> Any:
+    """Build and train mofapy2's model on per-view N x D matrices (NaN = missing).
+
+    ``opts.engine == "fast"`` trains with :mod:`omix.engine` when the model allows it and says
+    in the log why not otherwise; ``"mofapy2"`` is stock training.  ``ent.omix_engine`` records
+    which one ran.
+    """
+    from mofapy2.run.entry_point import entry_point
+
+    from . import engine
+
+    if opts.engine not in ("fast", "mofapy2"):
+        raise AnalysisError(f"integrate.engine {opts.engine!r} is unknown",
+                            hint="use fast or mofapy2")
+    stock32 = opts.float32 and opts.engine == "mofapy2"
     ent = entry_point()
-    ent.set_data_options(scale_views=opts.scale_views, center_groups=True, use_float32=False)
+    ent.set_data_options(scale_views=opts.scale_views, center_groups=True, use_float32=stock32)
     ent.set_data_matrix(data, likelihoods=likelihoods, views_names=views,
                         groups_names=["group1"], samples_names=[samples],
-                        features_names=model_feature_names(mdata, views))
+                        features_names=features)
     ent.set_model_options(factors=opts.factors, spikeslab_weights=opts.spikeslab_weights,
                           ard_weights=opts.ard_weights, ard_factors=False)
     ent.set_train_options(iter=opts.iterations, convergence_mode=opts.convergence,
                           seed=opts.seed, verbose=False, quiet=True, startELBO=1, freqELBO=1,
                           dropR2=None, gpu_mode=False)
     ent.build()
+    ent.omix_engine = "mofapy2"
+    if opts.engine == "fast":
+        reason = engine.unsupported(ent)
+        if reason is None:
+            engine.FastEngine(ent.model, float32=opts.float32).install()
+            ent.omix_engine = "fast32" if opts.float32 else "fast"
+        else:
+            log.info("fast engine not used (%s): training with stock mofapy2", reason)
+    log.info("MOFA+ training engine: %s", ent.omix_engine)
     ent.run()
-    ent.omix_dropped = drop_inactive_factors(ent.model, opts.min_r2)
     return ent
 
 
 def run_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> MofaResult:
-    """Fit MOFA+ with mofapy2 on all views of ``mdata``; write the model file to ``outfile``."""
+    """Fit MOFA+ on all views of ``mdata``; write the model file to ``outfile``; read it back."""
+    save_mofa(mdata, opts, outfile)
+    return mofa_result(mdata, outfile)
+
+
+def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> None:
+    """Fit MOFA+ and write mofapy2's model file (plus the engine used, as a root attribute)."""
+    import h5py
+
     ent = fit_mofa(mdata, opts)
-    views = list(mdata.mod)
     Path(outfile).parent.mkdir(parents=True, exist_ok=True)
     ent.save(str(outfile), save_data=opts.save_data)
-    res = read_mofa_model(outfile)
-    for v in views:  # back to the AnnData's names (the file may carry a _view suffix)
+    with h5py.File(outfile, "a") as f:
+        # mofapy2 does not save the noise precisions (its Tau expectation is N x D); new
+        # samples are projected with them (omix.predict.FrozenMofa), so keep one per feature
+        grp = f.create_group("omix_tau")
+        for view, lik, node in zip(ent.data_opts["views_names"], ent.likelihoods,
+                                   ent.model.nodes["Tau"].nodes, strict=True):
+            if lik == "gaussian":  # non-Gaussian views have no noise precision to keep
+                grp.create_dataset(view, data=np.asarray(node.Q.getExpectation())[0])
+        f.attrs["omix_engine"] = ent.omix_engine
+        f.attrs["omix_seed"] = opts.seed
+        f.attrs["omix_factors_requested"] = opts.factors
+        f.attrs["omix_factors_dropped"] = ent.omix_dropped
+    log.info("MOFA+ (seed %d, engine %s): %d factors kept of %d requested", opts.seed,
+             ent.omix_engine, ent.model.dim["K"], opts.factors)
+
+
+def mofa_result(mdata: Any, model: str | os.PathLike[str]) -> MofaResult:
+    """A model file's result with the AnnData's feature names (the file may add _view)."""
+    res = read_mofa_model(model)
+    views = list(mdata.mod)
+    for v in views:
         res.weights[v].index = mdata.mod[v].var_names.copy()
-    res.info.update({"n_samples": mdata.n_obs, "views": views,
-                     "likelihoods": ent.likelihoods if hasattr(ent, "likelihoods") else None,
-                     "seed": opts.seed, "factors_requested": opts.factors,
-                     "factors_dropped": ent.omix_dropped})
-    log.info("MOFA+: %d factors kept of %d requested after %d iterations",
-             res.factors.shape[1], opts.factors, res.info["iterations"])
+    res.info.update({"n_samples": mdata.n_obs, "views": views})
     return res
+
+
+def matched_correlation(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    """For each factor of ``a``: |r| with its one-to-one matched factor of ``b`` (Hungarian
+    assignment on |r|); 0 where ``b`` has fewer factors and none is left to match."""
+    from scipy.optimize import linear_sum_assignment
+
+    b = b.loc[a.index]
+    ka = a.shape[1]
+    r = np.abs(np.nan_to_num(np.corrcoef(a.to_numpy().T, b.to_numpy().T)[:ka, ka:]))
+    out = pd.Series(0.0, index=a.columns)
+    i, j = linear_sum_assignment(-r)
+    out.iloc[i] = r[i, j]
+    return out
+
+
+def choose_restart(results: list[MofaResult]) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+    """Best restart by final ELBO (ties: the first), a table of restarts and factor stability.
+
+    Stability of each factor of the best model: its matched |r| with every other restart
+    (mean and minimum); NaN with a single restart.
+    """
+    elbo = np.array([r.info["elbo"] for r in results])
+    best = int(np.argmax(elbo))
+    ref = results[best].factors
+    matched = {i: matched_correlation(ref, r.factors) for i, r in enumerate(results)
+               if i != best}
+    table = pd.DataFrame({
+        "restart": range(len(results)),
+        "seed": [r.info.get("seed") for r in results],
+        "engine": [r.info.get("engine") for r in results],
+        "iterations": [r.info["iterations"] for r in results],
+        "elbo": elbo,
+        "factors": [r.factors.shape[1] for r in results],
+        "best": [i == best for i in range(len(results))],
+        "min_matched_r_to_best": [matched[i].min() if i in matched else 1.0
+                                  for i in range(len(results))],
+    })
+    m = pd.DataFrame(matched, index=ref.columns)
+    stab = pd.DataFrame({"factor": ref.columns,
+                         "mean_matched_r": m.mean(axis=1).to_numpy() if matched else np.nan,
+                         "min_matched_r": m.min(axis=1).to_numpy() if matched else np.nan,
+                         "restarts_compared": len(matched)})
+    return best, table, stab
 
 
 def read_mofa_model(path: str | os.PathLike[str]) -> MofaResult:
@@ -214,12 +317,15 @@ def read_mofa_model(path: str | os.PathLike[str]) -> MofaResult:
         r2_total = np.asarray(f["variance_explained"]["r2_total"][group][()])
         elbo = np.asarray(f["training_stats"]["elbo"][()])
         elbo = elbo[~np.isnan(elbo)]
+        attrs = {k[5:]: (v.item() if hasattr(v, "item") else str(v))
+                 for k, v in f.attrs.items() if k.startswith("omix_")}
     return MofaResult(
         factors=pd.DataFrame(z, index=samples, columns=names),
         weights=weights,
         r2=pd.DataFrame(r2, index=views, columns=names),
         r2_total=pd.Series(r2_total, index=views),
-        info={"iterations": int(len(elbo)), "elbo": float(elbo[-1]) if len(elbo) else float("nan")},
+        info={"iterations": int(len(elbo)), "elbo": float(elbo[-1]) if len(elbo) else float("nan"),
+              **attrs},
     )
 
 
@@ -239,6 +345,8 @@ def attach_mofa(mdata: Any, res: MofaResult) -> None:
         "variance_explained_total": {v: float(res.r2_total[v]) for v in res.r2_total.index},
         "iterations": res.info.get("iterations"),
         "elbo": res.info.get("elbo"),
+        "engine": str(res.info.get("engine", "unknown")),
+        "restarts": int(res.info.get("restarts", 1)),
     }
 
 

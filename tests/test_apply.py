@@ -1,0 +1,157 @@
+"""New-cohort mode: the frozen bundle scores a validation cohort without refitting anything."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import copy_cohort, run_snakemake
+from omix import apply as ap
+from omix import tl
+from omix.ingest import ingest_omic
+from omix.io import read_sample_sheet
+from omix.pp import OmicOptions, normalize_omic
+
+
+@pytest.mark.parametrize("omic", ["rna", "mutations", "protein", "metabolites", "methylation"])
+def test_frozen_transform_reproduces_discovery_normalisation(small_cohort: Path, omic: str):
+    """New samples go through exactly the discovery's transform: fed the discovery's own raw
+    data, transform_new gives back its normalised matrix."""
+    cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
+    ocfg = cfg["omics"][omic]
+    sheet = read_sample_sheet(small_cohort / cfg["samples"])
+    raw = ingest_omic(small_cohort / ocfg["path"], kind=ocfg["kind"],
+                      sample_ids=list(sheet.index), layout=ocfg["layout"], name=omic)
+    norm = normalize_omic(raw, OmicOptions.from_config(ocfg))
+    spec = ap.normalization_spec(norm, ocfg)
+    x = pd.DataFrame(np.asarray(raw.X), index=raw.obs_names, columns=raw.var_names)
+    new, info = ap.transform_new(x, spec, name=omic)
+    assert list(new.columns) == list(norm.var_names)
+    assert info["model_features_missing"] == 0
+    np.testing.assert_allclose(new.to_numpy(), np.asarray(norm.X), rtol=1e-9, atol=1e-9)
+    # a feature missing from the new table stays missing and is counted, others unchanged
+    dropped = x.drop(columns=[norm.var_names[0]])
+    new2, info2 = ap.transform_new(dropped, spec, name=omic)
+    assert info2["model_features_missing"] == 1 and new2.iloc[:, 0].isna().all()
+
+
+def split_cohort(src: Path, dst: Path, perturb: float = 1.0) -> Path:
+    """Discovery = 40 of 60 samples, validation = the other 20 (every 3rd), same tables."""
+    work = copy_cohort(src, dst)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    sheet = pd.read_csv(work / cfg["samples"], sep="\t", dtype=str)
+    val = sheet.iloc[2::3]
+    sheet.drop(val.index).to_csv(work / "data" / "discovery.tsv", sep="\t", index=False)
+    val.to_csv(work / "data" / "validation.tsv", sep="\t", index=False)
+    cfg["samples"] = "data/discovery.tsv"
+    cfg["sample_id"] = {"ignore_unlisted": True}
+    omics = {}
+    for o, t in cfg["omics"].items():
+        path = t["path"]
+        if perturb != 1.0 and o == "protein":  # a different validation table, same samples
+            df = pd.read_csv(work / path, sep="\t", index_col=0)
+            half = df.columns[: df.shape[1] // 2]  # a shift sample medians cannot undo
+            df.loc[df.index.isin(val["sample_id"]), half] *= perturb
+            path = "data/protein_validation.tsv"
+            df.to_csv(work / path, sep="\t")
+        omics[o] = {"path": path, "layout": t["layout"]}
+    cfg["apply"] = {"val": {"model": "results/small/model", "samples": "data/validation.tsv",
+                            "omics": omics}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return work
+
+
+@pytest.fixture(scope="module")
+def split_runs(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    a = split_cohort(small_cohort, tmp_path_factory.mktemp("splitA"))
+    b = split_cohort(small_cohort, tmp_path_factory.mktemp("splitB"), perturb=8.0)
+    for work in (a, b):
+        proc = run_snakemake(work)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return a, b
+
+
+def test_validation_cohort_is_scored(split_runs):
+    work, _ = split_runs
+    out = work / "results" / "small" / "apply" / "val"
+    val = pd.read_csv(work / "data" / "validation.tsv", sep="\t", dtype=str)
+    factors = pd.read_csv(out / "factors.tsv", sep="\t", dtype={"sample_id": str})
+    assert list(factors["sample_id"]) == list(val["sample_id"])
+    clusters = pd.read_csv(out / "clusters.tsv", sep="\t", dtype={"sample_id": str})
+    disc = pd.read_csv(work / "results" / "small" / "clusters.tsv", sep="\t")
+    assert set(clusters["cluster"]) <= set(disc["cluster"])
+    assert clusters["agreement"].between(0, 1).all()
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample_id": str})
+    assert {"predicted", "observed", "p_non_responder", "p_responder"} <= set(pred.columns)
+    np.testing.assert_allclose(pred[["p_non_responder", "p_responder"]].sum(axis=1), 1.0)
+    assert (pred["predicted"] == np.where(pred["p_responder"] > 0.5, "responder",
+                                          "non_responder")).all()
+    assert (pred["model_variables_missing"] == 0).all()
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t").set_index("metric")
+    assert metrics.loc["auc", "n"] == 20 and metrics.loc["auc", "value"] > 0.7
+    drift = pd.read_csv(out / "drift.tsv", sep="\t")
+    assert set(drift["level"]) == {"omic", "factor"} and not drift["warning"].any()
+    pages = sorted((out / "patients").glob("*.html"))
+    assert len(pages) == 21  # 20 patients and the index
+    page = (out / "patients" / f"{val['sample_id'].iloc[0]}.html").read_text()
+    assert "Stratum" in page and "<svg" in page and "response" in page
+
+
+def test_projected_factors_match_a_model_fitted_on_all_patients(split_runs, finished_run):
+    work, _ = split_runs
+    proj = pd.read_csv(work / "results" / "small" / "apply" / "val" / "factors.tsv", sep="\t",
+                       dtype={"sample_id": str}).set_index("sample_id")
+    full = pd.read_csv(finished_run / "results" / "small" / "mofa" / "factors.tsv", sep="\t",
+                       dtype={"sample_id": str}).set_index("sample_id").loc[proj.index]
+    r2 = pd.read_csv(work / "results" / "small" / "mofa" / "variance_explained.tsv", sep="\t")
+    r2 = r2[r2["factor"] != "total"].groupby("factor")["r2_percent"].max()
+    matched = tl.matched_correlation(proj, full)
+    strong = r2[r2 >= 5].index            # factors with structure (>= 5 % in some omic)
+    assert len(strong) >= 3
+    assert (matched[strong] >= 0.95).all(), matched
+
+
+def test_no_statistic_of_the_validation_cohort_enters_the_bundle(split_runs):
+    a, b = split_runs
+    files = ["manifest.json", "normalization.json", "frozen.json", "predictor.joblib"]
+    for f in files:
+        fa = (a / "results" / "small" / "model" / f).read_bytes()
+        fb = (b / "results" / "small" / "model" / f).read_bytes()
+        assert hashlib.sha256(fa).digest() == hashlib.sha256(fb).digest(), f
+    # ... while the validation outputs did change: the protein table differed
+    da = pd.read_csv(a / "results/small/apply/val/drift.tsv", sep="\t").set_index("name")
+    db = pd.read_csv(b / "results/small/apply/val/drift.tsv", sep="\t").set_index("name")
+    assert db.loc["protein", "fraction_outside_range"] > da.loc["protein", "fraction_outside_range"]
+    assert db.loc["protein", "warning"]
+
+
+def test_tampered_bundle_is_refused(split_runs, tmp_path):
+    import shutil
+
+    work, _ = split_runs
+    bundle = tmp_path / "model"
+    shutil.copytree(work / "results" / "small" / "model", bundle)
+    ap.Bundle.load(bundle)
+    doc = (bundle / "frozen.json").read_text()
+    (bundle / "frozen.json").write_text(doc.replace('"n_neighbors": 15', '"n_neighbors": 14'))
+    with pytest.raises(ap.ConfigError, match="does not match its checksum"):
+        ap.Bundle.load(bundle)
+
+
+def test_holdout_split_is_stratified_disjoint_and_seeded():
+    from omix.holdout import split
+
+    sheet = pd.DataFrame({"y": ["a"] * 30 + ["b"] * 15 + [None] * 6},
+                         index=[f"P{i:02d}" for i in range(51)])
+    disc, held = split(sheet, "y", 1 / 3, seed=0)
+    assert len(set(disc) & set(held)) == 0 and len(disc) + len(held) == 51
+    counts = sheet.loc[held, "y"].fillna("none").value_counts()
+    assert counts.to_dict() == {"a": 10, "b": 5, "none": 2}
+    assert list(held) == sorted(held)                  # sheet order kept
+    assert split(sheet, "y", 1 / 3, seed=0)[1].equals(held)
+    assert not split(sheet, "y", 1 / 3, seed=1)[1].equals(held)

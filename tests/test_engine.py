@@ -1,0 +1,141 @@
+"""The fast MOFA+ engine against stock mofapy2 on the same input (small data, seconds)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from omix import engine, tl
+from omix.bench import generate, matched_r
+
+
+def fit(data: list[np.ndarray], **kw):
+    opts = tl.MofaOptions(**{"factors": 6, "seed": 3, "min_r2": 0.0, **kw})
+    views = [f"v{i}" for i in range(len(data))]
+    feats = [[f"v{i}_{j}" for j in range(x.shape[1])] for i, x in enumerate(data)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tl.train_mofa([[x.copy()] for x in data], ["gaussian"] * len(data), views,
+                             [f"s{i}" for i in range(data[0].shape[0])], feats, opts)
+
+
+def summary(ent) -> dict:
+    m = ent.model
+    elbo = np.asarray(m.train_stats["elbo"], dtype=float)
+    return {"z": m.nodes["Z"].getExpectation(), "w": m.nodes["W"].getExpectation(),
+            "tau": [t["E"] for t in m.nodes["Tau"].getExpectations()],
+            "elbo": elbo[~np.isnan(elbo)], "r2": m.calculate_variance_explained()[0],
+            "r2_total": m.calculate_variance_explained(total=True)[0]}
+
+
+@pytest.fixture(scope="module")
+def views() -> list[np.ndarray]:
+    return generate(80, (60, 40, 25), k=4, seed=5)
+
+
+def assert_same_model(a: dict, b: dict, tol: float = 1e-9) -> None:
+    assert len(a["elbo"]) == len(b["elbo"])            # same convergence iteration
+    np.testing.assert_allclose(a["elbo"], b["elbo"], rtol=1e-12)
+    np.testing.assert_allclose(a["z"], b["z"], atol=tol)
+    for wa, wb in zip(a["w"], b["w"], strict=True):
+        np.testing.assert_allclose(wa, wb, atol=tol)
+    for ta, tb in zip(a["tau"], b["tau"], strict=True):
+        np.testing.assert_allclose(ta, tb, rtol=1e-9)
+    np.testing.assert_allclose(a["r2"], b["r2"], atol=1e-12)
+    np.testing.assert_allclose(a["r2_total"], b["r2_total"], atol=1e-12)
+
+
+def test_fast_engine_gives_stock_mofapy2_iterates(views):
+    stock, fast = fit(views, engine="mofapy2"), fit(views, engine="fast")
+    assert (stock.omix_engine, fast.omix_engine) == ("mofapy2", "fast")
+    s, f = summary(stock), summary(fast)
+    assert len(s["elbo"]) > 20                           # it really trained
+    assert_same_model(s, f)
+    assert s["r2_total"].max() > 0.3                     # and found the planted structure
+
+
+def test_fast_engine_with_samples_missing_a_view(views):
+    data = [x.copy() for x in views]
+    data[1][:15] = np.nan                                # 15 samples lack view 1
+    data[2][60:] = np.nan                                # 20 samples lack view 2
+    stock, fast = fit(data, engine="mofapy2"), fit(data, engine="fast")
+    assert fast.omix_engine == "fast"
+    assert_same_model(summary(stock), summary(fast))
+
+
+def test_scattered_missing_values_fall_back_to_stock_with_a_log_line(views, caplog):
+    data = [x.copy() for x in views]
+    data[0][3, 7] = np.nan
+    with caplog.at_level(logging.INFO, logger="omix.tl"):
+        fast = fit(data, engine="fast")
+    assert fast.omix_engine == "mofapy2"
+    assert "fast engine not used (view 0: missing values inside measured samples)" in caplog.text
+    assert_same_model(summary(fit(data, engine="mofapy2")), summary(fast), tol=0)
+
+
+def test_unsupported_names_each_reason(views):
+    ent = fit(views, engine="mofapy2", iterations=2)
+    assert engine.unsupported(ent) is None
+    ent.train_opts["stochastic"] = True
+    assert engine.unsupported(ent) == "stochastic inference"
+    ent.train_opts["stochastic"] = False
+    bern = [(x > 0).astype(float) for x in views]
+    opts = tl.MofaOptions(factors=3, iterations=2, min_r2=0.0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ent = tl.train_mofa([[x] for x in bern], ["bernoulli"] * 3, ["a", "b", "c"],
+                            [f"s{i}" for i in range(80)],
+                            [[f"{v}{j}" for j in range(x.shape[1])]
+                             for v, x in zip("abc", bern, strict=True)], opts)
+    assert ent.omix_engine == "mofapy2" and engine.unsupported(ent) == (
+        "view 0: non-Gaussian likelihood")
+    ent = fit(views, engine="mofapy2", iterations=2, spikeslab_weights=False)
+    assert engine.unsupported(ent) == "view 0: weights without the spike-and-slab prior"
+
+
+def test_float32_option_agrees_closely(views):
+    s, f32 = summary(fit(views, engine="mofapy2")), fit(views, engine="fast", float32=True)
+    assert f32.omix_engine == "fast32"
+    f = summary(f32)
+    assert matched_r(s["z"], f["z"]) > 0.999
+    it = min(len(s["elbo"]), len(f["elbo"])) - 1
+    assert abs(s["elbo"][it] - f["elbo"][it]) / abs(s["elbo"][it]) < 1e-5
+
+
+def test_unknown_engine_is_refused(views):
+    with pytest.raises(tl.AnalysisError, match="integrate.engine 'gpu' is unknown"):
+        fit(views, engine="gpu")
+
+
+def result(z: np.ndarray, elbo: float, seed: int) -> tl.MofaResult:
+    names = [f"Factor{i + 1}" for i in range(z.shape[1])]
+    return tl.MofaResult(factors=pd.DataFrame(z, index=[f"s{i}" for i in range(len(z))],
+                                              columns=names),
+                         weights={}, r2=pd.DataFrame(), r2_total=pd.Series(dtype=float),
+                         info={"elbo": elbo, "iterations": 10, "seed": seed, "engine": "fast"})
+
+
+def test_choose_restart_keeps_best_elbo_and_matches_factors_up_to_order_and_sign():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((50, 3))
+    other = np.column_stack([-z[:, 2], z[:, 0], rng.standard_normal(50)])  # permuted, flipped
+    best, table, stab = tl.choose_restart([result(other, -120.0, 1), result(z, -100.0, 2),
+                                           result(z[:, :2], -100.0, 3)])
+    assert best == 1                                      # ties go to the first
+    assert list(table["best"]) == [False, True, False]
+    r = tl.matched_correlation(pd.DataFrame(z), pd.DataFrame(other))
+    assert r[0] == pytest.approx(1.0) and r[2] == pytest.approx(1.0) and r[1] < 0.5
+    assert list(stab["restarts_compared"]) == [2, 2, 2]
+    # Factor3 is found by restart 0 (as -Factor1) but not by restart 2, which has 2 factors
+    assert stab.loc[2, "min_matched_r"] == 0.0 and stab.loc[2, "mean_matched_r"] == (
+        pytest.approx(0.5))
+    assert table.loc[2, "min_matched_r_to_best"] == 0.0
+
+
+def test_single_restart_has_no_stability():
+    best, table, stab = tl.choose_restart([result(np.eye(4, 2), -1.0, 1)])
+    assert best == 0 and stab["mean_matched_r"].isna().all()
+    assert list(stab["restarts_compared"]) == [0, 0]

@@ -1,0 +1,573 @@
+"""New-cohort mode: a frozen discovery bundle scores new patients without refitting anything.
+
+The bundle (``results/<cohort>/model/``) holds only what the discovery cohort taught:
+
+* ``normalization.json``: per omic, the kind and options, the feature set each per-sample
+  statistic is taken over (library size, PQN quotients, sample medians), the library-size
+  target and each feature's mean share of the library, the PQN reference spectrum, the
+  imputation values of censored cells, and the features kept for the model;
+* ``frozen.json``: the MOFA+ weights, noise precisions, centring and scaling of each view, the
+  discovery factors with their cluster labels (kNN assignment of new patients), per-feature
+  and per-factor reference distributions (drift), Kaplan-Meier curves of the clusters;
+* ``predictor.joblib``: the refitted predictive model of the ``predict`` rule, its input
+  columns and its nested-CV estimate;
+* ``manifest.json``: package versions, a hash of the resolved config, checksums of every
+  feature list and of the files above.
+
+JSON rather than a pickle for everything but the scikit-learn estimator: readable, diffable,
+byte-reproducible, and loading it runs no code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import AnalysisError, ConfigError
+from .io import atomic_path
+from .pp import impute_left_censored, m_values, pqn_factors
+from .predict import FrozenMofa, feature_table
+
+log = logging.getLogger("omix.apply")
+PathLike = str | os.PathLike[str]
+
+BUNDLE_FILES = ("manifest.json", "normalization.json", "frozen.json", "predictor.joblib")
+DRIFT_SMD = 0.5           # |standardised mean difference| called a shift
+DRIFT_WARN_FRACTION = 0.25  # warn when more than this share of an omic's features shift
+
+
+def _floats(a: Any) -> list[float | None]:
+    """A float array as a JSON list (NaN -> null; repr round-trips exactly)."""
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).ravel()]
+
+
+def _array(v: Any) -> np.ndarray:
+    return np.array([np.nan if x is None else x for x in v], dtype=float)
+
+
+def _dump(obj: Any, path: PathLike) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def _sha256_text(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# the bundle
+# --------------------------------------------------------------------------------------------
+def normalization_spec(a: Any, omic_cfg: dict[str, Any]) -> dict[str, Any]:
+    """What transforming new samples like ``a`` (a normalised AnnData) needs."""
+    from .pp import OmicOptions
+
+    opts = OmicOptions.from_config(dict(omic_cfg))  # with the schema's defaults
+    p = a.uns["omix"]["normalize"]
+    x = np.asarray(a.X, dtype=float)
+    spec: dict[str, Any] = {
+        "kind": str(p["kind"]), "likelihood": str(p["likelihood"]),
+        "options": {k: getattr(opts, k) for k in ("log_transform", "pqn", "detection_limit",
+                                                   "impute", "library_size")},
+        "input_features": [str(f) for f in p["input_features"]],
+        "features": [str(f) for f in a.var_names],
+        "batch_corrected": bool(p.get("batch_corrected", False)),
+    }
+    if "library_size_target" in p:
+        spec["library_size_target"] = float(p["library_size_target"])
+        spec["library_fraction"] = _floats(p["library_fraction"])
+    if "pqn_reference_input" in p:
+        spec["pqn_reference"] = _floats(p["pqn_reference_input"])
+    if spec["kind"] == "intensity":
+        cens = np.asarray(a.layers["censored"], dtype=bool) if "censored" in a.layers else \
+            np.zeros_like(x, dtype=bool)
+        obs = np.where(cens | np.isnan(x), np.nan, x)
+        with np.errstate(all="ignore"):
+            fmin = np.nanmin(np.where(np.isnan(obs), np.inf, obs), axis=0)
+            sd = float(np.nanmedian(np.nanstd(obs, axis=0)))
+        spec["impute_fill"] = _floats(np.where(np.isfinite(fmin), fmin - 1.0, np.nan))
+        spec["min_prob_sd"] = sd if np.isfinite(sd) else 1e-6
+    return spec
+
+
+def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
+                 omics_cfg: dict[str, Any], model_hdf5: PathLike, clusters: pd.DataFrame,
+                 sheet: pd.DataFrame, survival: Any, n_neighbors: int,
+                 predictor: PathLike | None, cv_metrics: pd.DataFrame | None,
+                 config: dict[str, Any], cohort: str) -> None:
+    """Write the four bundle files to ``outdir`` (see the module docstring)."""
+    import h5py
+    import joblib
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    normalization = {o: normalization_spec(a, omics_cfg[o]) for o, a in norm.items()}
+    _dump(normalization, out / "normalization.json")
+
+    with h5py.File(model_hdf5, "r") as f:
+        likelihoods = [v.decode() if isinstance(v, bytes) else str(v)
+                       for v in f["model_options"]["likelihoods"][()]]
+        views = [v.decode() if isinstance(v, bytes) else str(v) for v in f["views"]["views"][()]]
+        weights = [np.asarray(f["expectations"]["W"][v][()]).T for v in views]
+        tau = [np.asarray(f["omix_tau"][v][()]) if v in f.get("omix_tau", {}) else None
+               for v in views]
+    if views != list(mdata.mod):
+        raise AnalysisError("model file views differ from the MuData's",
+                            hint="re-run integrate")
+    names = list(mdata.uns["mofa"]["factors"])
+    frozen = FrozenMofa.from_parameters(mdata, likelihoods, weights, tau, names,
+                                        scale_views=bool(config["integrate"]["scale_views"]))
+    z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names, columns=names)
+    labels = clusters.set_index("sample_id")["cluster"].reindex(z.index)
+    ref_omics = {}
+    for o, a in mdata.mod.items():
+        x = np.asarray(a.X, dtype=float)
+        with np.errstate(all="ignore"):
+            ref_omics[o] = {"mean": _floats(np.nanmean(x, axis=0)),
+                            "sd": _floats(np.nanstd(x, axis=0, ddof=1)),
+                            "min": _floats(np.nanmin(x, axis=0)),
+                            "max": _floats(np.nanmax(x, axis=0))}
+    doc: dict[str, Any] = {
+        "factors": names,
+        "mofa": {v: {"features": [str(f) for f in frozen.features[v]],
+                     "mean": _floats(frozen.means[v]), "scale": float(frozen.scales[v]),
+                     "weights": [_floats(r) for r in frozen.weights[v]],
+                     "tau": _floats(frozen.tau[v])} for v in frozen.views},
+        "reference": {"factors": [_floats(r) for r in z.to_numpy()],
+                      "clusters": [str(c) for c in labels],
+                      "n_neighbors": int(n_neighbors), "omics": ref_omics},
+        "survival": _km_curves(sheet, survival, labels) if survival is not None else None,
+    }
+    _dump(doc, out / "frozen.json")
+
+    pred: dict[str, Any] = {"model": None, "endpoint": None}
+    if predictor is not None:
+        pred = joblib.load(predictor)
+        if cv_metrics is not None:
+            sel = cv_metrics[cv_metrics["model"] == pred["kind"]]
+            pred["cv"] = {r["metric"]: {"mean": float(r["mean"]), "ci_low": float(r["ci_low"]),
+                                        "ci_high": float(r["ci_high"])}
+                          for _, r in sel.iterrows()}
+    with atomic_path(out / "predictor.joblib") as tmp:
+        joblib.dump(pred, tmp)
+
+    from .steps import package_versions
+
+    # the discovery's config: what is scored with the bundle is not part of it
+    cfg_json = json.dumps({k: v for k, v in config.items() if k != "apply"}, sort_keys=True,
+                          default=str)
+    manifest = {
+        "discovery_cohort": cohort, "n_samples": int(mdata.n_obs), "factors": names,
+        "endpoint": pred["endpoint"],
+        "omics": {o: {"kind": s["kind"], "n_model_features": len(s["features"]),
+                      "model_features_sha256": _sha256_text(s["features"]),
+                      "input_features_sha256": _sha256_text(s["input_features"])}
+                  for o, s in normalization.items()},
+        "config_sha256": hashlib.sha256(cfg_json.encode()).hexdigest(),
+        "versions": package_versions(),
+        "files": {f: _sha256_file(out / f) for f in BUNDLE_FILES if f != "manifest.json"},
+    }
+    _dump(manifest, out / "manifest.json")
+    log.info("frozen bundle: %d omics, %d factors, %d discovery samples, predictor: %s",
+             len(normalization), len(names), mdata.n_obs,
+             manifest["endpoint"] or "none (no endpoint)")
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _km_curves(sheet: pd.DataFrame, spec: Any, labels: pd.Series) -> dict[str, Any] | None:
+    """Kaplan-Meier survival of each discovery cluster (lifelines), as step functions."""
+    from lifelines import KaplanMeierFitter
+
+    from .stats import survival_frame
+
+    try:
+        sf = survival_frame(sheet, spec)
+    except (AnalysisError, ConfigError):
+        return None
+    sf = sf.join(labels.rename("cluster"), how="inner").dropna()
+    curves = {}
+    for c, d in sf.groupby("cluster", sort=True):
+        km = KaplanMeierFitter().fit(d["time"], d["event"])
+        s = km.survival_function_.iloc[:, 0]
+        curves[str(c)] = {"time": _floats(s.index), "survival": _floats(s.to_numpy()),
+                          "n": int(len(d)), "events": int(d["event"].sum())}
+    return {"time_column": spec.time, "curves": curves}
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    normalization: dict[str, Any]
+    frozen: dict[str, Any]
+    predictor: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: PathLike) -> Bundle:
+        import joblib
+
+        p = Path(path)
+        missing = [f for f in BUNDLE_FILES if not (p / f).is_file()]
+        if missing:
+            raise ConfigError(f"model bundle {p} lacks {', '.join(missing)}",
+                              hint="point apply.<name>.model at results/<cohort>/model of a "
+                                   "finished discovery run")
+        man = json.loads((p / "manifest.json").read_text())
+        for f, digest in man["files"].items():
+            if _sha256_file(p / f) != digest:
+                raise ConfigError(f"model bundle file {p / f} does not match its checksum in "
+                                  "manifest.json", hint="the bundle was modified; re-run the "
+                                                        "discovery workflow to rebuild it")
+        return cls(p, man, json.loads((p / "normalization.json").read_text()),
+                   json.loads((p / "frozen.json").read_text()), joblib.load(p / "predictor.joblib"))
+
+    def frozen_mofa(self) -> FrozenMofa:
+        fz = self.frozen
+        views = list(fz["mofa"])
+        return FrozenMofa(
+            views=views,
+            features={v: pd.Index(fz["mofa"][v]["features"]) for v in views},
+            means={v: _array(fz["mofa"][v]["mean"]) for v in views},
+            scales={v: float(fz["mofa"][v]["scale"]) for v in views},
+            weights={v: np.array([_array(r) for r in fz["mofa"][v]["weights"]]) for v in views},
+            tau={v: _array(fz["mofa"][v]["tau"]) for v in views},
+            factors=list(fz["factors"]))
+
+
+# --------------------------------------------------------------------------------------------
+# transforming new samples with frozen parameters
+# --------------------------------------------------------------------------------------------
+def transform_new(x: pd.DataFrame, spec: dict[str, Any], *, seed: int = 0,
+                  name: str = "omic") -> tuple[pd.DataFrame, dict[str, int]]:
+    """Raw values of new samples (samples x features, any feature set) -> the discovery's
+    normalised scale over the model's features (NaN where a feature is absent).
+
+    Per-sample statistics (library size, PQN quotient, sample median) are the new sample's own,
+    taken over the discovery's feature set; every cohort-level quantity is the discovery's.
+    A count library computed over fewer features is compared with the same share of the
+    discovery target (``library_fraction``).
+    """
+    inp, final = spec["input_features"], spec["features"]
+    opts, kind = spec["options"], spec["kind"]
+    present = pd.Index(inp).isin(x.columns)
+    xi = x.reindex(columns=inp).to_numpy(dtype=float)
+    info = {"input_features": len(inp), "input_features_missing": int((~present).sum()),
+            "model_features": len(final),
+            "model_features_missing": int((~pd.Index(final).isin(x.columns)).sum())}
+    if kind == "counts":
+        if opts.get("library_size", True):
+            share = float(np.nansum(_array(spec["library_fraction"])[present]))
+            if share <= 0:
+                raise AnalysisError(f"{name}: none of the discovery's count features is in the "
+                                    "table", hint="check that the table holds the same genes")
+            lib = np.nansum(xi, axis=1)
+            if np.any(lib <= 0):
+                raise AnalysisError(f"{name}: {int(np.sum(lib <= 0))} sample(s) have a total "
+                                    "count of 0", hint="remove those samples from the table")
+            y = np.log1p(xi * (spec["library_size_target"] * share / lib)[:, None])
+        else:
+            y = np.log1p(xi)
+    elif kind == "intensity":
+        dl = opts.get("detection_limit")
+        cens = np.isnan(xi) & present[None, :]
+        if dl is not None:
+            cens |= xi <= dl
+        y = np.where(cens, np.nan, xi)
+        if opts.get("pqn"):
+            f, _ = pqn_factors(y, _array(spec["pqn_reference"]))
+            y = y / f[:, None]
+        if opts.get("log_transform", True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.log2(y)
+            y[~np.isfinite(y)] = np.nan
+        y = y - np.nan_to_num(np.nanmedian(np.where(np.isnan(y), np.nan, y), axis=1),
+                              nan=0.0)[:, None] if y.size else y
+        cols = pd.Index(inp).get_indexer(final)
+        y, cens = y[:, cols], cens[:, cols]
+        if opts.get("impute") == "half_min":
+            fill = np.broadcast_to(_array(spec["impute_fill"]), y.shape)
+            y = y.copy()
+            y[cens] = fill[cens]
+        elif opts.get("impute") == "min_prob":
+            y = impute_left_censored(y, cens, "min_prob", seed=seed)
+        return pd.DataFrame(y, index=x.index, columns=final), info
+    elif kind == "beta":
+        y = m_values(xi)
+    else:
+        y = xi
+    cols = pd.Index(inp).get_indexer(final)
+    return pd.DataFrame(y[:, cols], index=x.index, columns=final), info
+
+
+def assign_clusters(z: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
+    """Cluster of each new patient: majority of its k nearest discovery patients in factor
+    space (ties: the nearest of the tied clusters); ``agreement`` = share of the k voting for
+    it.  The discovery graph is not rebuilt, so discovery labels never change."""
+    from sklearn.neighbors import NearestNeighbors
+
+    ref = np.array([_array(r) for r in bundle.frozen["reference"]["factors"]])
+    labels = np.array(bundle.frozen["reference"]["clusters"])
+    k = min(int(bundle.frozen["reference"]["n_neighbors"]), len(ref))
+    nn = NearestNeighbors(n_neighbors=k).fit(ref)
+    dist, idx = nn.kneighbors(z.to_numpy())
+    rows = []
+    for s, d, i in zip(z.index, dist, idx, strict=True):
+        votes = pd.Series(labels[i]).value_counts()
+        top = votes[votes == votes.max()].index
+        first = next(labels[j] for j in i if labels[j] in set(top))  # nearest among the tied
+        rows.append({"sample_id": s, "cluster": first,
+                     "agreement": float(votes[first] / k), "nearest_distance": float(d[0])})
+    return pd.DataFrame(rows)
+
+
+def drift_report(views: dict[str, pd.DataFrame], z: pd.DataFrame, bundle: Bundle
+                 ) -> pd.DataFrame:
+    """Shift of the new cohort against discovery, per omic and per factor.
+
+    Omic rows: median |SMD| over features (SMD = (new mean - discovery mean) / discovery SD),
+    share of features with |SMD| > 0.5, share of values outside the discovery range.  Factor
+    rows: SMD and a two-sample Kolmogorov-Smirnov p against the discovery factor values.
+    """
+    from scipy import stats
+
+    ref = bundle.frozen["reference"]
+    rows = []
+    for o, d in views.items():
+        r = ref["omics"].get(o)
+        if r is None:
+            continue
+        x = d.to_numpy(dtype=float)
+        mu, sd = _array(r["mean"]), _array(r["sd"])
+        with np.errstate(all="ignore"):
+            smd = (np.nanmean(x, axis=0) - mu) / np.where(sd > 0, sd, np.nan)
+            outside = (x < _array(r["min"])) | (x > _array(r["max"]))
+        n_obs = int(np.sum(~np.isnan(x)))
+        frac_shift = float(np.nanmean(np.abs(smd) > DRIFT_SMD)) if np.isfinite(smd).any() \
+            else float("nan")
+        rows.append({"level": "omic", "name": o, "n_samples": int((~np.isnan(x)).any(1).sum()),
+                     "median_abs_smd": float(np.nanmedian(np.abs(smd))) if np.isfinite(
+                         smd).any() else float("nan"),
+                     "fraction_shifted": frac_shift,
+                     "fraction_outside_range": float(outside.sum() / n_obs) if n_obs else
+                     float("nan"), "smd": float("nan"), "ks_p": float("nan"),
+                     "warning": bool(frac_shift > DRIFT_WARN_FRACTION)})
+    zref = pd.DataFrame(np.array([_array(r) for r in ref["factors"]]),
+                        columns=bundle.frozen["factors"])
+    for f in z.columns:
+        sd = float(zref[f].std(ddof=1))
+        smd = float((z[f].mean() - zref[f].mean()) / sd) if sd > 0 else float("nan")
+        p = float(stats.ks_2samp(z[f], zref[f]).pvalue) if len(z) > 1 else float("nan")
+        rows.append({"level": "factor", "name": f, "n_samples": int(len(z)),
+                     "median_abs_smd": float("nan"), "fraction_shifted": float("nan"),
+                     "fraction_outside_range": float(np.mean((z[f] < zref[f].min())
+                                                             | (z[f] > zref[f].max()))),
+                     "smd": smd, "ks_p": p, "warning": bool(abs(smd) > DRIFT_SMD)})
+    out = pd.DataFrame(rows)
+    for _, r in out[out["warning"]].iterrows():
+        log.warning("drift: %s %s differs from discovery (%s)", r["level"], r["name"],
+                    f"{r['fraction_shifted']:.0%} of features |SMD| > {DRIFT_SMD}"
+                    if r["level"] == "omic" else f"SMD {r['smd']:.2f}")
+    return out
+
+
+def predict_new(z: pd.DataFrame, views: dict[str, pd.DataFrame], bundle: Bundle,
+                samples: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions of the frozen model and each patient's top contributions.
+
+    Returns (predictions: sample_id, predicted, probability columns, model_features_missing;
+    contributions: sample_id, variable, value, contribution).
+    """
+    pred = bundle.predictor
+    if pred.get("model") is None:
+        return pd.DataFrame({"sample_id": samples}), pd.DataFrame(
+            columns=["sample_id", "variable", "contribution"])
+    cols = list(pred["columns"])
+    feats = pd.concat([d.reindex(samples).add_prefix(f"{o}:") for o, d in views.items()],
+                      axis=1) if views else pd.DataFrame(index=samples)
+    table = pd.concat([z.reindex(samples), feats], axis=1)
+    x = table.reindex(columns=cols)
+    n_missing = x.isna().sum(axis=1)
+    est = pred["model"]
+    out = pd.DataFrame({"sample_id": samples, "predicted": est.predict(x.to_numpy())})
+    if hasattr(est, "predict_proba"):
+        proba = est.predict_proba(x.to_numpy())
+        for c, cls in enumerate(est.classes_):
+            out[f"p_{cls}"] = proba[:, c]
+    out["model_variables_missing"] = n_missing.to_numpy()
+    out["model_variables"] = len(cols)
+    pipe = est.best_estimator_
+    coef = np.atleast_2d(pipe.named_steps["est"].coef_)[-1]
+    zx = pipe.named_steps["scale"].transform(pipe.named_steps["impute"].transform(x.to_numpy()))
+    contrib = pd.DataFrame(zx * coef, index=samples, columns=cols)
+    long = contrib.rename_axis("sample_id").reset_index().melt(
+        id_vars="sample_id", var_name="variable", value_name="contribution")
+    long = long[long["contribution"] != 0]
+    long["abs"] = long["contribution"].abs()
+    long = long.sort_values(["sample_id", "abs", "variable"], ascending=[True, False, True],
+                            kind="mergesort").groupby("sample_id").head(10)
+    return out, long.drop(columns="abs").reset_index(drop=True)
+
+
+def score_metrics(pred: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    """AUC, balanced accuracy, F1 macro (or R^2, MAE) on the patients whose outcome is known."""
+    from .predict import _metrics
+
+    d = pred.drop(columns="observed", errors="ignore").set_index("sample_id").join(
+        y.rename("observed"), how="inner")
+    d = d[d["observed"].notna()]
+    if d.empty:
+        return pd.DataFrame(columns=["metric", "value", "n"])
+    pcols = [c for c in d.columns if c.startswith("p_")]
+    if pcols:
+        classes = [c[2:] for c in pcols]
+        obs = d["observed"].astype(str).to_numpy()
+        if len(set(obs)) < 2:
+            return pd.DataFrame(columns=["metric", "value", "n"])
+        m = _metrics("classification", obs, d["predicted"].astype(str).to_numpy(),
+                     d[pcols].to_numpy(), classes)
+    else:
+        m = _metrics("regression", d["observed"].astype(float).to_numpy(),
+                     d["predicted"].to_numpy(), None, [])
+    return pd.DataFrame({"metric": list(m), "value": list(m.values()), "n": len(d)})
+
+
+# --------------------------------------------------------------------------------------------
+# per-patient report
+# --------------------------------------------------------------------------------------------
+def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
+                  clusters: pd.DataFrame, predictions: pd.DataFrame,
+                  contributions: pd.DataFrame, qc: pd.DataFrame, drift: pd.DataFrame,
+                  cohort_name: str) -> list[Path]:
+    """One small HTML page per patient and an index, plots inline (SVG), no external files.
+
+    IDs shown are those of the results (pseudonyms when pseudonymisation is on).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io as _io
+
+    import matplotlib.pyplot as plt
+
+    from . import pl  # noqa: F401  (deterministic SVG settings)
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    zref = pd.DataFrame(np.array([_array(r) for r in bundle.frozen["reference"]["factors"]]),
+                        columns=bundle.frozen["factors"])
+    surv = bundle.frozen.get("survival")
+    cv = bundle.predictor.get("cv", {})
+    endpoint = bundle.predictor.get("endpoint")
+    drift_warn = drift[drift["warning"]]
+    pages = []
+
+    def svg(fig: Any) -> str:
+        buf = _io.StringIO()
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)
+        text = buf.getvalue()
+        return text[text.index("<svg"):]
+
+    for sid in factors.index:
+        cl = clusters.set_index("sample_id").loc[sid]
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
+        ax = axes[0]
+        if surv and surv.get("curves"):
+            for c, cur in sorted(surv["curves"].items()):
+                mine = c == cl["cluster"]
+                ax.step(_array(cur["time"]), _array(cur["survival"]), where="post",
+                        lw=2.5 if mine else 1, color="#d95f02" if mine else "#999999",
+                        label=f"{c} (n={cur['n']})" + (" - this patient" if mine else ""))
+            ax.set_xlabel(surv.get("time_column", "time"))
+            ax.set_ylabel("survival (discovery)")
+            ax.set_ylim(0, 1.02)
+            ax.legend(frameon=False, fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no survival data in the discovery bundle", ha="center",
+                    va="center", fontsize=8)
+            ax.set_axis_off()
+        ax.set_title(f"stratum {cl['cluster']}")
+        ax = axes[1]
+        zs = (factors.loc[sid] - zref.mean()) / zref.std(ddof=1)
+        ax.barh(list(zs.index)[::-1], zs.to_numpy()[::-1],
+                color=["#d95f02" if abs(v) > 2 else "#7570b3" for v in zs.to_numpy()[::-1]])
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_xlabel("factor value (discovery SD units)")
+        ax.set_title("factors")
+        ax = axes[2]
+        c = contributions[contributions["sample_id"] == sid].head(8)
+        if len(c):
+            ax.barh(list(c["variable"])[::-1], c["contribution"].to_numpy()[::-1],
+                    color=["#1b9e77" if v > 0 else "#e7298a" for v in c["contribution"][::-1]])
+            ax.axvline(0, color="black", lw=0.5)
+            ax.set_xlabel("contribution to the score")
+        else:
+            ax.set_axis_off()
+        ax.set_title("top drivers of the prediction")
+        fig.tight_layout()
+        figure = svg(fig)
+
+        p = predictions.set_index("sample_id").loc[sid]
+        pcols = [k for k in p.index if k.startswith("p_")]
+        pred_html = "<p>No predictive model in the bundle.</p>"
+        if "predicted" in p.index:
+            probs = ", ".join(f"{html.escape(k[2:])}: {p[k]:.2f}" for k in pcols)
+            auc = cv.get("auc") or cv.get("r2")
+            est = (f"; discovery nested-CV {'AUC' if 'auc' in cv else 'R2'} {auc['mean']:.2f} "
+                   f"(95% CI {auc['ci_low']:.2f}-{auc['ci_high']:.2f})") if auc else ""
+            pred_html = (f"<p><b>{html.escape(str(endpoint))}</b>: predicted "
+                         f"<b>{html.escape(str(p['predicted']))}</b>"
+                         + (f" (probabilities {probs})" if probs else "") + est + "</p>")
+        q = qc.set_index("sample_id").loc[sid]
+        flags = [f for f in str(q["flags"]).split(";") if f]
+        flags += [f"cohort drift: {r['level']} {r['name']}" for _, r in drift_warn.iterrows()]
+        flag_html = "".join(f"<li>{html.escape(f)}</li>" for f in flags) or "<li>none</li>"
+        body = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(sid)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
+td,th{{padding:2px 8px;text-align:left}}</style></head><body>
+<h1>Patient {html.escape(sid)}</h1>
+<p>Cohort <b>{html.escape(cohort_name)}</b>, scored by the frozen model of
+<b>{html.escape(str(bundle.manifest['discovery_cohort']))}</b>
+({bundle.manifest['n_samples']} discovery patients). Nothing was refitted on this patient.</p>
+<h2>Stratum</h2><p>Cluster <b>{html.escape(str(cl['cluster']))}</b>: {cl['agreement']:.0%} of the
+{bundle.frozen['reference']['n_neighbors']} most similar discovery patients are in it.</p>
+<h2>Prediction</h2>{pred_html}
+{figure}
+<h2>Quality flags</h2><ul>{flag_html}</ul>
+<p><a href="index.html">all patients</a></p></body></html>
+"""
+        path = out / f"{_safe(sid)}.html"
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(body)
+        pages.append(path)
+    rows = "".join(
+        f"<tr><td><a href=\"{_safe(s)}.html\">{html.escape(s)}</a></td>"
+        f"<td>{html.escape(str(clusters.set_index('sample_id').loc[s, 'cluster']))}</td>"
+        f"<td>{html.escape(str(predictions.set_index('sample_id').loc[s].get('predicted', '')))}"
+        f"</td><td>{html.escape(str(qc.set_index('sample_id').loc[s, 'flags']) or 'none')}</td>"
+        "</tr>" for s in factors.index)
+    index = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(cohort_name)}</title></head><body>
+<h1>{html.escape(cohort_name)}: {len(factors)} patients</h1>
+<table><tr><th>patient</th><th>stratum</th><th>predicted</th><th>flags</th></tr>{rows}</table>
+</body></html>
+"""
+    with atomic_path(out / "index.html") as tmp:
+        Path(tmp).write_text(index)
+    return pages
+
+
+def _safe(sid: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(sid))

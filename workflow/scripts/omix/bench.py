@@ -1,0 +1,224 @@
+"""``make bench``: stock mofapy2 against the fast engine on the same generated data.
+
+Prints one CSV line per size, ``N, D, K, stock_s, engine_s, speedup, factor_r, elbo_rel_diff,
+peak_rss_mb``, for float64 (the default) and then for the float32 option, plus ``#`` lines with
+iteration counts, time per iteration and data-preparation time.  Each fit runs in its own
+process so that ``peak_rss_mb`` (the engine process's peak resident memory, from ``wait4``)
+belongs to that fit alone.  Times are training to convergence (mofapy2's rule, the pipeline's
+options); ``factor_r`` is the smallest matched |r| between stock and engine factors and
+``elbo_rel_diff`` the relative ELBO difference after the same number of iterations.  Stock
+runs whose predicted time exceeds ``--stock-cap`` seconds are skipped, and the line says so.
+
+    python -m omix.bench                      # N = 200, 1000, 5000 and engine-only 10000
+    python -m omix.bench --sizes 200 --big 0  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SMALL_D = (5000, 1000, 300)
+BIG_D = (20000, 5000, 1000)
+
+
+def generate(n: int, ds: tuple[int, ...], k: int = 10, seed: int = 0) -> list[np.ndarray]:
+    """Gaussian views sharing k sparse factors, feature-specific noise, 30 % of the factors
+    absent from each view (so ARD has something to switch off)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, k))
+    views = []
+    for d in ds:
+        active = rng.random(k) < 0.7
+        active[rng.integers(k)] = True
+        w = rng.standard_normal((d, k)) * (rng.random((d, k)) < 0.2) * active
+        sd = np.sqrt(rng.gamma(2.0, 0.5, size=d))
+        x = z @ w.T
+        for lo in range(0, n, 1000):  # noise in row blocks: no second N x D temporary
+            hi = min(n, lo + 1000)
+            x[lo:hi] += rng.standard_normal((hi - lo, d)) * sd
+        views.append(x)
+    return views
+
+
+def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str) -> None:
+    """One fit in this process; factors and the ELBO trace go to ``out`` (npz)."""
+    import contextlib
+    import io as _io
+
+    from .tl import MofaOptions, train_mofa
+
+    t0 = time.perf_counter()
+    nested = [[x] for x in generate(n, ds)]  # no other reference: mofapy2's copy replaces it
+    t_gen = time.perf_counter() - t0
+    opts = MofaOptions(factors=k, seed=seed, iterations=1000, min_r2=0.0,
+                       engine="mofapy2" if engine == "stock" else "fast",
+                       float32=engine == "fast32")
+    views = [f"view{i}" for i in range(len(ds))]
+    feats = [[f"v{i}_f{j}" for j in range(d)] for i, d in enumerate(ds)]
+    timings: dict[str, float] = {}
+    with contextlib.redirect_stdout(_io.StringIO()):
+        import mofapy2.run.entry_point as ep
+
+        run = ep.entry_point.run
+        build = ep.entry_point.build
+
+        def timed(fn: Any, key: str) -> Any:
+            def inner(self: Any) -> Any:
+                t = time.perf_counter()
+                fn(self)
+                timings[key] = time.perf_counter() - t
+            return inner
+
+        ep.entry_point.run, ep.entry_point.build = timed(run, "train"), timed(build, "build")
+        t1 = time.perf_counter()
+        ent = train_mofa(nested, ["gaussian"] * len(ds), views, [f"s{i}" for i in range(n)],
+                         feats, opts)
+        total = time.perf_counter() - t1
+    elbo = np.asarray(ent.model.train_stats["elbo"], dtype=float)
+    elbo = elbo[~np.isnan(elbo)]
+    r2 = ent.model.calculate_variance_explained()[0].max(axis=0) * 100
+    np.savez(out, z=ent.model.nodes["Z"].getExpectation(), elbo=elbo, r2=r2)
+    print(json.dumps({"train_s": timings["train"], "build_s": timings["build"],
+                      "prep_s": total - timings["train"] - timings["build"], "gen_s": t_gen,
+                      "iterations": int(len(elbo) - 1), "engine": ent.omix_engine}))
+
+
+def run_child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, workdir: Path,
+              timeout: float) -> dict[str, Any] | None:
+    out = workdir / f"{engine}_{n}.npz"
+    cmd = [sys.executable, "-m", "omix.bench", "--child", engine, "--n", str(n),
+           "--ds", ",".join(map(str, ds)), "--k", str(k), "--seed", str(seed), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            return None
+        time.sleep(0.2)
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench child {engine} N={n} failed:\n{stderr[-2000:]}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res["peak_rss_mb"] = usage.ru_maxrss / 1024.0
+    with np.load(out) as f:
+        res["z"], res["elbo"], res["r2"] = f["z"], f["elbo"], f["r2"]
+    return res
+
+
+def matched_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest |r| over a's factors after matching them one to one with b's."""
+    from scipy.optimize import linear_sum_assignment
+
+    k = a.shape[1]
+    r = np.abs(np.corrcoef(a.T, b.T)[:k, k:])
+    i, j = linear_sum_assignment(-np.nan_to_num(r))
+    return float(r[i, j].min())
+
+
+def agreement(ref: dict[str, Any], new: dict[str, Any]) -> tuple[float, float]:
+    """(factor_r, relative ELBO difference after the same number of iterations).
+
+    factor_r is taken over the reference's active factors (>= 1 % variance explained in some
+    view, the pipeline's integrate.min_r2): an inactive factor is noise around zero, and the
+    float32 option may legitimately leave different noise there.
+    """
+    it = min(len(ref["elbo"]), len(new["elbo"])) - 1
+    e0, e1 = ref["elbo"][it], new["elbo"][it]
+    active = ref["r2"] >= 1.0
+    r = matched_r(ref["z"][:, active], new["z"]) if active.any() else float("nan")
+    return r, float(abs(e0 - e1) / abs(e0))
+
+
+def fmt(v: float | None, spec: str) -> str:
+    return "NA" if v is None else format(v, spec)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="200,1000,5000", help="N of the stock-vs-engine sizes")
+    ap.add_argument("--big", type=int, default=10000, help="engine-only N with D=20000,5000,"
+                                                          "1000; 0 skips it")
+    ap.add_argument("--k", type=int, default=15, help="factors")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--stock-cap", type=float, default=900.0,
+                    help="skip stock when its predicted time exceeds this many seconds")
+    ap.add_argument("--child"), ap.add_argument("--n", type=int), ap.add_argument("--ds")
+    ap.add_argument("--out")
+    a = ap.parse_args(argv)
+    if a.child:
+        child(a.child, a.n, tuple(int(d) for d in a.ds.split(",")), a.k, a.seed, a.out)
+        return
+
+    print(f"# MOFA+ benchmark: K={a.k}, mofapy2 options of the pipeline (convergence fast), "
+          f"{os.cpu_count()} cores, OMP/BLAS threads "
+          f"{os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
+    header = "N, D, K, stock_s, engine_s, speedup, factor_r, elbo_rel_diff, peak_rss_mb"
+    rows: dict[str, list[str]] = {"fast": [], "fast32": []}
+    notes: list[str] = []
+    per_iter_stock: tuple[float, float] | None = None   # (seconds per iteration, N*D)
+    sizes = [(int(n), SMALL_D) for n in a.sizes.split(",") if n] + (
+        [(a.big, BIG_D)] if a.big else [])
+    with tempfile.TemporaryDirectory(prefix="omix-bench-") as tmp:
+        for n, ds in sizes:
+            d = sum(ds)
+            engine_only = n == a.big and ds == BIG_D
+            res = {e: run_child(e, n, ds, a.k, a.seed, Path(tmp), 3600.0)
+                   for e in ("fast", "fast32")}
+            stock = None
+            if not engine_only:
+                predicted = None if per_iter_stock is None else (
+                    per_iter_stock[0] * n * d / per_iter_stock[1] * res["fast"]["iterations"])
+                if predicted is not None and predicted > a.stock_cap:
+                    notes.append(f"# N={n}: stock skipped, predicted {predicted:.0f} s > "
+                                 f"--stock-cap {a.stock_cap:.0f} s")
+                else:
+                    stock = run_child("stock", n, ds, a.k, a.seed, Path(tmp), 2 * a.stock_cap)
+                    if stock is None:
+                        notes.append(f"# N={n}: stock stopped at {2 * a.stock_cap:.0f} s")
+                    else:
+                        per_iter_stock = (stock["train_s"] / stock["iterations"], n * d)
+            for e, r in res.items():
+                assert r is not None
+                ref = stock if stock is not None else (res["fast"] if e == "fast32" else None)
+                fr, ed = agreement(ref, r) if ref is not None else (None, None)
+                sp = stock["train_s"] / r["train_s"] if stock is not None else None
+                rows[e].append(", ".join([
+                    str(n), "+".join(map(str, ds)), str(a.k),
+                    fmt(stock["train_s"] if stock else None, ".1f"), f"{r['train_s']:.2f}",
+                    fmt(sp, ".1f"), fmt(fr, ".6f"), fmt(ed, ".1e"), f"{r['peak_rss_mb']:.0f}"]))
+                notes.append(
+                    f"# N={n} {e}: {r['iterations']} iterations, "
+                    f"{r['train_s'] / r['iterations'] * 1e3:.1f} ms/iteration "
+                    f"({r['train_s'] / r['iterations'] / (n * d * a.k) * 1e12:.0f} ps per N*D*K), "
+                    f"data preparation {r['prep_s']:.1f} s, model build {r['build_s']:.1f} s, "
+                    f"engine used: {r['engine']}, active factors (>= 1 % R2) "
+                    f"{int((r['r2'] >= 1.0).sum())}"
+                    + ("" if ref is not None and e == "fast32" and stock is not None
+                       else " (float32 compared with float64 engine)" if e == "fast32" else ""))
+            if stock is not None:
+                notes.append(f"# N={n} stock: {stock['iterations']} iterations, "
+                             f"{stock['train_s'] / stock['iterations'] * 1e3:.1f} ms/iteration, "
+                             f"peak RSS {stock['peak_rss_mb']:.0f} MB")
+            print(f"{header}\n" + rows["fast"][-1], flush=True)
+    print("\n# float64 (default)\n" + header + "\n" + "\n".join(rows["fast"]))
+    print("\n# float32 option (integrate.float32: true)\n" + header + "\n"
+          + "\n".join(rows["fast32"]))
+    print("\n" + "\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""A fast, exact training engine for mofapy2's MOFA+ model.
+
+mofapy2 updates the factors Z, the weights W and the noise precisions Tau one factor at a time
+with full N x D temporaries (``Z_nodes.py``, ``W_nodes.py``, ``Tau_nodes.py``): roughly
+4 N D K^2 flops and ~10 K passes over N x D arrays per iteration.  When the noise precision is
+per feature (tau_d) and a view's missing entries are whole samples, every sum those updates take
+over samples and features factors through K x K Gram matrices:
+
+* Z, factor k:  (Y diag(tau) W)[:, k] - Z[:, -k] (W' diag(tau) W)[-k, k]
+* W, factor k:  tau * ((Y'Z)[:, k] - W[:, -k] (Z'Z)[-k, k])
+* Tau:          sum_n Y^2 - 2 rowsum(W o Y'Z) + WW colsum(ZZ) - W^2 colsum(Z^2) + rowsum(W Z'Z o W)
+
+That is two GEMMs of shape (N, D) x (D, K) per view per iteration (Y'Z is shared by the Tau
+update and the next W update, since Z does not change between them) and no N x D temporary.
+The updates stay sequential over k, in mofapy2's schedule, so the iterates are mofapy2's to
+rounding error.
+
+This is hand-written on purpose: it replaces only the ``updateParameters`` of mofapy2's Z, W
+and Tau nodes, its variance-explained and the data-dependent ELBO term, on mofapy2's own model
+object.  Everything else (priors, initialisation, ARD and spike-and-slab nodes, the other ELBO
+terms, the convergence rule, the model file) is mofapy2's code.  ``make bench`` measures the
+speed-up and the agreement against stock mofapy2 on the same input.
+
+Anything else (scattered missing values, several groups, non-Gaussian likelihoods, Gaussian
+rather than spike-and-slab weights, factor-wise sparsity, stochastic inference) is left to
+stock mofapy2: :func:`unsupported` names the reason and the caller logs it.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class _View:
+    y: np.ndarray            # N x D data with 0 at missing entries (mofapy2's Y node value)
+    obs: np.ndarray          # N booleans: sample has this view
+    n_obs: np.ndarray        # D: observed samples per feature (float)
+    yy: np.ndarray           # D: sum over samples of y^2 (float64)
+    ytz: np.ndarray | None = None   # D x K: Y'Z for the Z of version ``ytz_version``
+    ytz_version: int = -1
+
+
+class FastEngine:
+    """Gram-matrix updates bound onto a built mofapy2 ``BayesNet``."""
+
+    def __init__(self, model: Any, float32: bool = False) -> None:
+        self.model = model
+        self.dtype = np.float32 if float32 else np.float64
+        self.z_version = 0
+        self.views: list[_View] = []
+        for node in model.nodes["Y"].getNodes():
+            mask = node.getMask(full=True)
+            obs = ~mask.all(axis=1)
+            y = node.value
+            yy = np.einsum("nd,nd->d", y, y, dtype=np.float64) if y.dtype != np.float64 \
+                else np.einsum("nd,nd->d", y, y)
+            if float32 and y.dtype != np.float32:
+                node.value = y = y.astype(np.float32)
+            self.views.append(_View(y=y, obs=obs, n_obs=np.full(y.shape[1], float(obs.sum())),
+                                    yy=yy))
+
+    # -- small helpers -------------------------------------------------------------------
+    def _dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """a @ b in the engine's dtype, returned as float64."""
+        if self.dtype is np.float64:
+            return a @ b
+        return (a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)).astype(
+            np.float64)
+
+    def _ytz(self, m: int, z: np.ndarray) -> np.ndarray:
+        v = self.views[m]
+        if v.ytz is None or v.ytz_version != self.z_version or v.ytz.shape[1] != z.shape[1]:
+            v.ytz = self._dot(v.y.T, z)
+            v.ytz_version = self.z_version
+        return v.ytz
+
+    def _tau(self, m: int) -> np.ndarray:
+        return self.model.nodes["Tau"].nodes[m].Q.getExpectations()["E"][0]
+
+    def _view_weights(self) -> np.ndarray:
+        n_views = len(self.views)
+        w = np.ones(n_views)
+        if self.model.nodes["Z"].weight_views and n_views > 1:
+            d = np.array([v.y.shape[1] for v in self.views], dtype=float)
+            w = d.sum() / (n_views * d)
+            w = w / w.sum() * n_views
+        return w
+
+    def residual_ss(self, m: int, z: np.ndarray, zz: np.ndarray, w: np.ndarray,
+                    ww: np.ndarray, ytz: np.ndarray) -> np.ndarray:
+        """Per feature: expected sum over observed samples of (y - z w')^2 (Tau_nodes.py:120)."""
+        obs = self.views[m].obs
+        zo, zzo = z[obs], zz[obs]
+        ztz = zo.T @ zo
+        return (self.views[m].yy - 2.0 * np.einsum("dk,dk->d", w, ytz)
+                + ww @ zzo.sum(axis=0) - np.square(w) @ np.square(zo).sum(axis=0)
+                + np.einsum("dk,dk->d", w @ ztz, w))
+
+    # -- node updates ----------------------------------------------------------------------
+    def update_z(self, node: Any, ix: Any = None, ro: float = 1.0) -> None:
+        """Z_nodes.py ``Z_Node._updateParameters`` with Gram matrices."""
+        wexp = self.model.nodes["W"].getExpectations()
+        if "MuZ" in node.markov_blanket:
+            mu = node.markov_blanket["MuZ"].get_mini_batch()
+        else:
+            mu = node.P.getParameters()["mean"]
+        if "AlphaZ" in node.markov_blanket:
+            alpha = node.markov_blanket["AlphaZ"].get_mini_batch()
+        else:
+            alpha = 1.0 / node.P.params["var"]
+        q = node.Q.getParameters()
+        qmean, qvar = q["mean"], q["var"]
+        n, k_all = qmean.shape
+        weights = self._view_weights()
+        foo = np.zeros((n, k_all))
+        bar0 = np.zeros((n, k_all))
+        grams = []
+        for m, v in enumerate(self.views):
+            tau = self._tau(m)
+            we, we2 = wexp[m]["E"], wexp[m]["E2"]
+            tw = tau[:, None] * we
+            foo[v.obs] += weights[m] * (tau @ we2)
+            bar0 += weights[m] * self._dot(v.y, tw)   # rows without the view are 0 in y
+            grams.append(we.T @ tw)
+        every = [bool(v.obs.all()) for v in self.views]
+        for k in range(k_all):
+            bar = bar0[:, k].copy()
+            for m, v in enumerate(self.views):
+                g = grams[m][:, k].copy()
+                g[k] = 0.0
+                if every[m]:
+                    bar -= weights[m] * (qmean @ g)
+                else:
+                    bar[v.obs] -= weights[m] * (qmean[v.obs] @ g)
+            qvar[:, k] = 1.0 / (alpha[:, k] + foo[:, k])
+            qmean[:, k] = qvar[:, k] * (bar + alpha[:, k] * mu[:, k])
+        node.Q.setParameters(mean=qmean, var=qvar)
+        self.z_version += 1
+
+    def update_w(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
+        """W_nodes.py ``SW_Node._updateParameters`` with Gram matrices."""
+        v = self.views[m]
+        zexp = node.markov_blanket["Z"].getExpectations()
+        z, zz = zexp["E"], zexp["E2"]
+        tau = self._tau(m)
+        if "AlphaW" in node.markov_blanket:
+            alpha = node.markov_blanket["AlphaW"].getExpectation(expand=True)
+        else:
+            alpha = 1.0 / node.P.params["var_B1"]
+        theta = node.markov_blanket["ThetaW"].getExpectations(expand=True)
+        sw = node.Q.getExpectations()["E"]
+        q = node.Q.getParameters()
+        qmean, qvar1, qvar0, qtheta = q["mean_B1"], q["var_B1"], q["var_B0"], q["theta"]
+
+        zo = z[v.obs]
+        ztz = zo.T @ zo
+        t1 = (tau[:, None] * self._ytz(m, z)).T            # K x D, rows contiguous
+        t3 = np.outer(tau, zz[v.obs].sum(axis=0)) + alpha  # D x K: foo + alpha
+        # Everything that does not depend on the other factors' new weights, for all k at
+        # once (W_nodes.py recomputes it per k); same operations in the same order.
+        base = ((theta["lnE"] - theta["lnEInv"]) + 0.5 * np.log(alpha) - 0.5 * np.log(t3)).T
+        var, t3 = (1.0 / t3).T, t3.T
+        sw_t = np.ascontiguousarray(sw.T)
+        theta_t, mean_t = np.ascontiguousarray(qtheta.T), np.ascontiguousarray(qmean.T)
+        var1_t = np.ascontiguousarray(qvar1.T)
+        for k in range(node.dim[1]):
+            g = ztz[:, k].copy()
+            g[k] = 0.0
+            r = t1[k] - tau * (g @ sw_t)
+            theta_t[k] *= 1 - ro
+            theta_t[k] += ro * (1.0 / (1.0 + np.exp(-(base[k] + 0.5 * np.divide(
+                np.square(r), t3[k])))))
+            var1_t[k] *= 1 - ro
+            var1_t[k] += ro * var[k]
+            mean_t[k] *= 1 - ro
+            mean_t[k] += ro * var[k] * r
+            sw_t[k] = theta_t[k] * mean_t[k]
+        qtheta[...], qmean[...], qvar1[...], sw[...] = theta_t.T, mean_t.T, var1_t.T, sw_t.T
+        qvar0 *= 1 - ro
+        qvar0 += ro / alpha
+        node.Q.setParameters(mean_B0=np.zeros(node.dim), var_B0=qvar0, mean_B1=qmean,
+                             var_B1=qvar1, theta=qtheta)
+
+    def update_tau(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
+        """Tau_nodes.py ``TauD_Node._updateParameters`` (one group) with Gram matrices."""
+        v = self.views[m]
+        wexp = node.markov_blanket["W"].getExpectations()
+        zexp = node.markov_blanket["Z"].getExpectations()
+        ss = self.residual_ss(m, zexp["E"], zexp["E2"], wexp["E"], wexp["E2"],
+                              self._ytz(m, zexp["E"]))
+        p, q = node.P.getParameters(), node.Q.getParameters()
+        qa, qb = q["a"], q["b"]
+        qa *= 1 - ro
+        qb *= 1 - ro
+        qa[0, :] += ro * (p["a"][0, :] + 0.5 * v.n_obs)
+        qb[0, :] += ro * (p["b"][0, :] + 0.5 * ss)
+        node.Q.setParameters(a=qa, b=qb)
+
+    def elbo_y(self, m: int, node: Any) -> float:
+        """Y_nodes.py ``calculateELBO`` for both of its branches, without N x D temporaries."""
+        v = self.views[m]
+        tau_node = node.markov_blanket["Tau"]
+        e = tau_node.getExpectations(expand=False)
+        elbo = node.likconst + 0.5 * float((e["lnE"][0] * v.n_obs).sum())
+        if node.TauTrick:
+            qb, pb = tau_node.getParameters("Q")["b"], tau_node.getParameters("P")["b"]
+            return elbo - float(np.dot(e["E"][0], qb[0] - pb[0]))
+        wexp = node.markov_blanket["W"].getExpectations()
+        zexp = node.markov_blanket["Z"].getExpectations()
+        ss = self.residual_ss(m, zexp["E"], zexp["E2"], wexp["E"], wexp["E2"],
+                              self._dot(v.y.T, zexp["E"]))
+        return elbo - float((e["E"][0] * 0.5 * ss).sum())
+
+    def variance_explained(self, total: bool = False) -> list[np.ndarray]:
+        """BayesNet.py ``calculate_variance_explained`` (one group) with Gram matrices."""
+        z = self.model.nodes["Z"].getExpectation()
+        ws = self.model.nodes["W"].getExpectation()
+        n_views, k_all = len(self.views), z.shape[1]
+        r2 = np.zeros(n_views) if total else np.zeros((n_views, k_all))
+        for m, v in enumerate(self.views):
+            w = ws[m]
+            zo = z[v.obs]
+            ytz = self._dot(v.y.T, z)
+            ss = float(v.yy.sum())
+            if total:
+                res = ss - 2.0 * float(np.einsum("dk,dk->", w, ytz)) + float(
+                    np.einsum("dk,dk->", w @ (zo.T @ zo), w))
+                r2[m] = 1.0 - res / ss
+            else:
+                zn = np.square(zo).sum(axis=0)
+                res = ss - 2.0 * np.einsum("dk,dk->k", w, ytz) + zn * np.square(w).sum(axis=0)
+                r2[m] = 1.0 - res / ss
+        return [r2]
+
+    # -- wiring ----------------------------------------------------------------------------
+    def install(self) -> None:
+        """Bind the fast updates onto the model's nodes (instance attributes shadow methods)."""
+        nodes = self.model.nodes
+        z = nodes["Z"]
+        z.updateParameters = types.MethodType(lambda node, ix=None, ro=1.0:
+                                              self.update_z(node, ix, ro), z)
+        for m, (w, t, y) in enumerate(zip(nodes["W"].nodes, nodes["Tau"].nodes,
+                                          nodes["Y"].nodes, strict=True)):
+            w.updateParameters = types.MethodType(
+                lambda node, ix=None, ro=1.0, m=m: self.update_w(m, node, ix, ro), w)
+            t.updateParameters = types.MethodType(
+                lambda node, ix=None, ro=1.0, m=m: self.update_tau(m, node, ix, ro), t)
+            y.calculateELBO = types.MethodType(lambda node, m=m: self.elbo_y(m, node), y)
+        self.model.calculate_variance_explained = self.variance_explained
+
+
+def unsupported(ent: Any) -> str | None:
+    """Why the fast engine cannot train a built mofapy2 entry point exactly, or None."""
+    from mofapy2.core.nodes.Tau_nodes import TauD_Node
+    from mofapy2.core.nodes.W_nodes import SW_Node
+    from mofapy2.core.nodes.Z_nodes import Z_Node
+
+    opts, model = ent.train_opts, ent.model
+    if opts.get("stochastic"):
+        return "stochastic inference"
+    if opts.get("gpu_mode"):
+        return "GPU mode"
+    if model.dim["G"] != 1:
+        return f"{model.dim['G']} groups"
+    if type(model.nodes["Z"]) is not Z_Node:
+        return "factor-wise sparsity or a Gaussian-process prior on the factors"
+    for m, (w, t, y) in enumerate(zip(model.nodes["W"].nodes, model.nodes["Tau"].nodes,
+                                      model.nodes["Y"].nodes, strict=True)):
+        if type(t) is not TauD_Node:
+            return f"view {m}: non-Gaussian likelihood"
+        if type(w) is not SW_Node or "ThetaW" not in w.markov_blanket:
+            return f"view {m}: weights without the spike-and-slab prior"
+        mask = y.getMask(full=True)
+        if not np.array_equal(mask.any(axis=1), mask.all(axis=1)):
+            return f"view {m}: missing values inside measured samples"
+    return None

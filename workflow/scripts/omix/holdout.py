@@ -1,0 +1,94 @@
+"""``make holdout``: hold back a third of a cohort, discover on the rest, score the third.
+
+Writes, under ``results/holdout/<cohort>/`` only: a discovery sheet (two thirds of the patients,
+stratified by the endpoint), a held-back sheet (the other third) and a config that runs the
+discovery on the first and scores the second with the frozen bundle (``apply:``).  The input
+tables are read as they are (``sample_id.ignore_unlisted``); nothing is copied or changed.
+
+    python -m omix.holdout config/config.yaml            # writes the sheets and config
+    snakemake --cores all --configfile results/holdout/tcga_acc/config.yaml
+    python -m omix.holdout config/config.yaml --compare  # held-back metrics next to nested CV
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .config import check_config
+from .io import read_sample_sheet, write_tsv
+
+
+def split(sheet: pd.DataFrame, endpoint: str | None, fraction: float, seed: int
+          ) -> tuple[pd.Index, pd.Index]:
+    """(discovery, held back): ``fraction`` of each endpoint class (and of the patients
+    without one) held back, chosen with a seeded generator; sheet order is kept."""
+    rng = np.random.default_rng(seed)
+    groups = sheet[endpoint].astype(object).where(sheet[endpoint].notna(), "__none__") \
+        if endpoint else pd.Series("__all__", index=sheet.index)
+    held: list[str] = []
+    for _, ids in groups.groupby(groups, sort=True):
+        n = int(round(len(ids) * fraction))
+        held += list(rng.choice(ids.index.to_numpy(), size=n, replace=False))
+    mask = sheet.index.isin(held)
+    return sheet.index[~mask], sheet.index[mask]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--fraction", type=float, default=1 / 3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compare", action="store_true",
+                    help="print held-back metrics next to the discovery's nested-CV estimate")
+    a = ap.parse_args(argv)
+    cfg = check_config(yaml.safe_load(Path(a.config).read_text()), source=a.config)
+    cohort = f"{cfg['cohort']}_holdout"
+    out = Path("results") / "holdout" / cfg["cohort"]
+    if a.compare:
+        compare(cohort)
+        return
+    endpoint = cfg["predict"]["endpoint"] or cfg["outcome"]
+    sheet_path = Path(cfg["samples"])
+    raw = pd.read_csv(sheet_path, sep="," if sheet_path.suffix == ".csv" else "\t", dtype=str,
+                      keep_default_na=False)
+    sheet = read_sample_sheet(sheet_path)
+    disc, held = split(sheet, endpoint, a.fraction, a.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = raw["sample_id"]
+    write_tsv(raw[ids.isin(disc)], out / "discovery.tsv", float_format=None)
+    write_tsv(raw[ids.isin(held)], out / "held_back.tsv", float_format=None)
+    new = yaml.safe_load(Path(a.config).read_text())
+    new["cohort"] = cohort
+    new["samples"] = str(out / "discovery.tsv")
+    new.setdefault("sample_id", {})["ignore_unlisted"] = True
+    new["apply"] = {"held_back": {
+        "model": f"results/{cohort}/model", "samples": str(out / "held_back.tsv"),
+        "omics": {o: {k: t[k] for k in ("path", "layout", "format") if k in t}
+                  for o, t in new["omics"].items()}}}
+    (out / "config.yaml").write_text(
+        f"# written by python -m omix.holdout {a.config} (seed {a.seed}, fraction "
+        f"{a.fraction:.3f}): {len(disc)} discovery, {len(held)} held-back patients\n"
+        + yaml.safe_dump(new, sort_keys=False))
+    print(f"{len(disc)} discovery and {len(held)} held-back patients; run:\n"
+          f"  snakemake --cores all --configfile {out / 'config.yaml'}")
+
+
+def compare(cohort: str) -> None:
+    r = Path("results") / cohort
+    cv = pd.read_csv(r / "predict" / "metrics.tsv", sep="\t")
+    cv = cv[cv["selected"]].set_index("metric")
+    held = pd.read_csv(r / "apply" / "held_back" / "metrics.tsv", sep="\t").set_index("metric")
+    print(f"model: {cv['model'].iloc[0]}")
+    print("metric, nested_cv_mean, nested_cv_ci_low, nested_cv_ci_high, held_back, n_held_back")
+    for m in held.index:
+        print(f"{m}, {cv.loc[m, 'mean']:.3f}, {cv.loc[m, 'ci_low']:.3f}, "
+              f"{cv.loc[m, 'ci_high']:.3f}, {held.loc[m, 'value']:.3f}, {int(held.loc[m, 'n'])}")
+
+
+if __name__ == "__main__":
+    main()
