@@ -96,10 +96,18 @@ def test_validation_cohort_is_scored(split_runs):
     assert metrics.loc["auc", "n"] == 20 and metrics.loc["auc", "value"] > 0.7
     drift = pd.read_csv(out / "drift.tsv", sep="\t")
     assert set(drift["level"]) == {"omic", "factor"} and not drift["warning"].any()
+    drivers = pd.read_csv(out / "drivers.tsv", sep="\t", dtype={"sample_id": str})
+    assert drivers.groupby("sample_id").size().max() == 5
+    assert set(drivers["factor"]) <= set(factors.columns[1:])
+    # each patient's drivers explain the factor that leads its prediction
+    contrib = pd.read_csv(out / "contributions.tsv", sep="\t", dtype={"sample_id": str})
+    lead = contrib[contrib["variable"].str.startswith("Factor")].groupby("sample_id").first()
+    assert (drivers.groupby("sample_id")["factor"].first() == lead["variable"]).all()
     pages = sorted((out / "patients").glob("*.html"))
     assert len(pages) == 21  # 20 patients and the index
     page = (out / "patients" / f"{val['sample_id'].iloc[0]}.html").read_text()
     assert "Stratum" in page and "<svg" in page and "response" in page
+    assert "Measurements behind Factor" in page
 
 
 def test_projected_factors_match_a_model_fitted_on_all_patients(split_runs, finished_run):

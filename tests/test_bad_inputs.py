@@ -116,6 +116,29 @@ def privacy(**kw: Any) -> Case:
 
 
 # id, mutation, stage ("config" = fails before any job), expected message (regex)
+def apply_cohort(model: str | None = None, omic: str = "methylation", kind: str | None = None,
+                 bad_cell: bool = False) -> Case:
+    """An apply: entry scoring the tiny cohort's methylation table with a bundle; without
+    ``model``, a stand-in bundle holding what apply_ingest reads (the omic kinds)."""
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        path = "data/methylation.csv"
+        if bad_cell:
+            rows = [ln.split(",") for ln in (work / path).read_text().splitlines()]
+            rows[4][7] = "high"
+            path = "data/val_methylation.csv"
+            (work / path).write_text("\n".join(",".join(r) for r in rows) + "\n")
+        if model is None:
+            (work / "bundle").mkdir()
+            for stub in ("manifest.json", "frozen.json"):  # never read before the error
+                (work / "bundle" / stub).write_text("{}\n")
+            (work / "bundle" / "normalization.json").write_text(
+                '{"methylation": {"kind": "beta"}}\n')
+        table = {"path": path} if kind is None else {"path": path, "kind": kind}
+        cfg["apply"] = {"val": {"model": model or "bundle", "samples": "data/samples.tsv",
+                                "omics": {omic: table}}}
+    return case
+
+
 CASES: list[tuple[str, Case, str, str]] = [
     # config
     ("config_unknown_key", edit_cfg(lambda c: c.update(colour="red")), "config",
@@ -188,6 +211,15 @@ CASES: list[tuple[str, Case, str, str]] = [
      r"sample columns 2 and 3 map to the same sample_id"),
     ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
      "ingest", r"missing count at row 3, column 3 \(feature 'GENE0002'\)"),
+    # cohorts to score with a frozen model (apply:)
+    ("apply_omic_not_in_discovery", apply_cohort("results/tiny/model", omic="protein"),
+     "config", r"apply\.val\.omics: omic 'protein' is not one of the discovery omics"),
+    ("apply_kind_differs", apply_cohort("results/tiny/model", kind="counts"), "config",
+     r"apply\.val\.omics\.methylation\.kind: kind counts differs from the discovery's beta"),
+    ("apply_model_not_a_bundle", apply_cohort("data"), "config",
+     r"apply\.val\.model: 'data' is not a model bundle \(no manifest\.json\)"),
+    ("apply_table_non_numeric_cell", apply_cohort(bad_cell=True), "apply_ingest",
+     r"val_methylation\.csv: non-numeric cell at row 5, column 8 \(feature 'cg00000004'\)"),
     # downstream
     ("endpoint_class_too_small", sheet(lambda d: d.assign(response=["yes"] * 3 + ["no"] * 21)),
      "config", r"outcome \(predicted\): endpoint 'response': class 'yes' has 3 samples; 5-fold outer and 3-fold inner "
@@ -210,7 +242,7 @@ def test_bad_input_gives_one_line_and_nothing_behind(tiny: Path, tmp_path: Path,
     mutate(work, cfg)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.monotonic()
-    until = ["--until", stage] if stage == "ingest" else []
+    until = ["--until", stage] if stage in ("ingest", "apply_ingest") else []
     proc = run_snakemake(work, "--cores", "1", *until)  # one job at a time: first error stops
     elapsed = time.monotonic() - t0
     assert proc.returncode != 0, proc.stderr[-2000:]
@@ -227,6 +259,8 @@ def test_bad_input_gives_one_line_and_nothing_behind(tiny: Path, tmp_path: Path,
         assert leftovers == []
         if stage == "ingest":
             assert not (results / "normalize").exists()
+        if stage == "apply_ingest":
+            assert not list((results / "apply").rglob("*.h5ad"))
         log = "".join(p.read_text() for p in (work / "logs" / stage).rglob("*.log"))
         assert re.search(pattern, log), log[-2000:]
     print(f"{name}: failed after {elapsed:.1f} s")

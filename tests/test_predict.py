@@ -74,3 +74,12 @@ def test_final_model_contributions_add_up_to_the_decision_function(data):
     x = z.loc[contrib.index].to_numpy()
     decision = est.best_estimator_.decision_function(x)
     np.testing.assert_allclose(contrib.sum(axis=1), decision, atol=1e-8)
+
+
+def test_summarise_keeps_bounded_metrics_inside_0_1():
+    per = pd.DataFrame({"model": "factors", "repeat": 1, "fold": [1, 2, 3],
+                        "auc": [1.0, 0.9, 1.0], "r2": [0.9, -0.5, 0.95]})
+    s = pr.summarise(per).set_index("metric")
+    assert s.loc["auc", "ci_high"] == 1.0 and s.loc["auc", "ci_low"] < 0.95
+    se = np.std([0.9, -0.5, 0.95], ddof=1) / np.sqrt(3)
+    assert s.loc["r2", "ci_low"] == pytest.approx(np.mean([0.9, -0.5, 0.95]) - 1.96 * se)

@@ -80,6 +80,7 @@ APPLY_TABLES = {
     "missing": "missing_features.tsv",
     "contributions": "contributions.tsv",
     "qc": "qc.tsv",
+    "drivers": "drivers.tsv",
 }
 
 

@@ -137,6 +137,9 @@ def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
                             "max": _floats(np.nanmax(x, axis=0))}
     doc: dict[str, Any] = {
         "factors": names,
+        # the factors' prior is N(0, 1) (no ARD on factors); the weights' ARD and
+        # spike-and-slab priors are already folded into the posterior weights below
+        "prior": {"factors": "normal(0, 1)"},
         "mofa": {v: {"features": [str(f) for f in frozen.features[v]],
                      "mean": _floats(frozen.means[v]), "scale": float(frozen.scales[v]),
                      "weights": [_floats(r) for r in frozen.weights[v]],
@@ -381,6 +384,47 @@ def drift_report(views: dict[str, pd.DataFrame], z: pd.DataFrame, bundle: Bundle
     return out
 
 
+def feature_drivers(views: dict[str, pd.DataFrame], contributions: pd.DataFrame,
+                    bundle: Bundle, top: int = 5) -> pd.DataFrame:
+    """The measured features behind each patient's leading factor contributions.
+
+    For the factor with the largest |contribution| to the patient's prediction (or, without
+    a predictor, the patient's most extreme factor), each feature's share of the projection
+    is w_dk * tau_d * y_d (y centred and scaled as in training); the ``top`` largest by
+    absolute value are listed with the patient's value in discovery SD units.
+    """
+    frozen = bundle.frozen_mofa()
+    factors = bundle.frozen["factors"]
+    ref = bundle.frozen["reference"]["omics"]
+    rows = []
+    samples = sorted(set().union(*(set(d.index) for d in views.values())), key=str)
+    for s in samples:
+        c = contributions[(contributions["sample_id"] == s)
+                          & contributions["variable"].isin(factors)]
+        if not len(c):
+            continue
+        k = factors.index(str(c.iloc[0]["variable"]))
+        parts = []
+        for v in frozen.views:
+            if v not in views or s not in views[v].index:
+                continue
+            y = views[v].loc[s].reindex(frozen.features[v]).to_numpy(dtype=float)
+            y = (y - frozen.means[v]) / frozen.scales[v]
+            share = frozen.weights[v][:, k] * frozen.tau[v] * y
+            sd = _array(ref[v]["sd"]) if v in ref else np.ones_like(y)
+            mu = _array(ref[v]["mean"]) if v in ref else np.zeros_like(y)
+            raw = views[v].loc[s].reindex(frozen.features[v]).to_numpy(dtype=float)
+            for j in np.flatnonzero(np.isfinite(share)):
+                parts.append((abs(share[j]), v, str(frozen.features[v][j]), share[j],
+                              (raw[j] - mu[j]) / sd[j] if sd[j] > 0 else np.nan))
+        parts.sort(key=lambda t: (-t[0], t[1], t[2]))
+        for _, v, f, sh, zval in parts[:top]:
+            rows.append({"sample_id": s, "factor": factors[k], "omic": v, "feature": f,
+                         "share": sh, "value_sd_units": zval})
+    return pd.DataFrame(rows, columns=["sample_id", "factor", "omic", "feature", "share",
+                                       "value_sd_units"])
+
+
 def predict_new(z: pd.DataFrame, views: dict[str, pd.DataFrame], bundle: Bundle,
                 samples: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predictions of the frozen model and each patient's top contributions.
@@ -448,7 +492,7 @@ def score_metrics(pred: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
 def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
                   clusters: pd.DataFrame, predictions: pd.DataFrame,
                   contributions: pd.DataFrame, qc: pd.DataFrame, drift: pd.DataFrame,
-                  cohort_name: str) -> list[Path]:
+                  cohort_name: str, drivers: pd.DataFrame | None = None) -> list[Path]:
     """One small HTML page per patient and an index, plots inline (SVG), no external files.
 
     IDs shown are those of the results (pseudonyms when pseudonymisation is on).
@@ -511,7 +555,9 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
             ax.barh(list(c["variable"])[::-1], c["contribution"].to_numpy()[::-1],
                     color=["#1b9e77" if v > 0 else "#e7298a" for v in c["contribution"][::-1]])
             ax.axvline(0, color="black", lw=0.5)
-            ax.set_xlabel("contribution to the score")
+            pos = [k[2:] for k in predictions.columns if k.startswith("p_")]
+            ax.set_xlabel(f"contribution to the log-odds of {pos[-1]}" if pos
+                          else "contribution to the predicted value")
         else:
             ax.set_axis_off()
         ax.set_title("top drivers of the prediction")
@@ -529,6 +575,17 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
             pred_html = (f"<p><b>{html.escape(str(endpoint))}</b>: predicted "
                          f"<b>{html.escape(str(p['predicted']))}</b>"
                          + (f" (probabilities {probs})" if probs else "") + est + "</p>")
+        drv = drivers[drivers["sample_id"] == sid] if drivers is not None else pd.DataFrame()
+        drv_html = ""
+        if len(drv):
+            cells = "".join(
+                f"<tr><td>{html.escape(str(r['omic']))}</td><td>{html.escape(str(r['feature']))}"
+                f"</td><td>{r['value_sd_units']:+.2f}</td><td>{r['share']:+.3f}</td></tr>"
+                for _, r in drv.iterrows())
+            drv_html = (f"<h2>Measurements behind {html.escape(str(drv['factor'].iloc[0]))}"
+                        "</h2><table><tr><th>omic</th><th>feature</th><th>value (discovery SD "
+                        "units)</th><th>evidence for the factor (w tau y)</th></tr>"
+                        f"{cells}</table>")
         q = qc.set_index("sample_id").loc[sid]
         flags = [f for f in str(q["flags"]).split(";") if f]
         flags += [f"cohort drift: {r['level']} {r['name']}" for _, r in drift_warn.iterrows()]
@@ -545,6 +602,7 @@ td,th{{padding:2px 8px;text-align:left}}</style></head><body>
 {bundle.frozen['reference']['n_neighbors']} most similar discovery patients are in it.</p>
 <h2>Prediction</h2>{pred_html}
 {figure}
+{drv_html}
 <h2>Quality flags</h2><ul>{flag_html}</ul>
 <p><a href="index.html">all patients</a></p></body></html>
 """

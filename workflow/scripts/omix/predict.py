@@ -27,6 +27,7 @@ from .tl import MofaOptions, fit_mofa, view_matrix
 log = logging.getLogger("omix.predict")
 
 MODELS = ("factors", "features", "both")
+BOUNDED = ("auc", "balanced_accuracy", "f1_macro")
 
 
 @dataclass(frozen=True)
@@ -246,16 +247,19 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
 
 
 def summarise(per_fold: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD and a normal-approximation 95% CI across outer folds, per model and metric."""
+    """Mean, SD and a normal-approximation 95% CI across outer folds, per model and metric
+    (clipped to [0, 1] for AUC, balanced accuracy and F1)."""
     out = []
     for model, d in per_fold.groupby("model", sort=False):
         for metric in [c for c in d.columns if c not in ("model", "repeat", "fold")]:
             v = d[metric].to_numpy(dtype=float)
             se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+            lo, hi = v.mean() - 1.96 * se, v.mean() + 1.96 * se
+            if metric in BOUNDED:  # a normal-approximation interval can leave [0, 1]
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
             out.append({"model": model, "metric": metric, "mean": v.mean(),
                         "sd": v.std(ddof=1) if len(v) > 1 else np.nan,
-                        "ci_low": v.mean() - 1.96 * se, "ci_high": v.mean() + 1.96 * se,
-                        "n_folds": len(v)})
+                        "ci_low": lo, "ci_high": hi, "n_folds": len(v)})
     return pd.DataFrame(out)
 
 

@@ -426,6 +426,7 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
         log.info("no observed outcome in the sheet: metrics.tsv is empty")
     drift = ap.drift_report(views, z, b)
     qc = _qc_flags(z, views, clusters, b, order)
+    drivers = ap.feature_drivers(views, contrib, b)
     io.write_tsv(z.rename_axis("sample_id").reset_index(), out["factors"])
     io.write_tsv(clusters, out["clusters"])
     io.write_tsv(pred, out["predictions"])
@@ -434,6 +435,7 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
     io.write_tsv(missing, out["missing"])
     io.write_tsv(contrib, out["contributions"])
     io.write_tsv(qc, out["qc"])
+    io.write_tsv(drivers, out["drivers"])
 
 
 def _qc_flags(z: pd.DataFrame, views: Mapping[str, pd.DataFrame], clusters: pd.DataFrame,
@@ -487,5 +489,5 @@ def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir:
                              clusters=read("clusters"), predictions=read("predictions"),
                              contributions=read("contributions"),
                              qc=read("qc").fillna({"flags": ""}), drift=read("drift"),
-                             cohort_name=name)
+                             cohort_name=name, drivers=read("drivers"))
     log.info("%d patient pages written", len(pages))
