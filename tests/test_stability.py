@@ -45,3 +45,20 @@ def test_q_value_hand_example():
     # t = 1.0: null has 0 >= 1.0, observed 1 -> FDR 0; t = 0.5: null 1, observed 2 -> 0.5
     assert s.loc["a", "q_value"] == 0.0 and s.loc["b", "q_value"] == 0.5
     assert s.loc["c", "q_value"] == 1.0 and s.loc["a", "selection_probability"] == 1.0
+
+
+def test_rf_permutation_importance_finds_planted_features_on_held_out_samples():
+    from omix.stability import rf_permutation_importance
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.standard_normal((80, 100)), columns=[f"f{i}" for i in range(100)])
+    y = pd.Series(np.where(x["f0"] + x["f1"] + 0.3 * rng.standard_normal(80) > 0, "yes", "no"))
+    kw = {"trees": 60, "candidates": 20, "permutations": 3, "seed": 1}
+    rf = rf_permutation_importance(x, y, **kw)
+    top = rf.sort_values("rf_importance", ascending=False)["feature"].head(2)
+    assert set(top) == {"f0", "f1"}
+    assert (rf["rf_candidate_folds"] <= 10).all() and rf["rf_candidate_folds"].sum() == 200
+    assert rf.equals(rf_permutation_importance(x, y, **kw))       # seeded
+    noise = rf_permutation_importance(x, y.sample(frac=1, random_state=0).set_axis(y.index),
+                                      **kw)
+    assert noise["rf_importance"].max() < rf["rf_importance"].max() / 2

@@ -31,7 +31,8 @@ def test_every_contract_output_exists(finished_run: Path):
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
     for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
-                 "plots", "manifest", "associate", "predict", "stability", "mofa_restart"):
+                 "plots", "manifest", "associate", "predict", "stability", "mofa_restart",
+                 "rf_importance", "bundle"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
     for rule in ("normalize", "integrate", "cluster", "predict"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
@@ -97,6 +98,12 @@ def test_stability_selection_q_values(finished_run: Path, small_cohort: Path):
     assert len(significant) >= 3
     assert np.mean([p for p, q in zip(is_planted, ranked["q_value"], strict=True)
                     if q < 0.05]) >= 0.8
+    # random-forest permutation importance (inside CV) favours the planted outcome features
+    ranked["planted"] = is_planted
+    top = ranked.sort_values("rf_importance", ascending=False).head(10)
+    assert top["planted"].mean() >= 0.6, top
+    rf = pd.read_csv(r / "biomarkers" / "rf_importance.tsv", sep="\t")
+    assert len(rf) == len(ranked) and rf["rf_candidate_folds"].between(0, 10).all()
 
 
 def test_h5mu_holds_layers_qc_factors_and_weights(finished_run: Path):

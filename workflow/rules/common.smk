@@ -139,6 +139,13 @@ def stability_shards():
     return [f"{R}/biomarkers/stability/shard_{i}.tsv" for i in range(n)]
 
 
+def rf_importance_output():
+    """Random-forest importance table; none without an outcome or with select.rf false."""
+    if config["outcome"] is None or not config["select"]["rf"]:
+        return []
+    return [f"{R}/biomarkers/rf_importance.tsv"]
+
+
 def per_omic_ranked(wildcards=None):
     return {o: f"{R}/biomarkers/ranked_{o}.tsv" for o in OMICS}
 

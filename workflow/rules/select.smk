@@ -19,12 +19,34 @@ rule stability:
         "../scripts/run_stability.py"
 
 
+rule rf_importance:
+    """Random-forest permutation importance inside repeated cross-validation."""
+    input:
+        h5mu=f"{R}/{COHORT}.h5mu",
+        samples=SAMPLES,
+    output:
+        tsv=f"{R}/biomarkers/rf_importance.tsv",
+    log:
+        f"{LOGS}/rf_importance/{COHORT}.log",
+    benchmark:
+        f"{BENCH}/rf_importance/{COHORT}.tsv"
+    conda:
+        "../../envs/select.yaml"
+    threads: 2
+    params:
+        outcome=config["outcome"],
+        select=config["select"],
+    script:
+        "../scripts/run_rf_importance.py"
+
+
 rule select:
     """Rank features by weight on the factors, weighed by variance explained and outcome."""
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
         samples=SAMPLES,
         stability=stability_shards(),
+        rf=rf_importance_output(),
     output:
         ranked=report(
             f"{R}/biomarkers/ranked.tsv",

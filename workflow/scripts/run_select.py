@@ -7,4 +7,5 @@ with rule_boundary(sm):
     steps.select(sm.input.h5mu, sm.input.samples, sm.output.ranked,
                  dict(zip(sm.params.omics, sm.output.per_omic, strict=True)), sm.output.factors,
                  outcome=sm.params.outcome, stability_shards=list(sm.input.stability),
-                 resamples=int(sm.params.resamples))
+                 resamples=int(sm.params.resamples),
+                 rf_tsv=sm.input.rf[0] if len(sm.input.rf) else None)

@@ -164,7 +164,7 @@ def stability_shard(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, out
 def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
            per_omic: Mapping[str, PathLike], factor_tsv: PathLike, *,
            outcome: str | None, stability_shards: list[PathLike] | None = None,
-           resamples: int = 0) -> None:
+           resamples: int = 0, rf_tsv: PathLike | None = None) -> None:
     mdata = io.read_h5mu(h5mu)
     res = _result_from_h5mu(mdata)
     ranked, ftab = tl.rank_features(res, _outcome(samples, outcome))
@@ -177,12 +177,23 @@ def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
         key = ranked["omic"] + ":" + ranked["feature"]
         ranked["selection_probability"] = summ["selection_probability"].reindex(key).to_numpy()
         ranked["q_value"] = summ["q_value"].reindex(key).to_numpy()
-        # consensus: mean of the MOFA-score rank and the selection-probability rank
-        sel_rank = ranked["selection_probability"].rank(ascending=False, method="min")
-        mean_rank = (ranked["rank"] + sel_rank) / 2
-        ranked["consensus_rank"] = mean_rank.rank(method="first").astype(int)
         log.info("stability selection: %d feature(s) with q < 0.05",
                  int((ranked["q_value"] < 0.05).sum()))
+    ranks = [ranked["rank"]]
+    if stability_shards:
+        ranks.append(ranked["selection_probability"].rank(ascending=False, method="min"))
+    if rf_tsv is not None:
+        rf = pd.read_csv(rf_tsv, sep="\t", dtype={"feature": str}).set_index("feature")
+        key = ranked["omic"] + ":" + ranked["feature"]
+        for col in ("rf_importance", "rf_importance_sd"):
+            ranked[col] = rf[col].reindex(key).to_numpy()
+        # a drop <= 0 is no evidence: those features share the rank after the positive ones
+        ranks.append(ranked["rf_importance"].clip(lower=0).rank(ascending=False, method="min"))
+    if len(ranks) > 1:
+        # consensus: mean of the MOFA-score rank, the selection-probability rank and the
+        # random-forest importance rank (those available)
+        mean_rank = sum(ranks) / len(ranks)
+        ranked["consensus_rank"] = mean_rank.rank(method="first").astype(int)
     io.write_tsv(ranked, ranked_tsv)
     for omic, path in per_omic.items():
         sub = ranked[ranked["omic"] == omic].drop(columns=["rank"])
@@ -190,6 +201,25 @@ def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
         io.write_tsv(sub[["feature", "omic", "rank", *[c for c in sub.columns if c not in
                                                         ("feature", "omic", "rank")]]], path)
     io.write_tsv(ftab, factor_tsv)
+
+
+def rf_importance(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outcome: str,
+                  select_cfg: Mapping[str, Any], threads: int = 1) -> None:
+    """Random-forest permutation importance of every feature for the outcome (inside CV)."""
+    from .stability import rf_permutation_importance
+
+    mdata = io.read_h5mu(h5mu)
+    y = io.read_sample_sheet(samples)[outcome].reindex(mdata.obs_names)
+    x = pr.feature_table(mdata, list(mdata.obs_names))
+    c = dict(select_cfg)
+    table = rf_permutation_importance(
+        x, y, trees=int(c["rf_trees"]), folds=int(c["rf_folds"]), repeats=int(c["rf_repeats"]),
+        candidates=int(c["rf_candidates"]), permutations=int(c["rf_permutations"]),
+        seed=int(c["seed"]), n_jobs=threads)
+    top = table.sort_values("rf_importance", ascending=False).head(5)
+    log.info("random-forest permutation importance (%d folds x %d repeats): top %s",
+             c["rf_folds"], c["rf_repeats"], ", ".join(top["feature"]))
+    io.write_tsv(table, out_tsv)
 
 
 def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection_tsv: PathLike,

@@ -1,0 +1,9 @@
+# Thin rule script: reads snakemake.*, calls one library function (see omix.steps).
+from omix import steps
+from omix.errors import rule_boundary
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with rule_boundary(sm):
+    steps.rf_importance(sm.input.h5mu, sm.input.samples, sm.output.tsv,
+                        outcome=sm.params.outcome, select_cfg=sm.params.select,
+                        threads=sm.threads)
