@@ -36,7 +36,7 @@ def test_every_rule_with_a_script_names_an_existing_env():
     rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
     n_scripts = rules.count("script:")
     n_conda = rules.count("conda:")
-    assert n_scripts == n_conda == 19
+    assert n_scripts == n_conda == 20
     for line in rules.splitlines():
         if "envs/" in line:
             rel = line.strip().strip('"')

@@ -22,17 +22,22 @@ def test_every_contract_output_exists(finished_run: Path):
                 "predict/importance.tsv", "predict/contributions.tsv",
                 "predict/final_model.joblib", "mofa/restarts.tsv",
                 "mofa/factor_stability.tsv", "mofa/restarts/restart_0.hdf5",
+                "predict/survival_metrics.tsv", "predict/survival_predictions.tsv",
+                "predict/survival_coefficients.tsv", "biomarkers/rf_importance.tsv",
+                "model/manifest.json", "model/frozen.json", "model/normalization.json",
+                "model/predictor.joblib",
                 "mofa/restarts/restart_1.hdf5"]
     expected += [f"biomarkers/ranked_{o}.tsv" for o in omics]
     for p in ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_heatmap",
-              "associations", "survival_clusters", "roc", "calibration"] + [
+              "associations", "survival_clusters", "roc", "calibration",
+              "survival_risk_groups"] + [
             f"qc_{o}" for o in omics]:
         expected += [f"plots/{p}.png", f"plots/{p}.svg"]
     missing = [e for e in expected if not (r / e).is_file() or (r / e).stat().st_size == 0]
     assert missing == []
     for rule in ("samples", "ingest", "normalize", "mudata", "integrate", "select", "cluster",
                  "plots", "manifest", "associate", "predict", "stability", "mofa_restart",
-                 "rf_importance", "bundle"):
+                 "rf_importance", "bundle", "predict_survival"):
         assert list((finished_run / "logs" / rule).rglob("*.log")), rule
     for rule in ("normalize", "integrate", "cluster", "predict"):
         assert list((finished_run / "benchmarks" / rule).rglob("*.tsv")), rule
@@ -229,6 +234,20 @@ def test_associations_find_planted_outcome_and_survival_factor(finished_run: Pat
     assert t.loc[(match, "survival"), "q"] < 0.05
     bias = pd.read_csv(r / "associations" / "bias.tsv", sep="\t", keep_default_na=False)
     assert list(bias["column"]) == ["site"] and bias["warning"].iloc[0] == ""
+
+
+def test_cross_validated_survival_prediction_of_the_planted_survival_factor(
+        finished_run: Path):
+    r = finished_run / "results" / "small" / "predict"
+    m = pd.read_csv(r / "survival_metrics.tsv", sep="\t").set_index("model")
+    assert m.loc["factors", "metric"] == "c_index" and m.loc["factors", "n_folds"] == 15
+    assert m.loc["factors", "mean"] > 0.65 and m.loc["baseline", "mean"] == 0.5
+    preds = pd.read_csv(r / "survival_predictions.tsv", sep="\t")
+    assert preds.groupby("repeat")["sample_id"].nunique().eq(60).all()  # each patient once
+    first = preds[preds["repeat"] == 1]
+    high = first[first["risk_group"] == "high"]
+    low = first[first["risk_group"] == "low"]
+    assert high["event"].mean() > low["event"].mean()     # the high-risk group dies more
 
 
 def test_prediction_of_the_planted_outcome(finished_run: Path):

@@ -172,6 +172,9 @@ def all_outputs():
     if ENDPOINT is not None:
         out += [f"{R}/predict/metrics.tsv", f"{R}/predict/importance.tsv"]
         plots += ["roc", "calibration"]
+    if (config.get("survival") or {}).get("event") and config["predict"]["survival"]:
+        out += [f"{R}/predict/survival_metrics.tsv"]
+        plots += ["survival_risk_groups"]
     for p in plots:
         out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
     out += [f"{R}/model/manifest.json", *apply_outputs()]

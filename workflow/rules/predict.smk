@@ -43,3 +43,37 @@ rule predict:
         mofa=config["integrate"],
     script:
         "../scripts/run_predict.py"
+
+
+rule predict_survival:
+    """Cross-validated Cox prediction of survival from the factors (MOFA+ refitted per fold)."""
+    input:
+        h5mu=f"{R}/{COHORT}.h5mu",
+        samples=SAMPLES,
+    output:
+        metrics=report(
+            f"{R}/predict/survival_metrics.tsv",
+            caption="../report/survival_metrics.rst",
+            category="6. Prediction",
+        ),
+        predictions=f"{R}/predict/survival_predictions.tsv",
+        coefficients=f"{R}/predict/survival_coefficients.tsv",
+        km=report(
+            f"{R}/plots/survival_risk_groups.png",
+            caption="../report/survival_risk_groups.rst",
+            category="6. Prediction",
+        ),
+        km_svg=f"{R}/plots/survival_risk_groups.svg",
+    log:
+        f"{LOGS}/predict_survival/{COHORT}.log",
+    benchmark:
+        f"{BENCH}/predict_survival/{COHORT}.tsv"
+    conda:
+        "../../envs/select.yaml"
+    threads: 2
+    params:
+        survival=config.get("survival"),
+        predict=config["predict"],
+        mofa=config["integrate"],
+    script:
+        "../scripts/run_predict_survival.py"

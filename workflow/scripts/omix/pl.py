@@ -266,8 +266,9 @@ def association_heatmap(table: pd.DataFrame, stem: str | os.PathLike[str]) -> li
 
 
 def survival_by_cluster(surv: pd.DataFrame | None, clusters: pd.Series, p_value: float | None,
-                        stem: str | os.PathLike[str]) -> list[Path]:
-    """Kaplan-Meier curves per cluster (lifelines) with the log-rank p-value."""
+                        stem: str | os.PathLike[str],
+                        title: str = "survival by patient cluster") -> list[Path]:
+    """Kaplan-Meier curves per group (lifelines) with the log-rank p-value."""
     fig, ax = plt.subplots(figsize=(6, 4))
     if surv is None or len(surv) == 0:
         ax.text(0.5, 0.5, "no survival columns configured (config: survival)", ha="center",
@@ -287,7 +288,6 @@ def survival_by_cluster(surv: pd.DataFrame | None, clusters: pd.Series, p_value:
     ax.set_xlabel("time")
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.02)
-    title = "survival by patient cluster"
     if p_value is not None:
         title += f" (log-rank p = {p_value:.2g})"
     ax.set_title(title)

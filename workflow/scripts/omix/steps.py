@@ -521,3 +521,37 @@ def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir:
                              qc=read("qc").fillna({"flags": ""}), drift=read("drift"),
                              cohort_name=name, drivers=read("drivers"))
     log.info("%d patient pages written", len(pages))
+
+
+def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
+                     predictions_tsv: PathLike, coefficients_tsv: PathLike,
+                     km_stem: PathLike, *, survival_cfg: Mapping[str, Any],
+                     predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any]) -> None:
+    """Cross-validated Cox prediction of survival from the factors; KM of risk groups."""
+    from lifelines.statistics import multivariate_logrank_test
+
+    from .stats import SurvivalSpec, survival_frame
+
+    mdata = io.read_h5mu(h5mu)
+    surv = survival_frame(io.read_sample_sheet(samples),
+                          SurvivalSpec.from_config(dict(survival_cfg)))  # type: ignore[arg-type]
+    opts = pr.PredictOptions.from_config(dict(predict_cfg))
+    per_fold, preds = pr.nested_cv_survival(mdata, surv, tl.MofaOptions.from_config(
+        dict(mofa_cfg)), opts)
+    summary = pr.summarise(per_fold)
+    summary["selected"] = summary["model"] == "factors"
+    r = summary[summary["model"] == "factors"].iloc[0]
+    log.info("survival: C-index %.3f (95%% CI %.3f-%.3f) over %d outer folds", r["mean"],
+             r["ci_low"], r["ci_high"], r["n_folds"])
+    z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
+                     columns=list(mdata.uns["mofa"]["factors"]))
+    _, coef = pr.final_survival_model(z, surv, opts)
+    first = preds[preds["repeat"] == 1].set_index("sample_id")
+    test = multivariate_logrank_test(first["time"], first["risk_group"], first["event"])
+    log.info("out-of-fold risk groups (repeat 1): log-rank p %.3g", test.p_value)
+    io.write_tsv(summary, metrics_tsv)
+    io.write_tsv(preds.sort_values(["repeat", "fold", "sample_id"], kind="mergesort"),
+                 predictions_tsv)
+    io.write_tsv(coef, coefficients_tsv)
+    pl.survival_by_cluster(first[["time", "event"]], first["risk_group"], float(test.p_value),
+                           km_stem, title="out-of-fold predicted risk groups")
