@@ -100,6 +100,11 @@ def test_profile_runs_every_job_on_slurm_with_local_results(slurm: dict[str, str
     # per restart, every other rule once; `all` runs locally
     per_rule = {"ingest": n_omics, "normalize": n_omics, "stability": 4,
                 "mofa_restart": restarts, "all": 0}
+    # and the new-cohort rules once per cohort under apply: (per table for apply_ingest)
+    scored = cfg.get("apply") or {}
+    per_rule.update({r: len(scored) for r in ("apply_samples", "apply_score",
+                                              "patient_report")})
+    per_rule["apply_ingest"] = sum(len(a["omics"]) for a in scored.values())
     assert len(jobs) == sum(per_rule.get(r, 1) for r in listed), (jobs, listed)
     assert rules.count("rule_stability") == 4
     assert restarts == 2 and rules.count("rule_mofa_restart") == 2
