@@ -163,3 +163,33 @@ def test_holdout_split_is_stratified_disjoint_and_seeded():
     assert list(held) == sorted(held)                  # sheet order kept
     assert split(sheet, "y", 1 / 3, seed=0)[1].equals(held)
     assert not split(sheet, "y", 1 / 3, seed=1)[1].equals(held)
+
+
+def test_fold_normalisation_uses_training_patients_only(small_cohort: Path):
+    """Inside a CV fold the held-out patients are transformed with parameters fitted on the
+    training patients: perturbing held-out raw values changes nothing of the training data."""
+    from omix.predict import FoldData
+
+    cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
+    sheet = read_sample_sheet(small_cohort / cfg["samples"])
+    raw = {o: ingest_omic(small_cohort / t["path"], kind=t["kind"],
+                          sample_ids=list(sheet.index), layout=t["layout"], name=o)
+           for o, t in cfg["omics"].items() if o in ("rna", "metabolites")}
+    ids = list(sheet.index)
+    tr, te = ids[:40], ids[40:]
+    fd = FoldData(None, raw=raw, omic_cfg=cfg["omics"], sheet=sheet)
+    m1, held1 = fd.split(tr, te)
+    bumped = {o: a.copy() for o, a in raw.items()}
+    for a in bumped.values():
+        rows = a.obs_names.isin(te)
+        a.X[rows] = a.X[rows] * 3.0
+    m2, held2 = FoldData(None, raw=bumped, omic_cfg=cfg["omics"], sheet=sheet).split(tr, te)
+    for o in raw:
+        assert list(m1.mod[o].obs_names) == [s for s in tr if s in raw[o].obs_names]
+        np.testing.assert_array_equal(np.asarray(m1.mod[o].X), np.asarray(m2.mod[o].X))
+        assert list(held1[o].index) == te
+    # a held-out sample's own scale is removed by its own library size (counts) and PQN
+    # quotient (metabolites), with the training patients' target and reference
+    for o in raw:
+        np.testing.assert_allclose(held1[o].to_numpy(), held2[o].to_numpy(), rtol=1e-9,
+                                   atol=1e-9, equal_nan=True)

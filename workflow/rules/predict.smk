@@ -3,6 +3,7 @@ rule predict:
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
         samples=SAMPLES,
+        raw=[f"{R}/ingest/{o}.h5ad" for o in OMICS],
     output:
         metrics=report(
             f"{R}/predict/metrics.tsv",
@@ -41,6 +42,8 @@ rule predict:
         endpoint=ENDPOINT,
         predict=config["predict"],
         mofa=config["integrate"],
+        omics=config["omics"],
+        batch=config["normalize"]["batch"],
     script:
         "../scripts/run_predict.py"
 
@@ -50,6 +53,7 @@ rule predict_survival:
     input:
         h5mu=f"{R}/{COHORT}.h5mu",
         samples=SAMPLES,
+        raw=[f"{R}/ingest/{o}.h5ad" for o in OMICS],
     output:
         metrics=report(
             f"{R}/predict/survival_metrics.tsv",
@@ -75,5 +79,7 @@ rule predict_survival:
         survival=config.get("survival"),
         predict=config["predict"],
         mofa=config["integrate"],
+        omics=config["omics"],
+        batch=config["normalize"]["batch"],
     script:
         "../scripts/run_predict_survival.py"

@@ -8,4 +8,6 @@ with rule_boundary(sm):
     steps.predict(sm.input.h5mu, sm.input.samples, o.metrics, o.folds, o.predictions,
                   o.importance, o.contributions, o.model, o.roc.removesuffix(".png"),
                   o.calibration.removesuffix(".png"), endpoint=sm.params.endpoint,
-                  predict_cfg=sm.params.predict, mofa_cfg=sm.params.mofa)
+                  predict_cfg=sm.params.predict, mofa_cfg=sm.params.mofa,
+                  raw_h5ads=dict(zip(sm.params.omics, sm.input.raw, strict=True)),
+                  omics_cfg=sm.params.omics, batch=sm.params.batch)

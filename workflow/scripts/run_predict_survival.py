@@ -8,4 +8,6 @@ with rule_boundary(sm):
     steps.predict_survival(sm.input.h5mu, sm.input.samples, o.metrics, o.predictions,
                            o.coefficients, o.km.removesuffix(".png"),
                            survival_cfg=sm.params.survival, predict_cfg=sm.params.predict,
-                           mofa_cfg=sm.params.mofa)
+                           mofa_cfg=sm.params.mofa,
+                           raw_h5ads=dict(zip(sm.params.omics, sm.input.raw, strict=True)),
+                           omics_cfg=sm.params.omics, batch=sm.params.batch)

@@ -7,8 +7,12 @@ an inner k-fold (GridSearchCV); imputation, scaling and the L1 feature selection
 "features" model are fitted inside the pipeline.  Three models (factors, features, both) and a
 prevalence baseline are compared; the best is refitted on all samples and explained.
 
-Not yet inside the folds: the unsupervised per-omic normalisation and highly-variable-feature
-filtering of the ``normalize`` rule (no outcome is used there).
+Given the raw (ingested) tables, the per-omic normalisation is refitted inside every outer
+training fold too (:class:`FoldData`): feature filtering, highly variable features, library-size
+target, PQN reference and imputation values come from the training patients only, and the
+held-out patients are transformed with them (:func:`omix.apply.transform_new`), exactly as a
+new cohort would be.  Only ComBat batch correction stays outside (it cannot be transferred to
+samples it did not see; the log says so when a batch column is set).
 """
 
 from __future__ import annotations
@@ -117,6 +121,43 @@ class FrozenMofa:
         return pd.DataFrame(z, index=samples, columns=self.factors)
 
 
+@dataclass
+class FoldData:
+    """What one outer fold trains and tests on.
+
+    Without raw tables, slices of the cohort's normalised MuData.  With them, every omic is
+    normalised again on the training patients only and the held-out patients are transformed
+    with the training patients' parameters.
+    """
+
+    mdata: Any
+    raw: dict[str, Any] | None = None          # omic -> ingested AnnData (all features)
+    omic_cfg: dict[str, Any] | None = None     # omic -> its config section
+    sheet: pd.DataFrame | None = None
+
+    def split(self, tr: list[str], te: list[str]) -> tuple[Any, dict[str, pd.DataFrame]]:
+        """(training MuData, held-out patients' normalised tables per omic)."""
+        if self.raw is None:
+            return self.mdata[tr].copy(), {
+                v: pd.DataFrame(view_matrix(self.mdata, v, te), index=te,
+                                columns=self.mdata.mod[v].var_names) for v in self.mdata.mod}
+        from .apply import normalization_spec, transform_new
+        from .pp import OmicOptions, normalize_omic
+        from .tl import build_mudata
+
+        assert self.omic_cfg is not None and self.sheet is not None
+        mods, test = {}, {}
+        for o, raw in self.raw.items():
+            a = raw[[s for s in tr if s in raw.obs_names]].copy()
+            mods[o] = normalize_omic(a, OmicOptions.from_config(dict(self.omic_cfg[o])))
+            spec = normalization_spec(mods[o], self.omic_cfg[o])
+            held = [s for s in te if s in raw.obs_names]
+            x = pd.DataFrame(np.asarray(raw[held].X, dtype=float), index=held,
+                             columns=raw.var_names)
+            test[o] = transform_new(x, spec, name=o)[0].reindex(te)
+        return build_mudata(mods, self.sheet), test
+
+
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
     """All omics side by side, columns '<omic>:<feature>', NaN where a sample lacks the omic."""
     return pd.concat([pd.DataFrame(view_matrix(mdata, v, samples), index=samples,
@@ -186,9 +227,9 @@ def check_classes(y: pd.Series, folds: int, inner_folds: int) -> None:
                                       "classes")
 
 
-def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOptions
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Outer repeated k-fold; per fold MOFA refit + projection and tuned models.
+def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOptions,
+              fold_data: FoldData | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Outer repeated k-fold; per fold (normalisation,) MOFA refit + projection, tuned models.
 
     Returns (per-fold metrics, out-of-fold predictions).
     """
@@ -208,17 +249,18 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
     else:
         splitter = RepeatedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                  random_state=opts.seed)
-    feats = feature_table(mdata, samples)
+    fd = fold_data or FoldData(mdata)
     rows, preds = [], []
     y_arr = yy.to_numpy()
     for i, (tr, te) in enumerate(splitter.split(np.zeros(len(samples)), y_arr)):
         rep, fold = divmod(i, opts.folds)
         tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
-        frozen, z_tr = FrozenMofa.fit(mdata[tr_s].copy(), mofa_opts)
-        z_te = frozen.project({v: pd.DataFrame(
-            view_matrix(mdata, v, te_s), index=te_s, columns=mdata.mod[v].var_names)
-            for v in frozen.views})
-        f_tr, f_te = feats.loc[tr_s], feats.loc[te_s]
+        m_tr, held = fd.split(tr_s, te_s)
+        frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
+        z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
+        f_tr = feature_table(m_tr, tr_s)
+        f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in m_tr.mod], axis=1
+                         ).reindex(index=te_s, columns=f_tr.columns)
         blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
                   "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
                            pd.concat([z_te.loc[te_s], f_te], axis=1))}
@@ -338,7 +380,8 @@ def _tuned_cox(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions) -> tup
 
 
 def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
-                       opts: PredictOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       opts: PredictOptions, fold_data: FoldData | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold C-index of a Cox model on the MOFA+ factors, MOFA+ refitted per fold.
 
     Outer: repeated k-fold stratified on the event indicator; in each training part MOFA+ is
@@ -357,14 +400,14 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
                             hint="lower predict.folds or set predict.survival: false")
     splitter = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                        random_state=opts.seed)
+    fd = fold_data or FoldData(mdata)
     rows, preds = [], []
     for i, (tr, te) in enumerate(splitter.split(np.zeros(len(samples)), ev)):
         rep, fold = divmod(i, opts.folds)
         tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
-        frozen, z_tr = FrozenMofa.fit(mdata[tr_s].copy(), mofa_opts)
-        z_te = frozen.project({v: pd.DataFrame(
-            view_matrix(mdata, v, te_s), index=te_s, columns=mdata.mod[v].var_names)
-            for v in frozen.views}).loc[te_s]
+        m_tr, held = fd.split(tr_s, te_s)
+        frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
+        z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
         z_tr = z_tr.loc[tr_s]
         mu, sd = z_tr.mean(), z_tr.std(ddof=1).replace(0, 1.0)
         z_tr, z_te = (z_tr - mu) / sd, (z_te - mu) / sd

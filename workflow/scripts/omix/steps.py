@@ -328,17 +328,35 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
     pl.survival_by_cluster(surv, clusters, p, km_stem)
 
 
+def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] | None,
+               omics_cfg: Mapping[str, Any] | None, batch: str | None) -> pr.FoldData:
+    """Per-fold renormalisation from the raw tables, unless ComBat is on (not transferable)."""
+    if not raw_h5ads or omics_cfg is None:
+        return pr.FoldData(mdata)
+    if batch:
+        log.info("normalize.batch is set: normalisation is not refitted inside the folds (ComBat "
+                 "cannot be applied to held-out samples); MOFA+ and the models still are")
+        return pr.FoldData(mdata)
+    log.info("normalisation, MOFA+ and the models are refitted inside every outer fold")
+    return pr.FoldData(mdata, raw={o: io.read_h5ad(p) for o, p in raw_h5ads.items()},
+                       omic_cfg={o: dict(omics_cfg[o]) for o in raw_h5ads},
+                       sheet=io.read_sample_sheet(samples))
+
+
 def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv: PathLike,
             predictions_tsv: PathLike, importance_tsv: PathLike, contributions_tsv: PathLike,
             model_out: PathLike, roc_stem: PathLike, cal_stem: PathLike, *, endpoint: str,
-            predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any]) -> None:
+            predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
+            raw_h5ads: Mapping[str, PathLike] | None = None,
+            omics_cfg: Mapping[str, Any] | None = None, batch: str | None = None) -> None:
     """Nested-CV prediction of ``endpoint``; final model refitted on all samples, explained."""
     import joblib
 
     mdata = io.read_h5mu(h5mu)
     y = io.read_sample_sheet(samples)[endpoint]
     opts = pr.PredictOptions.from_config(dict(predict_cfg))
-    per_fold, preds = pr.nested_cv(mdata, y, tl.MofaOptions.from_config(dict(mofa_cfg)), opts)
+    per_fold, preds = pr.nested_cv(mdata, y, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
+                                   _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
     summary = pr.summarise(per_fold)
     key = "auc" if "auc" in per_fold else "r2"
     score = summary[(summary["metric"] == key) & (summary["model"] != "baseline")]
@@ -526,7 +544,10 @@ def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir:
 def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
                      predictions_tsv: PathLike, coefficients_tsv: PathLike,
                      km_stem: PathLike, *, survival_cfg: Mapping[str, Any],
-                     predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any]) -> None:
+                     predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
+                     raw_h5ads: Mapping[str, PathLike] | None = None,
+                     omics_cfg: Mapping[str, Any] | None = None,
+                     batch: str | None = None) -> None:
     """Cross-validated Cox prediction of survival from the factors; KM of risk groups."""
     from lifelines.statistics import multivariate_logrank_test
 
@@ -536,8 +557,9 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     surv = survival_frame(io.read_sample_sheet(samples),
                           SurvivalSpec.from_config(dict(survival_cfg)))  # type: ignore[arg-type]
     opts = pr.PredictOptions.from_config(dict(predict_cfg))
-    per_fold, preds = pr.nested_cv_survival(mdata, surv, tl.MofaOptions.from_config(
-        dict(mofa_cfg)), opts)
+    per_fold, preds = pr.nested_cv_survival(
+        mdata, surv, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
+        _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
     summary = pr.summarise(per_fold)
     summary["selected"] = summary["model"] == "factors"
     r = summary[summary["model"] == "factors"].iloc[0]
