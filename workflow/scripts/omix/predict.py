@@ -158,6 +158,19 @@ class FoldData:
         return build_mudata(mods, self.sheet), test
 
 
+def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldData,
+                mofa_opts: MofaOptions) -> Any:
+    """The outer folds of both nested CVs: per fold (re)normalise on the training patients,
+    fit MOFA+ there, project the held-out ones.  Yields (training positions, held-out
+    positions, training MuData, held-out tables, training factors, held-out factors)."""
+    for tr, te in splitter.split(np.zeros(len(samples)), strata):
+        tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
+        m_tr, held = fd.split(tr_s, te_s)
+        frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
+        z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
+        yield tr, te, m_tr, held, z_tr.loc[tr_s], z_te
+
+
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
     """All omics side by side, columns '<omic>:<feature>', NaN where a sample lacks the omic."""
     return pd.concat([pd.DataFrame(view_matrix(mdata, v, samples), index=samples,
@@ -249,15 +262,12 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
     else:
         splitter = RepeatedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                  random_state=opts.seed)
-    fd = fold_data or FoldData(mdata)
     rows, preds = [], []
     y_arr = yy.to_numpy()
-    for i, (tr, te) in enumerate(splitter.split(np.zeros(len(samples)), y_arr)):
+    folds = _mofa_folds(samples, y_arr, splitter, fold_data or FoldData(mdata), mofa_opts)
+    for i, (tr, te, m_tr, held, z_tr, z_te) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
         tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
-        m_tr, held = fd.split(tr_s, te_s)
-        frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
-        z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
         f_tr = feature_table(m_tr, tr_s)
         f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in m_tr.mod], axis=1
                          ).reindex(index=te_s, columns=f_tr.columns)
@@ -400,15 +410,11 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
                             hint="lower predict.folds or set predict.survival: false")
     splitter = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                        random_state=opts.seed)
-    fd = fold_data or FoldData(mdata)
     rows, preds = [], []
-    for i, (tr, te) in enumerate(splitter.split(np.zeros(len(samples)), ev)):
+    folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts)
+    for i, (_, te, _, _, z_tr, z_te) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
-        tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
-        m_tr, held = fd.split(tr_s, te_s)
-        frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
-        z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
-        z_tr = z_tr.loc[tr_s]
+        te_s = [samples[j] for j in te]
         mu, sd = z_tr.mean(), z_tr.std(ddof=1).replace(0, 1.0)
         z_tr, z_te = (z_tr - mu) / sd, (z_te - mu) / sd
         cph, pen = _tuned_cox(z_tr, surv, opts)
