@@ -25,6 +25,7 @@ import html
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,8 +295,10 @@ def transform_new(x: pd.DataFrame, spec: dict[str, Any], *, seed: int = 0,
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.log2(y)
             y[~np.isfinite(y)] = np.nan
-        y = y - np.nan_to_num(np.nanmedian(np.where(np.isnan(y), np.nan, y), axis=1),
-                              nan=0.0)[:, None] if y.size else y
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: median 0 below
+            med = np.nanmedian(y, axis=1) if y.size else np.zeros(len(y))
+        y = y - np.nan_to_num(med, nan=0.0)[:, None]
         cols = pd.Index(inp).get_indexer(final)
         y, cens = y[:, cols], cens[:, cols]
         if opts.get("impute") == "half_min":
