@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import functools
 import logging
 import os
 import warnings
@@ -236,7 +237,15 @@ class Bundle:
         return cls(p, man, json.loads((p / "normalization.json").read_text()),
                    json.loads((p / "frozen.json").read_text()), joblib.load(p / "predictor.joblib"))
 
-    def frozen_mofa(self) -> FrozenMofa:
+    @functools.cached_property
+    def reference_factors(self) -> pd.DataFrame:
+        """The discovery patients' factor values (no IDs), decoded once."""
+        return pd.DataFrame(np.array([_array(r) for r in self.frozen["reference"]["factors"]]),
+                            columns=self.frozen["factors"])
+
+    @functools.cached_property
+    def mofa(self) -> FrozenMofa:
+        """The frozen MOFA+ model, decoded once."""
         fz = self.frozen
         views = list(fz["mofa"])
         return FrozenMofa(
@@ -322,7 +331,7 @@ def assign_clusters(z: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
     it.  The discovery graph is not rebuilt, so discovery labels never change."""
     from sklearn.neighbors import NearestNeighbors
 
-    ref = np.array([_array(r) for r in bundle.frozen["reference"]["factors"]])
+    ref = bundle.reference_factors.to_numpy()
     labels = np.array(bundle.frozen["reference"]["clusters"])
     k = min(int(bundle.frozen["reference"]["n_neighbors"]), len(ref))
     nn = NearestNeighbors(n_neighbors=k).fit(ref)
@@ -368,8 +377,7 @@ def drift_report(views: dict[str, pd.DataFrame], z: pd.DataFrame, bundle: Bundle
                      "fraction_outside_range": float(outside.sum() / n_obs) if n_obs else
                      float("nan"), "smd": float("nan"), "ks_p": float("nan"),
                      "warning": bool(frac_shift > DRIFT_WARN_FRACTION)})
-    zref = pd.DataFrame(np.array([_array(r) for r in ref["factors"]]),
-                        columns=bundle.frozen["factors"])
+    zref = bundle.reference_factors
     for f in z.columns:
         sd = float(zref[f].std(ddof=1))
         smd = float((z[f].mean() - zref[f].mean()) / sd) if sd > 0 else float("nan")
@@ -396,7 +404,7 @@ def feature_drivers(views: dict[str, pd.DataFrame], contributions: pd.DataFrame,
     is w_dk * tau_d * y_d (y centred and scaled as in training); the ``top`` largest by
     absolute value are listed with the patient's value in discovery SD units.
     """
-    frozen = bundle.frozen_mofa()
+    frozen = bundle.mofa
     factors = bundle.frozen["factors"]
     ref = bundle.frozen["reference"]["omics"]
     rows = []
@@ -511,8 +519,7 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    zref = pd.DataFrame(np.array([_array(r) for r in bundle.frozen["reference"]["factors"]]),
-                        columns=bundle.frozen["factors"])
+    zref = bundle.reference_factors
     surv = bundle.frozen.get("survival")
     cv = bundle.predictor.get("cv", {})
     endpoint = bundle.predictor.get("endpoint")

@@ -447,7 +447,7 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
             log.info("%s: %d of %d model features are not in the table; the projection uses "
                      "the others", o, info["model_features_missing"], info["model_features"])
     missing = pd.DataFrame(rows)
-    frozen = b.frozen_mofa()
+    frozen = b.mofa
     proj = {v: d for v, d in views.items() if v in frozen.views}
     if not proj:
         raise ConfigError("none of the model's continuous omics is supplied",
@@ -493,7 +493,7 @@ def _qc_flags(z: pd.DataFrame, views: Mapping[str, pd.DataFrame], clusters: pd.D
     from .apply import _array
 
     ref = b.frozen["reference"]
-    zref = np.array([_array(r) for r in ref["factors"]])
+    zref = b.reference_factors.to_numpy()
     zs = (z.to_numpy() - zref.mean(0)) / zref.std(0, ddof=1)
     agree = clusters.set_index("sample_id")["agreement"]
     flags: dict[str, list[str]] = {s: [] for s in order}
