@@ -115,6 +115,29 @@ def privacy(**kw: Any) -> Case:
     return case
 
 
+def rewrite(rel: str, fn: Callable[[str], bytes]) -> Case:
+    """Replace a table's text by ``fn(text)`` (bytes: any encoding or compression)."""
+    def case(work: Path, cfg: dict[str, Any]) -> None:
+        p = work / rel
+        p.write_bytes(fn(p.read_text()))
+    return case
+
+
+def lines(fn: Callable[[list[str]], list[str]]) -> Callable[[str], bytes]:
+    return lambda text: ("\n".join(fn(text.splitlines())) + "\n").encode()
+
+
+def disjoint_omics(work: Path, cfg: dict[str, Any]) -> None:
+    """Two omics measured on different patients: rna on the first 12, methylation on the rest."""
+    for rel, keep in (("data/rna_counts.csv", slice(0, 13)),
+                      ("data/methylation.csv", [0, *range(13, 25)])):
+        p = work / rel
+        rows = [ln.split(",") for ln in p.read_text().splitlines()]
+        cols = list(range(25))[keep] if isinstance(keep, slice) else keep
+        p.write_text("\n".join(",".join(r[j] for j in cols) for r in rows) + "\n")
+    cfg["omics"] = {"rna": cfg["omics"]["rna"], "methylation": cfg["omics"]["methylation"]}
+
+
 # id, mutation, stage ("config" = fails before any job), expected message (regex)
 def apply_cohort(model: str | None = None, omic: str = "methylation", kind: str | None = None,
                  bad_cell: bool = False) -> Case:
@@ -211,6 +234,65 @@ CASES: list[tuple[str, Case, str, str]] = [
      r"sample columns 2 and 3 map to the same sample_id"),
     ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
      "ingest", r"missing count at row 3, column 3 \(feature 'GENE0002'\)"),
+    # exporters' damage: read exactly or refused with the cause, never shifted silently
+    ("table_trailing_delimiter_on_data_rows",
+     rewrite("data/methylation.csv", lines(lambda ls: [ls[0]] + [ln + "," for ln in ls[1:]])),
+     "ingest", r"methylation\.csv: the header has 25 fields but every data row has 26, the "
+               r"last one always empty: either each data row ends with a delimiter"),
+    ("table_header_lacks_first_cell",
+     rewrite("data/methylation.csv", lines(lambda ls: [ls[0].split(",", 1)[1]] + ls[1:])),
+     "ingest", r"the header lacks the cell above the row labels \(as R's write\.table writes "
+               r"it\)\. Add a label such as 'feature'"),
+    ("table_row_with_extra_field",
+     rewrite("data/methylation.csv", lines(lambda ls: ls[:3] + [ls[3] + ",0.5"] + ls[4:])),
+     "ingest", r"methylation\.csv: line 4 has 26 fields but the header has 25"),
+    ("table_latin1", rewrite("data/methylation.csv", lambda t: t.replace(
+        "cg00000003", "cg0000000\u00e9").encode("latin-1")), "ingest",
+     r"methylation\.csv: is not UTF-8 text: byte 0xe9 on line 4"),
+    ("table_tab_separated_named_csv", rewrite("data/methylation.csv",
+                                              lambda t: t.replace(",", "\t").encode()),
+     "ingest", r"is read as csv \(comma-separated\) but its header line is tab-separated\. "
+               r"Name it \.tsv or set format: tsv"),
+    ("table_semicolons_and_decimal_commas", rewrite(
+        "data/methylation.csv", lambda t: t.replace(",", ";").replace(".", ",").encode()),
+     "ingest", r"separated by semicolons \(a European-locale export, often with decimal "
+               r"commas\)"),
+    ("table_named_gz_not_compressed", write_file("data/mutations.tsv.gz", b"feature\tx\n"),
+     "ingest", r"mutations\.tsv\.gz: is named \.gz but its content is not compressed"),
+    ("sheet_semicolons", rewrite("data/samples.tsv", lambda t: t.replace("\t", ";").encode()),
+     "config", r"samples\.tsv: is read as tsv but its header line is separated by semicolons"),
+    ("sheet_trailing_tabs",
+     rewrite("data/samples.tsv", lines(lambda ls: [ls[0]] + [ln + "\t" for ln in ls[1:]])),
+     "config", r"samples\.tsv: the header has 7 fields but every data row has 8"),
+    # config values that could only fail later
+    ("config_regex_does_not_compile", edit_cfg(lambda c: c.update(
+        sample_id={"regex": "^(SYN-[0-9]{4}"})), "config",
+     r"sample_id\.regex: regular expression does not compile: missing \), unterminated "
+     r"subpattern"),
+    ("config_path_is_a_directory", edit_cfg(lambda c: c["omics"]["rna"].update(path="data")),
+     "config", r"omics\.rna\.path: 'data' is a directory, not a file"),
+    ("config_survival_event_as_words", sheet(lambda d: d.assign(
+        os_event=d["os_event"].map({"1": "dead", "0": "alive"}))), "config",
+     r"survival\.event: survival column 'os_event' holds 24 value\(s\) that are not numbers "
+     r"\(first at sample row 2 of the sample sheet\)\. Code events as 1"),
+    ("config_class_smaller_than_rf_folds", lambda w, c: (
+        sheet(lambda d: d.assign(response=["yes"] * 5 + ["no"] * 19))(w, c),
+        c.update(select={"rf_folds": 6})), "config",
+     r"select\.rf_folds: outcome class 'yes' has 5 samples, fewer than the 6 folds of the "
+     r"random-forest importance"),
+    ("config_too_few_events_for_survival_cv", sheet(lambda d: d.assign(
+        os_event=["1"] * 3 + ["0"] * 21)), "config",
+     r"predict\.survival: 3 events among 24 patients with survival data: too few for 5-fold"),
+    ("config_neighbours_exceed_samples", edit_cfg(lambda c: c.update(
+        cluster={"n_neighbors": 30})), "config",
+     r"cluster\.n_neighbors: cluster\.n_neighbors is 30 but the sample sheet has 24 samples"),
+    # cohort-level and arithmetic checks
+    ("omics_share_no_sample", disjoint_omics, "mudata",
+     r"no sample is measured in more than one omic \(samples per omic: rna 12, methylation "
+     r"12\)"),
+    ("counts_overflow_library_size", edit_csv("data/rna_counts.csv", lambda r: [
+        r[2].__setitem__(4, "1e308"), r[3].__setitem__(4, "1e308")]), "normalize",
+     r"rna: the total count of sample 4 \(table order\) overflows"),
     # cohorts to score with a frozen model (apply:)
     ("apply_omic_not_in_discovery", apply_cohort("results/tiny/model", omic="protein"),
      "config", r"apply\.val\.omics: omic 'protein' is not one of the discovery omics"),
@@ -242,7 +324,8 @@ def test_bad_input_gives_one_line_and_nothing_behind(tiny: Path, tmp_path: Path,
     mutate(work, cfg)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.monotonic()
-    until = ["--until", stage] if stage in ("ingest", "apply_ingest") else []
+    until = ["--until", stage] if stage in ("ingest", "apply_ingest", "normalize",
+                                            "mudata") else []
     proc = run_snakemake(work, "--cores", "1", *until)  # one job at a time: first error stops
     elapsed = time.monotonic() - t0
     assert proc.returncode != 0, proc.stderr[-2000:]

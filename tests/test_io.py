@@ -111,3 +111,84 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     io.write_tsv(pd.DataFrame({"a": [1.0]}), target)
     assert target.read_text() == "a\n1\n"
+
+
+# --- exporters' variants: read exactly, or refuse with the cause (issue: no silent misread) ---
+GOOD = "feature,s1,s2,s3\ng1,1,2,3\ng2,4,5,6\n"
+
+
+def exact(p):
+    got = io.to_numeric_frame(io.read_table(p), p)
+    assert list(got.index) == ["g1", "g2"] and list(got.columns) == ["s1", "s2", "s3"]
+    np.testing.assert_array_equal(got.to_numpy(), [[1, 2, 3], [4, 5, 6]])
+
+
+@pytest.mark.parametrize("name,data", [
+    ("trailing_delimiter_everywhere.csv", b"feature,s1,s2,s3,\ng1,1,2,3,\ng2,4,5,6,\n"),
+    ("utf8_bom.csv", b"\xef\xbb\xbf" + GOOD.encode()),
+    ("crlf.csv", GOOD.replace("\n", "\r\n").encode()),
+    ("quoted.csv", b'"feature","s1","s2","s3"\n"g1","1","2","3"\n"g2","4","5","6"\n'),
+    ("utf16.csv", GOOD.encode("utf-16")),
+    ("gzip_without_suffix.csv", gzip.compress(GOOD.encode(), mtime=0)),
+    ("blank_line_at_end.csv", (GOOD + "\n\n").encode()),
+])
+def test_exporter_variants_read_exactly(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    exact(p)
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("header_lacks_first_cell.csv", b"s1,s2,s3\ng1,1,2,3\ng2,4,5,6\n",
+     r"the header has 3 fields but every data row has 4: the header lacks the cell above the "
+     r"row labels.*Add a label such as 'feature'"),
+    ("trailing_delimiter_on_data_rows.csv", b"feature,s1,s2,s3\ng1,1,2,3,\ng2,4,5,6,\n",
+     r"every data row has 5, the last one always empty: either each data row ends with a "
+     r"delimiter or the header lacks the cell above the row labels"),
+    ("one_row_too_long.csv", b"feature,s1,s2,s3\ng1,1,2,3\ng2,4,5,6,7\n",
+     r"line 3 has 5 fields but the header has 4"),
+    ("one_row_too_short.csv", b"feature,s1,s2,s3\ng1,1,2,3\ng2,4,5\n",
+     r"line 3 has 3 fields but the header has 4"),
+    ("latin1.csv", "feature,s1,s2,s3\ngène,1,2,3\ng2,4,5,6\n".encode("latin-1"),
+     r"is not UTF-8 text: byte 0xe8 on line 2 .*Latin-1.*Save it as UTF-8"),
+    ("tab_separated.csv", GOOD.replace(",", "\t").encode(),
+     r"is read as csv \(comma-separated\) but its header line is tab-separated\. Name it "
+     r"\.tsv or set format: tsv"),
+    ("comma_separated.tsv", GOOD.encode(),
+     r"is read as tsv \(tab-separated\) but its header line is comma-separated"),
+    ("semicolons.csv", b"feature;s1;s2\ng1;1,5;2\n",
+     r"separated by semicolons \(a European-locale export"),
+    ("not_gzip.csv.gz", GOOD.encode(), r"is named \.gz but its content is not compressed"),
+    ("workbook.csv", b"PK\x03\x04" + b"\x00" * 40, r"is a ZIP archive \(an Excel \.xlsx"),
+    ("utf16_no_bom.csv", GOOD.encode("utf-16-le"), r"holds NUL bytes: UTF-16 text without"),
+    ("unnamed_column.csv", b"feature,s1,,s3\ng1,1,2,3\ng2,4,5,6\n",
+     r"column 3 has an empty header cell"),
+])
+def test_exporter_damage_is_refused_with_its_cause(tmp_path, name, data, message):
+    p = tmp_path / name
+    p.write_bytes(data)
+    with pytest.raises(InputDataError, match=message) as e:
+        io.to_numeric_frame(io.read_table(p), p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_decimal_commas_are_named(tmp_path):
+    p = write(tmp_path / "t.tsv", "feature\ts1\ts2\ng1\t1,5\t2,25\ng2\t3,0\t4,75\n")
+    with pytest.raises(InputDataError, match=r"4 cell\(s\) hold numbers with a decimal comma "
+                                             r"\(first at row 2, column 2.*'\.' as the decimal"):
+        io.to_numeric_frame(io.read_table(p), p)
+
+
+def test_sample_sheet_with_semicolons_says_so(tmp_path):
+    p = write(tmp_path / "samples.tsv", "sample_id;response\nA;yes\nB;no\n")
+    with pytest.raises(ConfigError, match="separated by semicolons"):
+        io.read_sample_sheet(p)
+
+
+def test_sample_sheet_with_trailing_tabs_names_the_cause_not_duplicate_ids(tmp_path):
+    p = write(tmp_path / "samples.tsv", "sample_id\tresponse\nA\tyes\t\nB\tno\t\n")
+    with pytest.raises(ConfigError, match="either each data row ends with a delimiter"):
+        io.read_sample_sheet(p)
+    p = write(tmp_path / "samples.tsv", "sample_id\tresponse\t\nA\tyes\t\nB\tno\t\n")
+    got = io.read_sample_sheet(p)  # every line ends with a tab: an empty, unnamed last column
+    assert list(got.index) == ["A", "B"] and list(got.columns) == ["response"]

@@ -131,6 +131,25 @@ def check_config(config: dict[str, Any], *, source: str = "config",
                               file=source, where=where,
                               hint="fix the path; relative paths resolve against the working "
                                    "directory")
+        if not (wd / p).is_file():
+            raise ConfigError(f"'{p}' is a directory, not a file", file=source, where=where,
+                              hint="name the file itself")
+
+    regex = cfg["sample_id"].get("regex")
+    if regex is not None:
+        import re
+
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise ConfigError(f"regular expression does not compile: {exc}", file=source,
+                              where="sample_id.regex",
+                              hint="fix the pattern (in YAML, quote it and escape backslashes "
+                                   "inside double quotes)") from None
+        if pattern.groups > 1:
+            raise ConfigError(f"regular expression has {pattern.groups} capture groups",
+                              file=source, where="sample_id.regex",
+                              hint="use one group around the sample ID, (?:...) for the others")
 
     exists(cfg["samples"], "samples")
     for name, omic in cfg["omics"].items():
@@ -201,11 +220,55 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(err.what, file=source,
                               where="predict.endpoint" if ep else "outcome (predicted)",
                               hint=err.hint) from None
+    _check_sizes(cfg, sheet, source)
     _check_apply(cfg, source, exists, wd)
     if len(cfg["omics"]) == 1:
         log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
                     "that omic, not a multi-omic integration")
     return cfg
+
+
+def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str) -> None:
+    """Every cross-validation and resampling step has enough samples per class, fold and
+    cluster, checked on the sample sheet before any job runs (the tables may hold fewer)."""
+    n = len(sheet)
+    nn = cfg["cluster"]["n_neighbors"]
+    if n <= nn:
+        raise ConfigError(f"cluster.n_neighbors is {nn} but the sample sheet has {n} samples",
+                          file=source, where="cluster.n_neighbors",
+                          hint=f"lower it below {n}")
+    outcome = cfg.get("outcome")
+    sel = cfg["select"]
+    if outcome is not None:
+        from .outcome import is_classification
+
+        y = sheet[outcome].dropna()
+        if is_classification(y):
+            counts = y.astype(str).value_counts()
+            small, k = counts.idxmin(), int(counts.min())
+            if sel["rf"] and k < sel["rf_folds"]:
+                raise ConfigError(
+                    f"outcome class '{small}' has {k} samples, fewer than the "
+                    f"{sel['rf_folds']} folds of the random-forest importance", file=source,
+                    where="select.rf_folds", hint=f"set select.rf_folds to at most {k}, merge "
+                                                  "rare classes, or set select.rf: false")
+            if k < 4:
+                raise ConfigError(
+                    f"outcome class '{small}' has {k} samples: stability selection draws half "
+                    "of the samples and needs at least 4 per class", file=source,
+                    where="outcome", hint="merge rare classes or choose another outcome")
+    surv = cfg.get("survival") or {}
+    if surv.get("event") and cfg["predict"]["survival"]:
+        from .stats import SurvivalSpec, survival_frame
+
+        sf = survival_frame(sheet, SurvivalSpec.from_config(surv))  # type: ignore[arg-type]
+        ev, folds = int(sf["event"].sum()), cfg["predict"]["folds"]
+        if min(ev, len(sf) - ev) < folds:
+            raise ConfigError(
+                f"{ev} events among {len(sf)} patients with survival data: too few for "
+                f"{folds}-fold cross-validation of survival", file=source,
+                where="predict.survival", hint="lower predict.folds or set predict.survival: "
+                                               "false")
 
 
 def _check_apply(cfg: dict[str, Any], source: str, exists: Any, wd: Path) -> None:

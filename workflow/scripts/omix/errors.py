@@ -51,6 +51,12 @@ class AnalysisError(OmixError):
     """The data are valid but the requested analysis cannot be done on them."""
 
 
+def warn_user(message: str) -> None:
+    """A warning the user must see: in the rule's log and on the terminal (one line)."""
+    log.warning(message)
+    print(f"WARNING {' '.join(message.split())}", file=sys.__stderr__, flush=True)
+
+
 def setup_logging(log_file: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
     """Send the ``omix`` logger to ``log_file`` (and warnings to stderr)."""
     root = logging.getLogger("omix")

@@ -8,10 +8,13 @@ features by name, which are not patient data).
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import csv
 import gzip
 import hashlib
 import logging
+import lzma
 import os
 import re
 import tempfile
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, InputDataError
+from .errors import ConfigError, InputDataError, OmixError
 
 log = logging.getLogger("omix.io")
 
@@ -97,61 +100,246 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
              "for this omic in the config")
 
 
-def _check_readable(path: Path, fmt: str) -> None:
+# compression is recognised by its magic bytes, never by the file name alone
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"),
+          (b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"))
+_SUFFIX_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zip": "zip"}
+_SEP_NAME = {",": "comma", "\t": "tab", ";": "semicolon"}
+
+
+def _compression(path: Path, head: bytes, err: type[OmixError]) -> str | None:
+    """The file's compression from its first bytes; the name must not say otherwise."""
+    by_magic = next((c for m, c in _MAGIC if head.startswith(m)), None)
+    by_name = _SUFFIX_COMPRESSION.get(path.suffix.lower())
+    if by_name is not None and by_magic != by_name:
+        raise err(f"is named {path.suffix} but its content is "
+                  f"{'not compressed' if by_magic is None else by_magic + '-compressed'}",
+                  file=path, hint=f"rename it to match its content or compress it with {by_name}")
+    if by_magic == "zip" and by_name != "zip":
+        raise err("is a ZIP archive (an Excel .xlsx workbook?), not a text table", file=path,
+                  hint="export the sheet as CSV or TSV (UTF-8)")
+    if by_magic == "zstd":
+        raise err("is zstd-compressed, which this workflow does not read", file=path,
+                  hint="decompress it or compress it with gzip (.gz)")
+    if by_magic is not None and by_name is None:
+        log.info("%s: %s-compressed although the name does not say so; read as such",
+                 path.name, by_magic)
+    return by_magic
+
+
+def _open_text(path: Path, compression: str | None, encoding: str) -> Any:
+    opener: Any = {None: open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(
+        compression)
+    if opener is None:  # zip: a single member, as pandas reads it
+        import io as _io
+        import zipfile
+
+        zf = zipfile.ZipFile(path)
+        names = zf.namelist()
+        if len(names) != 1:
+            raise InputDataError(f"ZIP archive holds {len(names)} files", file=path,
+                                 hint="put exactly one table in the archive, or use .gz")
+        return _io.TextIOWrapper(zf.open(names[0]), encoding=encoding, newline="")
+    return opener(path, "rt", encoding=encoding, newline="")
+
+
+def _raw_head(path: Path, compression: str | None, n: int = 1 << 16) -> bytes:
+    opener: Any = {None: open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(
+        compression)
+    if opener is None:
+        import zipfile
+
+        with zipfile.ZipFile(path) as zf:
+            return zf.open(zf.namelist()[0]).read(n)
+    with opener(path, "rb") as fh:
+        return bytes(fh.read(n))
+
+
+def _encoding(path: Path, head: bytes, err: type[OmixError]) -> str:
+    """UTF-8 (with or without a byte-order mark) or UTF-16 with one; anything else is refused
+    with the cause, since a wrongly decoded name silently fails to match."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in head:
+        raise err("holds NUL bytes: UTF-16 text without a byte-order mark, or not a text "
+                  "table at all", file=path, hint="save it as UTF-8 CSV or TSV")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+            raise err(_not_utf8(head, exc.start), file=path,
+                      hint="save it as UTF-8 (e.g. Excel: CSV UTF-8; iconv -f latin1 -t utf-8)"
+                      ) from None
+    return "utf-8"
+
+
+def _not_utf8(data: bytes, pos: int) -> str:
+    line = data[:pos].count(b"\n") + 1
+    return (f"is not UTF-8 text: byte 0x{data[pos]:02x} on line {line} cannot be decoded "
+            "(a Latin-1 or Windows-1252 export?)")
+
+
+def _check_delimiter(path: Path, first_line: str, sep: str, fmt: str,
+                     err: type[OmixError]) -> None:
+    """The header line must contain the expected delimiter; if it holds another one instead,
+    say which, so the user fixes the cause (and not a symptom three steps later)."""
+    counts = {d: first_line.count(d) for d in _SEP_NAME}
+    if counts[sep] > 0:
+        return
+    other = max(counts, key=lambda d: counts[d])
+    if counts[other] == 0:
+        return  # a single column: reported below with the column count
+    if other == ";":
+        raise err(f"is read as {fmt} but its header line is separated by semicolons (a "
+                  "European-locale export, often with decimal commas)", file=path,
+                  hint="re-export it with comma or tab separators and '.' as the decimal mark")
+    want = "tsv" if other == "\t" else "csv"
+    raise err(f"is read as {fmt} ({_SEP_NAME[sep]}-separated) but its header line is "
+              f"{_SEP_NAME[other]}-separated", file=path,
+              hint=f"name it .{want} or set format: {want} for this table in the config")
+
+
+def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
+                  err: type[OmixError]) -> int:
+    """Check that every row has as many fields as the header, with the csv module (quotes
+    respected); returns that number.  Anything that does not line up stops with the line and
+    the cause: pandas would otherwise make the first column the index and shift every value by
+    one column, silently.  Data rows that all carry one more, always empty, field are refused
+    too: a stray trailing delimiter and a header lacking its first cell (over an all-missing
+    last column) look the same, and guessing wrong shifts every value."""
+    n_header, first_bad, extra_rows, extra_nonempty, data_rows = -1, None, 0, False, 0
+    fh = _open_text(path, compression, encoding)
+    try:
+        reader = csv.reader(fh, delimiter=sep, quotechar='"', doublequote=True, strict=False)
+        for row in reader:
+            if not row:
+                continue  # blank line
+            n = len(row)
+            if n_header < 0:
+                n_header = n
+                continue
+            data_rows += 1
+            if n == n_header + 1:
+                extra_rows += 1
+                extra_nonempty = extra_nonempty or bool(row[-1].strip())
+            if n != n_header and first_bad is None:
+                first_bad = (reader.line_num, n)
+    except UnicodeDecodeError as exc:
+        raise err(f"is not {encoding.upper()} text: a byte after the first part of the file "
+                  f"cannot be decoded (at byte {exc.start} of a read block; a Latin-1 or "
+                  "Windows-1252 export?)", file=path, hint="save it as UTF-8") from None
+    except csv.Error as exc:
+        raise err(f"cannot be parsed as delimited text ({exc})", file=path,
+                  hint="check quoting: a quote character opens a cell that never closes"
+                  ) from None
+    finally:
+        fh.close()
+    if first_bad is None:
+        return n_header
+    if extra_rows == data_rows:
+        if not extra_nonempty:
+            # a stray delimiter at the end of each data row, or a header without its first
+            # cell over a last column with no value at all: the file cannot tell which
+            raise err(f"the header has {n_header} fields but every data row has "
+                      f"{n_header + 1}, the last one always empty: either each data row ends "
+                      "with a delimiter or the header lacks the cell above the row labels",
+                      file=path, hint="remove the delimiter at the end of the data rows, or "
+                                      "add a label such as 'feature' at the start of the header")
+        raise err(f"the header has {n_header} fields but every data row has {n_header + 1}: "
+                  "the header lacks the cell above the row labels (as R's write.table writes "
+                  "it)", file=path, hint="add a label such as 'feature' at the start of the "
+                                         "header line")
+    line, n = first_bad
+    raise err(f"line {line} has {n} fields but the header has {n_header}", file=path,
+              hint=f"a cell holding the delimiter ({_SEP_NAME[sep]}) must be quoted; fix or "
+                   "remove the cells too many or too few on that line")
+
+
+def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
+    """Header and cells exactly as written (strings), or one error naming the cause."""
     if not path.exists():
-        raise InputDataError("file does not exist", file=path,
-                             hint="check the path in the config (relative paths resolve "
-                                  "against the working directory)")
+        raise err("file does not exist", file=path,
+                  hint="check the path in the config (relative paths resolve against the "
+                       "working directory)")
+    if path.is_dir():
+        raise err("is a directory, not a table", file=path, hint="name the table file itself")
     if path.stat().st_size == 0:
-        raise InputDataError("file is empty", file=path,
-                             hint="export the table again; it needs a header row and data rows")
+        raise err("file is empty", file=path,
+                  hint="export the table again; it needs a header row and data rows")
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as fh:
-                while fh.read(1 << 20):
-                    pass
-        except (EOFError, OSError, zlib.error) as exc:
-            raise InputDataError(f"gzip stream is truncated or corrupt ({type(exc).__name__})",
-                                 file=path, hint="copy or compress the file again") from None
-    if fmt == "parquet" and head != b"PAR1":
-        raise InputDataError("not a parquet file (no PAR1 magic bytes)", file=path,
-                             hint="write it with pandas.DataFrame.to_parquet or use CSV/TSV")
-    if fmt in ("csv", "tsv") and head == b"PAR1":
-        raise InputDataError(f"file is parquet but is read as {fmt}", file=path,
-                             hint="name it .parquet or set format: parquet")
+        magic = fh.read(8)
+    if magic.startswith(b"PAR1"):
+        raise err(f"file is parquet but is read as {fmt}", file=path,
+                  hint="name it .parquet or set format: parquet")
+    compression = _compression(path, magic, err)
+    try:
+        head = _raw_head(path, compression)
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
+                  file=path, hint="copy or compress the file again") from None
+    encoding = _encoding(path, head, err)
+    text = head.decode(encoding, errors="ignore")
+    sep = "," if fmt == "csv" else "\t"
+    _check_delimiter(path, text.lstrip("\ufeff").split("\n", 1)[0], sep, fmt, err)
+    try:
+        n_fields = _field_counts(path, compression, encoding, sep, err)
+        df = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
+                         na_filter=False, compression=compression, encoding=encoding,
+                         names=list(range(n_fields)), quotechar='"')
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
+                  file=path, hint="copy or compress the file again") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise err(f"cannot be parsed as {fmt}: {first}", file=path,
+                  hint="check the delimiter and quoting, or set format: in the config"
+                  ) from None
+    header = [str(c).strip() for c in df.iloc[0]]
+    df = df.iloc[1:].reset_index(drop=True)
+    if len(header) > 1 and header[-1] == "" and (df.iloc[:, -1].str.strip() == "").all():
+        # every line, the header included, ends with a delimiter: an empty last column
+        df, header = df.iloc[:, :-1], header[:-1]
+    unnamed = [j for j, h in enumerate(header) if h == "" and j > 0]
+    if unnamed:
+        raise err(f"column {unnamed[0] + 1} has an empty header cell", file=path,
+                  hint="give every data column a name in the header line")
+    df.columns = pd.Index(header)
+    return df
 
 
 def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
     """Read a table whose first column holds row labels; all other cells stay strings.
 
+    Delimited text is read exactly as written or refused with the cause (compression by
+    magic bytes, encoding, delimiter, rows whose field count differs from the header's).
     Cells are parsed to numbers later by :func:`to_numeric_frame`, so a bad cell can be reported
     by row and column rather than silently becoming NaN.
     """
     p = Path(path)
     fmt = detect_format(p, fmt)
-    _check_readable(p, fmt)
-    try:
-        if fmt == "parquet":
+    if fmt == "parquet":
+        if not p.is_file():
+            _read_delimited(p, fmt, InputDataError)  # the same messages for a missing file
+        with open(p, "rb") as fh:
+            head = fh.read(4)
+        if head != b"PAR1":
+            raise InputDataError("not a parquet file (no PAR1 magic bytes)", file=p,
+                                 hint="write it with pandas.DataFrame.to_parquet or use CSV/TSV")
+        try:
             df = pd.read_parquet(p)
-            if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
-                df = df.reset_index()
-            df = df.astype(object)
-        else:
-            sep = "," if fmt == "csv" else "\t"
-            df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                             compression="infer")
-            # pandas renames repeated headers (x, x.1): take the header as written instead
-            header = pd.read_csv(p, sep=sep, dtype=str, header=None, nrows=1,
-                                 keep_default_na=False, compression="infer").iloc[0]
-            if len(header) == df.shape[1]:
-                df.columns = pd.Index(header.astype(str).tolist())
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputDataError(f"cannot be parsed as {fmt}: {first}", file=p,
-                             hint="check the delimiter and quoting, or set format: in the config"
-                             ) from None
+        except (ValueError, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputDataError(f"cannot be parsed as parquet: {first}", file=p,
+                                 hint="write it again with pandas.DataFrame.to_parquet"
+                                 ) from None
+        if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+            df = df.reset_index()
+        df = df.astype(object)
+        df.columns = pd.Index([str(c).strip() for c in df.columns])
+    else:
+        df = _read_delimited(p, fmt, InputDataError)
     if df.shape[1] < 2:
         raise InputDataError(
             f"has {df.shape[1]} column(s) after parsing as {fmt}", file=p,
@@ -163,7 +351,6 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
     labels = df.iloc[:, 0].astype(str).str.strip()
     df = df.iloc[:, 1:]
     df.index = pd.Index(labels, name=None)
-    df.columns = pd.Index([str(c).strip() for c in df.columns])
     return df
 
 
@@ -194,11 +381,23 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
         if bad.to_numpy().any():
             r, c = np.argwhere(bad.to_numpy())[0]
             n_bad = int(bad.to_numpy().sum())
+            comma = raw.where(bad).stack().str.strip().str.fullmatch(r"[-+]?\d*,\d+")
+            if comma.mean() > 0.5:
+                raise InputDataError(
+                    f"{n_bad} cell(s) hold numbers with a decimal comma (first at "
+                    f"{cell_name(df, r, c, samples_in_rows)})", file=file,
+                    hint="re-export the table with '.' as the decimal mark")
             raise InputDataError(
                 f"non-numeric cell at {cell_name(df, r, c, samples_in_rows)}; "
                 f"{n_bad} such cell(s) in all",
                 file=file, hint="fix or blank those cells (empty, NA and NaN mean missing)")
-        out = out.astype(float)
+        # pandas' fast parser can be one ulp off; Python's float() reads the decimal text
+        # exactly (correctly rounded), so the matrix is what the file says to the last bit
+        text = raw.to_numpy(dtype=object)
+        exact = np.full(text.shape, np.nan)
+        cells = ~is_na.to_numpy()
+        exact[cells] = [float(v) for v in np.char.strip(text[cells].astype(str))]
+        out = pd.DataFrame(exact, index=df.index, columns=df.columns)
     values = out.to_numpy()
     if np.isinf(values).any():
         r, c = np.argwhere(np.isinf(values))[0]
@@ -270,17 +469,16 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     p = Path(path)
     fmt = detect_format(p)
-    _check_readable(p, fmt)
-    sep = "," if fmt == "csv" else "\t"
-    try:
-        if fmt == "parquet":
-            df = pd.read_parquet(p)
-        else:
-            df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, na_filter=False)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"cannot be parsed: {str(exc).splitlines()[0]}", file=p,
-                          hint="the sample sheet is a tab-separated table with a header row"
-                          ) from None
+    if fmt == "parquet":
+        try:
+            df = pd.read_parquet(p).astype(object)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"cannot be parsed: {str(exc).splitlines()[0]}", file=p,
+                              hint="the sample sheet is a tab-separated table with a header "
+                                   "row") from None
+    else:
+        df = _read_delimited(p, fmt, ConfigError)
+    df.columns = pd.Index([str(c).strip() for c in df.columns])
     if "sample_id" not in df.columns:
         raise ConfigError("has no 'sample_id' column", file=p,
                           hint="name the column that holds sample IDs 'sample_id'")

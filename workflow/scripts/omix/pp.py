@@ -45,7 +45,8 @@ class OmicOptions(FromConfig):
 # --------------------------------------------------------------------------------------------
 # the transforms, each a pure function on a samples x features float array
 # --------------------------------------------------------------------------------------------
-def library_size_log1p(x: np.ndarray, target: float | None = None) -> tuple[np.ndarray, float]:
+def library_size_log1p(x: np.ndarray, target: float | None = None, name: str = "counts"
+                       ) -> tuple[np.ndarray, float]:
     """Scale each sample to ``target`` total (default: median library size), then log1p.
 
     Same as ``scanpy.pp.normalize_total`` + ``scanpy.pp.log1p``; returns the target used.
@@ -53,7 +54,13 @@ def library_size_log1p(x: np.ndarray, target: float | None = None) -> tuple[np.n
     import anndata as ad
     import scanpy as sc
 
-    lib = x.sum(axis=1)
+    with np.errstate(over="ignore"):
+        lib = x.sum(axis=1)
+    if not np.all(np.isfinite(lib)):
+        r = int(np.argmax(~np.isfinite(lib)))
+        raise AnalysisError(f"{name}: the total count of sample {r + 1} (table order) "
+                            "overflows (values too large for double precision)",
+                            hint="check that table for corrupt or mis-scaled values (e.g. 1e300)")
     if np.any(lib <= 0):
         raise AnalysisError(f"{int(np.sum(lib <= 0))} sample(s) have a total count of 0",
                             hint="remove those samples from the table")
@@ -131,6 +138,22 @@ def nan_variance(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # the per-omic pipeline
 # --------------------------------------------------------------------------------------------
+def _require_finite(x: np.ndarray, x0: np.ndarray, censored: np.ndarray, names: Any,
+                    name: str, kind: str) -> None:
+    """A measured value must stay a finite number through the transform: an overflow or a
+    log of an impossible value is an error naming where, never a silent zero or NaN."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) & np.isfinite(x0) & ~censored
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        what = "an infinite value" if np.isinf(x[r, c]) else "NaN"
+        raise AnalysisError(
+            f"{name}: the {kind} transform turned {int(bad.sum())} measured value(s) into "
+            f"{what} or NaN (first: sample row {r + 1}, feature '{names[c]}')",
+            hint="check that table for extreme or mis-scaled values (e.g. 1e300) or use "
+                 "kind: continuous for data already on a log scale")
+
+
 def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = None,
                    seed: int = 0) -> Any:
     """Normalise one omic: filter, transform by kind, select features, optionally ComBat."""
@@ -143,8 +166,9 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
     params: dict[str, Any] = {"kind": opts.kind, "likelihood": LIKELIHOOD[opts.kind]}
 
     censored = np.isnan(x0)
-    if opts.kind == "intensity" and opts.detection_limit is not None:
-        censored |= x0 <= opts.detection_limit
+    if opts.kind == "intensity":
+        # an intensity of 0 is below detection, not a measured value (its log is -inf)
+        censored |= x0 <= (opts.detection_limit if opts.detection_limit is not None else 0.0)
     miss = censored.mean(axis=0)
     keep = miss <= opts.max_missing
     steps["dropped_missing"] = int((~keep).sum())
@@ -165,7 +189,7 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
 
     if opts.kind == "counts":
         if opts.library_size:
-            x, target = library_size_log1p(x0k)
+            x, target = library_size_log1p(x0k, name=name)
             params["library_size_target"] = target
             with np.errstate(all="ignore"):
                 frac = np.nan_to_num(x0k / np.nansum(x0k, axis=1, keepdims=True))
@@ -194,6 +218,7 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
     else:  # binary, continuous
         x = x0k.copy()
 
+    _require_finite(x, x0k, cens_k, var_names, name, opts.kind)
     var = nan_variance(x)
     ok = var > opts.min_variance
     steps["dropped_low_variance"] = int((~ok).sum())

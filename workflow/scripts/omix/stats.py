@@ -45,6 +45,19 @@ def survival_frame(sheet: pd.DataFrame, spec: SurvivalSpec) -> pd.DataFrame:
         if col is not None and col not in sheet.columns:
             raise ConfigError(f"survival column '{col}' is not in the sample sheet",
                               where="survival", hint="name columns of the sample sheet")
+    for key, col in (("event", spec.event), ("time", spec.time),
+                     ("censor_time", spec.censor_time)):
+        if col is None:
+            continue
+        num = pd.to_numeric(sheet[col], errors="coerce")
+        text = num.isna() & sheet[col].notna()
+        if text.any():
+            raise ConfigError(f"survival column '{col}' holds {int(text.sum())} value(s) that "
+                              f"are not numbers (first at sample row "
+                              f"{int(np.argmax(text.to_numpy())) + 2} of the sample sheet)",
+                              where=f"survival.{key}",
+                              hint="code events as 1 (event) and 0 (censored)" if key == "event"
+                              else "times are numbers (e.g. days since diagnosis)")
     ev = pd.to_numeric(sheet[spec.event], errors="coerce")
     bad = ev.notna() & ~ev.isin([0, 1])
     if bad.any():

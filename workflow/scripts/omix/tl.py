@@ -49,6 +49,34 @@ def build_mudata(mods: dict[str, Any], sheet: pd.DataFrame) -> Any:
     return mdata
 
 
+def check_overlap(mods: dict[str, Any], warn_below: float = 0.5) -> None:
+    """Omics must share samples to be integrated: none shared is an error; fewer than
+    ``warn_below`` of the samples in every omic, or two omics sharing no sample, a warning on
+    the terminal (MOFA+ then learns those omics' factors from disjoint patients)."""
+    from .errors import warn_user
+
+    if len(mods) < 2:
+        return
+    sets = {k: set(a.obs_names) for k, a in mods.items()}
+    counts = pd.Series([s for v in sets.values() for s in v]).value_counts()
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in sets.items())
+    if (counts >= 2).sum() == 0:
+        raise AnalysisError(f"no sample is measured in more than one omic (samples per omic: "
+                            f"{sizes})", hint="check that the tables use the same sample IDs "
+                                              "(sample_id.regex or sample_id.map)")
+    n_all = int((counts == len(mods)).sum())
+    if n_all < warn_below * len(counts):
+        warn_user(f"only {n_all} of {len(counts)} samples are measured in all {len(mods)} "
+                  f"omics (samples per omic: {sizes}); factors of the other omics rest on "
+                  "fewer patients")
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if not sets[a] & sets[b]:
+                warn_user(f"omics {a} and {b} share no sample: their factors cannot be "
+                          "related through common patients")
+
+
 def overlap_table(mods: dict[str, Any], order: pd.Index) -> pd.DataFrame:
     """Counts of samples per combination of omics (no sample IDs): the partial-overlap report."""
     pres = pd.DataFrame({k: order.isin(a.obs_names) for k, a in mods.items()}, index=order)
@@ -362,10 +390,11 @@ def variance_explained_table(res: MofaResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # factor-outcome association and biomarker ranking
 # --------------------------------------------------------------------------------------------
-def is_categorical(y: pd.Series, max_levels: int = 10) -> bool:
-    """Text columns, and numeric columns with few distinct values, are treated as classes."""
-    y = y.dropna()
-    return (not pd.api.types.is_numeric_dtype(y)) or y.nunique() <= min(max_levels, 2)
+def is_categorical(y: pd.Series) -> bool:
+    """Classes or numbers, by the one rule of :mod:`omix.outcome` (prediction uses it too)."""
+    from .outcome import is_classification
+
+    return is_classification(y)
 
 
 def factor_outcome_association(factors: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
