@@ -91,23 +91,43 @@ def test_validation_cohort_is_scored(split_runs):
     np.testing.assert_allclose(pred[["p_non_responder", "p_responder"]].sum(axis=1), 1.0)
     assert (pred["predicted"] == np.where(pred["p_responder"] > 0.5, "responder",
                                           "non_responder")).all()
-    assert (pred["model_variables_missing"] == 0).all()
+    import joblib
+
+    bundle_model = joblib.load(work / "results" / "small" / "model" / "predictor.joblib")
+    cols = bundle_model["columns"]
+    assert (pred["model_variables"] == len(cols)).all()
+    assert pred["model_variables_missing"].between(0, len(cols)).all()
+    if bundle_model["kind"] == "factors":
+        assert (pred["model_variables_missing"] == 0).all()
     metrics = pd.read_csv(out / "metrics.tsv", sep="\t").set_index("metric")
     assert metrics.loc["auc", "n"] == 20 and metrics.loc["auc", "value"] > 0.7
     drift = pd.read_csv(out / "drift.tsv", sep="\t")
     assert set(drift["level"]) == {"omic", "factor"} and not drift["warning"].any()
     drivers = pd.read_csv(out / "drivers.tsv", sep="\t", dtype={"sample_id": str})
     assert drivers.groupby("sample_id").size().max() == 5
-    assert set(drivers["factor"]) <= set(factors.columns[1:])
-    # each patient's drivers explain the factor that leads its prediction
+    assert set(drivers["factor"]) <= set(factors.columns[1:]) | {"(direct)"}
+    # every patient with a prediction has drivers: the measurements behind the leading factor,
+    # or, when a measured feature leads, the measured features themselves
     contrib = pd.read_csv(out / "contributions.tsv", sep="\t", dtype={"sample_id": str})
-    lead = contrib[contrib["variable"].str.startswith("Factor")].groupby("sample_id").first()
-    assert (drivers.groupby("sample_id")["factor"].first() == lead["variable"]).all()
+    lead = contrib.groupby("sample_id")["variable"].first()
+    assert set(drivers["sample_id"]) == set(lead.index)
+    expect = lead.where(lead.str.startswith("Factor"), "(direct)")
+    assert (drivers.groupby("sample_id")["factor"].first() == expect).all()
+    direct = drivers[drivers["factor"] == "(direct)"]
+    assert direct["value_sd_units"].notna().all()  # a driver was measured for that patient
     pages = sorted((out / "patients").glob("*.html"))
     assert len(pages) == 21  # 20 patients and the index
-    page = (out / "patients" / f"{val['sample_id'].iloc[0]}.html").read_text()
+    first = val["sample_id"].iloc[0]
+    page = (out / "patients" / f"{first}.html").read_text()
     assert "Stratum" in page and "<svg" in page and "response" in page
-    assert "Measurements behind Factor" in page
+    assert ("Measurements behind Factor" in page) == (expect[first] != "(direct)")
+    assert ("Measured variables behind the prediction" in page) == (expect[first] == "(direct)")
+    imputed = pred[pred["model_variables_missing"] > 0]
+    if len(imputed):
+        r = imputed.iloc[0]
+        page = (out / "patients" / f"{r['sample_id']}.html").read_text()
+        assert (f"{r['model_variables_missing']} of {r['model_variables']} model variables were "
+                "not measured") in page
 
 
 def test_projected_factors_match_a_model_fitted_on_all_patients(split_runs, finished_run):

@@ -46,7 +46,14 @@ def test_nested_cv_predicts_the_planted_label_and_not_a_shuffled_one(data):
     s = pr.summarise(per).set_index(["model", "metric"])
     assert s.loc[("factors", "auc"), "mean"] > 0.85
     assert s.loc[("baseline", "auc"), "mean"] == 0.5
-    assert set(preds["model"]) == {"factors", "features", "both", "baseline"}
+    assert set(preds["model"]) == {"factors", "features", "both", "l2_features",
+                                   "random_forest", "inner_cv_choice", "baseline"}
+    # the procedure row is, fold by fold, the candidate the inner CV chose
+    choice = per[per["model"] == "inner_cv_choice"]
+    for _, r in choice.iterrows():
+        same = per[(per["model"] == r["chosen"]) & (per["fold"] == r["fold"])
+                   & (per["repeat"] == r["repeat"])]
+        assert same["auc"].iloc[0] == r["auc"]
     assert len(preds[preds["model"] == "factors"]) == len(y)  # each sample predicted once
     shuffled = pd.Series(np.random.default_rng(3).permutation(y.to_numpy()), index=y.index,
                          name="resp")
@@ -71,15 +78,89 @@ def test_final_model_contributions_add_up_to_the_decision_function(data):
     est, imp, contrib = pr.final_model(mdata, y, z, "factors", pr.PredictOptions())
     assert list(imp["rank"]) == list(range(1, len(imp) + 1))
     assert imp["coefficient"].abs().is_monotonic_decreasing
+    assert set(contrib["class"]) == {"R"}  # two classes: the log-odds of the last one
     x = z.loc[contrib.index].to_numpy()
     decision = est.best_estimator_.decision_function(x)
-    np.testing.assert_allclose(contrib.sum(axis=1), decision, atol=1e-8)
+    np.testing.assert_allclose(contrib.drop(columns="class").sum(axis=1), decision, atol=1e-8)
 
 
-def test_summarise_keeps_bounded_metrics_inside_0_1():
+@pytest.fixture(scope="module")
+def three_classes(data):
+    mdata, z, _ = data
+    rng = np.random.default_rng(0)
+    s = z[:, 0] + rng.normal(0, 0.4, len(z))
+    return pd.Series(np.select([s < -0.5, s < 0.5], ["A", "B"], "C"), index=mdata.obs_names,
+                     name="subtype")
+
+
+def test_multi_class_endpoint_is_predicted_by_every_model(data, three_classes):
+    """Three classes used to crash (liblinear has no multi-class mode in scikit-learn >= 1.8)."""
+    mdata, _, _ = data
+    opts = pr.PredictOptions(folds=3, repeats=1, inner_folds=3)
+    per, preds = quiet(pr.nested_cv, mdata, three_classes, MofaOptions(factors=3, seed=1), opts)
+    s = pr.summarise(per, 3).set_index(["model", "metric"])
+    assert s.loc[("inner_cv_choice", "auc"), "mean"] > 0.8       # planted on Factor1
+    assert s.loc[("baseline", "balanced_accuracy"), "mean"] < 0.5
+    assert {"p_A", "p_B", "p_C"} <= set(preds.columns)
+    np.testing.assert_allclose(preds[["p_A", "p_B", "p_C"]].sum(axis=1), 1.0, atol=1e-9)
+    per_class = pr.per_class_metrics(preds, "inner_cv_choice").set_index("class")
+    assert list(per_class.index) == ["A", "B", "C"]
+    assert per_class["n"].to_dict() == three_classes.value_counts().to_dict()
+    assert (per_class["auc_one_vs_rest"] > 0.7).all()
+
+
+@pytest.mark.parametrize("model", pr.MODELS)
+def test_multi_class_final_model_explains_the_predicted_class(data, three_classes, model):
+    mdata, _, _ = data
+    _, z = quiet(pr.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
+    opts = pr.PredictOptions(folds=3, inner_folds=3, rf_trees=50)
+    est, imp, contrib = pr.final_model(mdata, three_classes, z, model, opts)
+    x = {"factors": z}.get(model)
+    if x is None:
+        x = pr.feature_table(mdata, list(mdata.obs_names))
+        if model == "both":
+            x = pd.concat([z, x], axis=1)
+    x = x.loc[contrib.index]
+    predicted = est.predict(x.to_numpy())
+    assert list(contrib["class"]) == list(predicted)
+    coef = pr.linear_coefficients(est)
+    if coef is None:
+        assert imp["coefficient"].isna().all() and (imp["importance"] >= 0).all()
+        return
+    assert coef.shape[0] == 3 and set(imp["class"]) <= {"A", "B", "C"}
+    if model in ("factors", "l2_features"):  # all variables kept: the sum is the class score
+        pipe = est.best_estimator_
+        zx = pipe[:-1].transform(x.to_numpy())
+        scores = zx @ coef.T + pr.intercepts(est)
+        rows = np.searchsorted(pipe.classes_, predicted)
+        top = [c for c in contrib.columns if c not in ("class", "intercept")]
+        if len(top) == x.shape[1]:
+            np.testing.assert_allclose(contrib[top + ["intercept"]].sum(axis=1),
+                                       scores[np.arange(len(rows)), rows], atol=1e-8)
+
+
+def test_summarise_uses_the_corrected_resampled_t_and_keeps_bounded_metrics_inside_0_1():
     per = pd.DataFrame({"model": "factors", "repeat": 1, "fold": [1, 2, 3],
                         "auc": [1.0, 0.9, 1.0], "r2": [0.9, -0.5, 0.95]})
-    s = pr.summarise(per).set_index("metric")
+    s = pr.summarise(per, folds=3).set_index("metric")
     assert s.loc["auc", "ci_high"] == 1.0 and s.loc["auc", "ci_low"] < 0.95
-    se = np.std([0.9, -0.5, 0.95], ddof=1) / np.sqrt(3)
-    assert s.loc["r2", "ci_low"] == pytest.approx(np.mean([0.9, -0.5, 0.95]) - 1.96 * se)
+    # Nadeau & Bengio: var (1/J + n_test/n_train) SD^2, t with J - 1 df; 3 folds: ratio 1/2
+    v = np.array([0.9, -0.5, 0.95])
+    half = 4.302652729911275 * np.sqrt((1 / 3 + 1 / 2) * v.var(ddof=1))
+    assert s.loc["r2", "ci_low"] == pytest.approx(v.mean() - half)
+    assert s.loc["r2", "ci_high"] == pytest.approx(v.mean() + half)
+
+
+def test_numeric_endpoint_gets_the_same_candidates_choice_and_interval(data):
+    mdata, z, _ = data
+    rng = np.random.default_rng(1)
+    y = pd.Series(2.0 * z[:, 0] + rng.normal(0, 0.5, len(z)), index=mdata.obs_names,
+                  name="dose")
+    opts = pr.PredictOptions(folds=3, repeats=1, inner_folds=3, rf_trees=50)
+    per, preds = quiet(pr.nested_cv, mdata, y, MofaOptions(factors=3, seed=1), opts)
+    s = pr.summarise(per, 3).set_index(["model", "metric"])
+    assert s.loc[("inner_cv_choice", "r2"), "mean"] > 0.6
+    assert s.loc[("inner_cv_choice", "r2"), "ci_low"] < s.loc[("inner_cv_choice", "r2"), "mean"]
+    assert set(per.loc[per["model"] == "inner_cv_choice", "chosen"]) <= set(pr.MODELS)
+    assert not any(c.startswith("p_") for c in preds.columns)
+    assert pr.choose_final(pr.summarise(per, 3)) in pr.MODELS

@@ -11,6 +11,7 @@ rule predict:
             category="6. Prediction",
         ),
         folds=f"{R}/predict/metrics_per_fold.tsv",
+        per_class=f"{R}/predict/metrics_per_class.tsv",
         predictions=f"{R}/predict/predictions.tsv",
         importance=report(
             f"{R}/predict/importance.tsv",

@@ -8,9 +8,11 @@ The bundle (``results/<cohort>/model/``) holds only what the discovery cohort ta
   imputation values of censored cells, and the features kept for the model;
 * ``frozen.json``: the MOFA+ weights, noise precisions, centring and scaling of each view, the
   discovery factors with their cluster labels (kNN assignment of new patients), per-feature
-  and per-factor reference distributions (drift), Kaplan-Meier curves of the clusters;
-* ``predictor.joblib``: the refitted predictive model of the ``predict`` rule, its input
-  columns and its nested-CV estimate;
+  and per-factor reference distributions (drift), Kaplan-Meier curves of the clusters, and
+  the nested-CV estimate of the prediction procedure (``prediction_cv``, model choice
+  included);
+* ``predictor.joblib``: the refitted predictive model of the ``predict`` rule and its input
+  columns, a byte copy of ``predict/final_model.joblib``;
 * ``manifest.json``: package versions, a hash of the resolved config, checksums of every
   feature list and of the files above.
 
@@ -20,12 +22,13 @@ byte-reproducible, and loading it runs no code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
-import functools
 import logging
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,7 @@ import pandas as pd
 from .errors import AnalysisError, ConfigError
 from .io import atomic_path
 from .pp import impute_left_censored, m_values, pqn_factors
-from .predict import FrozenMofa, feature_table
+from .predict import CHOICE, FrozenMofa, contributions, feature_table
 
 log = logging.getLogger("omix.apply")
 PathLike = str | os.PathLike[str]
@@ -151,18 +154,23 @@ def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
                       "n_neighbors": int(n_neighbors), "omics": ref_omics},
         "survival": _km_curves(sheet, survival, labels) if survival is not None else None,
     }
-    _dump(doc, out / "frozen.json")
-
     pred: dict[str, Any] = {"model": None, "endpoint": None}
     if predictor is not None:
         pred = joblib.load(predictor)
         if cv_metrics is not None:
-            sel = cv_metrics[cv_metrics["model"] == pred["kind"]]
-            pred["cv"] = {r["metric"]: {"mean": float(r["mean"]), "ci_low": float(r["ci_low"]),
-                                        "ci_high": float(r["ci_high"])}
-                          for _, r in sel.iterrows()}
+            # the honest estimate: the whole procedure, model choice included
+            honest = cv_metrics["model"] == CHOICE
+            sel = cv_metrics[honest if honest.any() else cv_metrics["model"] == pred["kind"]]
+            doc["prediction_cv"] = {
+                r["metric"]: {"mean": float(r["mean"]), "ci_low": float(r["ci_low"]),
+                              "ci_high": float(r["ci_high"])} for _, r in sel.iterrows()}
+    _dump(doc, out / "frozen.json")
     with atomic_path(out / "predictor.joblib") as tmp:
-        joblib.dump(pred, tmp)
+        if predictor is not None:
+            # copied, not re-pickled: a loaded forest re-pickles with different padding bytes
+            shutil.copyfile(predictor, tmp)
+        else:
+            joblib.dump(pred, tmp)
 
     from .steps import package_versions
 
@@ -234,8 +242,11 @@ class Bundle:
                 raise ConfigError(f"model bundle file {p / f} does not match its checksum in "
                                   "manifest.json", hint="the bundle was modified; re-run the "
                                                         "discovery workflow to rebuild it")
-        return cls(p, man, json.loads((p / "normalization.json").read_text()),
-                   json.loads((p / "frozen.json").read_text()), joblib.load(p / "predictor.joblib"))
+        frozen = json.loads((p / "frozen.json").read_text())
+        predictor = joblib.load(p / "predictor.joblib")
+        predictor["cv"] = frozen.get("prediction_cv", {})
+        return cls(p, man, json.loads((p / "normalization.json").read_text()), frozen,
+                   predictor)
 
     @functools.cached_property
     def reference_factors(self) -> pd.DataFrame:
@@ -284,7 +295,13 @@ def transform_new(x: pd.DataFrame, spec: dict[str, Any], *, seed: int = 0,
             if share <= 0:
                 raise AnalysisError(f"{name}: none of the discovery's count features is in the "
                                     "table", hint="check that the table holds the same genes")
-            lib = np.nansum(xi, axis=1)
+            with np.errstate(over="ignore"):
+                lib = np.nansum(xi, axis=1)
+            if not np.all(np.isfinite(lib)):
+                first = int(np.argmax(~np.isfinite(lib))) + 1
+                raise AnalysisError(f"{name}: the total count of sample {first} (table order) "
+                                    "overflows",
+                                    hint="check that table for corrupt or mis-scaled values")
             if np.any(lib <= 0):
                 raise AnalysisError(f"{name}: {int(np.sum(lib <= 0))} sample(s) have a total "
                                     "count of 0", hint="remove those samples from the table")
@@ -294,8 +311,8 @@ def transform_new(x: pd.DataFrame, spec: dict[str, Any], *, seed: int = 0,
     elif kind == "intensity":
         dl = opts.get("detection_limit")
         cens = np.isnan(xi) & present[None, :]
-        if dl is not None:
-            cens |= xi <= dl
+        with np.errstate(invalid="ignore"):  # 0 is below detection, as in pp.normalize_omic
+            cens |= xi <= (dl if dl is not None else 0.0)
         y = np.where(cens, np.nan, xi)
         if opts.get("pqn"):
             f, _ = pqn_factors(y, _array(spec["pqn_reference"]))
@@ -407,14 +424,36 @@ def feature_drivers(views: dict[str, pd.DataFrame], contributions: pd.DataFrame,
     frozen = bundle.mofa
     factors = bundle.frozen["factors"]
     ref = bundle.frozen["reference"]["omics"]
+
+    def sd_units(v: str, f: str, value: float) -> float:
+        # the reference arrays follow the omic's model features (the MuData's var order)
+        r, names = ref.get(v), bundle.normalization.get(v, {}).get("features", [])
+        if r is None or f not in names:
+            return np.nan
+        j = names.index(f)
+        sd = float(r["sd"][j])
+        return (value - float(r["mean"][j])) / sd if sd > 0 else np.nan
+
     rows = []
     samples = sorted(set().union(*(set(d.index) for d in views.values())), key=str)
     for s in samples:
-        c = contributions[(contributions["sample_id"] == s)
-                          & contributions["variable"].isin(factors)]
+        c = contributions[contributions["sample_id"] == s]
         if not len(c):
             continue
-        k = factors.index(str(c.iloc[0]["variable"]))
+        lead = str(c.iloc[0]["variable"])
+        if lead not in factors:
+            # a measured feature leads: the measured features among the top contributions
+            # (contributions of variables the patient lacks were set to 0 and dropped)
+            for _, r in c[~c["variable"].isin(factors)].head(top).iterrows():
+                v, f = str(r["variable"]).split(":", 1)
+                value = float(views[v].loc[s, f]) if v in views and s in views[v].index \
+                    and f in views[v].columns else np.nan
+                if np.isfinite(value):
+                    rows.append({"sample_id": s, "factor": "(direct)", "omic": v,
+                                 "feature": f, "share": float(r["contribution"]),
+                                 "value_sd_units": sd_units(v, f, value)})
+            continue
+        k = factors.index(lead)
         parts = []
         for v in frozen.views:
             if v not in views or s not in views[v].index:
@@ -461,10 +500,11 @@ def predict_new(z: pd.DataFrame, views: dict[str, pd.DataFrame], bundle: Bundle,
             out[f"p_{cls}"] = proba[:, c]
     out["model_variables_missing"] = n_missing.to_numpy()
     out["model_variables"] = len(cols)
-    pipe = est.best_estimator_
-    coef = np.atleast_2d(pipe.named_steps["est"].coef_)[-1]
-    zx = pipe.named_steps["scale"].transform(pipe.named_steps["impute"].transform(x.to_numpy()))
-    contrib = pd.DataFrame(zx * coef, index=samples, columns=cols)
+    c, _ = contributions(est, x.to_numpy(), cols,
+                         top=[cols.index(v) for v in pred["variables"][:20] if v in cols])
+    contrib = pd.DataFrame(c, index=samples, columns=cols)
+    # a variable the patient lacks was imputed: it is not a measured driver of the prediction
+    contrib = contrib.mask(x.isna().to_numpy(), 0.0)
     long = contrib.rename_axis("sample_id").reset_index().melt(
         id_vars="sample_id", var_name="variable", value_name="contribution")
     long = long[long["contribution"] != 0]
@@ -566,8 +606,13 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
                     color=["#1b9e77" if v > 0 else "#e7298a" for v in c["contribution"][::-1]])
             ax.axvline(0, color="black", lw=0.5)
             pos = [k[2:] for k in predictions.columns if k.startswith("p_")]
-            ax.set_xlabel(f"contribution to the log-odds of {pos[-1]}" if pos
-                          else "contribution to the predicted value")
+            if bundle.predictor.get("kind") == "random_forest":
+                ax.set_xlabel("change of the prediction when set to the discovery median")
+            elif len(pos) > 2:
+                ax.set_xlabel("contribution to the log-odds of the predicted class")
+            else:
+                ax.set_xlabel(f"contribution to the log-odds of {pos[-1]}" if pos
+                              else "contribution to the predicted value")
         else:
             ax.set_axis_off()
         ax.set_title("top drivers of the prediction")
@@ -585,6 +630,16 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
             pred_html = (f"<p><b>{html.escape(str(endpoint))}</b>: predicted "
                          f"<b>{html.escape(str(p['predicted']))}</b>"
                          + (f" (probabilities {probs})" if probs else "") + est + "</p>")
+            n_miss, n_var = int(p.get("model_variables_missing", 0)), int(
+                p.get("model_variables", 0))
+            if n_miss:
+                pred_html += (f"<p>{n_miss} of {n_var} model variables were not measured for "
+                              "this patient and were imputed with discovery medians; they are "
+                              "not listed as drivers.</p>")
+            if n_var and n_miss > 0.5 * n_var:
+                pred_html += ("<p class='warn'><b>Caution:</b> most of the model's variables "
+                              "are imputed: this prediction rests mainly on discovery medians, "
+                              "not on this patient's measurements.</p>")
         drv = drivers[drivers["sample_id"] == sid] if drivers is not None else pd.DataFrame()
         drv_html = ""
         if len(drv):
@@ -592,10 +647,13 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
                 f"<tr><td>{html.escape(str(r['omic']))}</td><td>{html.escape(str(r['feature']))}"
                 f"</td><td>{r['value_sd_units']:+.2f}</td><td>{r['share']:+.3f}</td></tr>"
                 for _, r in drv.iterrows())
-            drv_html = (f"<h2>Measurements behind {html.escape(str(drv['factor'].iloc[0]))}"
-                        "</h2><table><tr><th>omic</th><th>feature</th><th>value (discovery SD "
-                        "units)</th><th>evidence for the factor (w tau y)</th></tr>"
-                        f"{cells}</table>")
+            direct = str(drv["factor"].iloc[0]) == "(direct)"
+            head = "Measured variables behind the prediction" if direct else \
+                f"Measurements behind {html.escape(str(drv['factor'].iloc[0]))}"
+            what = "contribution to the prediction" if direct else \
+                "evidence for the factor (w tau y)"
+            drv_html = (f"<h2>{head}</h2><table><tr><th>omic</th><th>feature</th><th>value "
+                        f"(discovery SD units)</th><th>{what}</th></tr>{cells}</table>")
         q = qc.set_index("sample_id").loc[sid]
         flags = [f for f in str(q["flags"]).split(";") if f]
         flags += [f"cohort drift: {r['level']} {r['name']}" for _, r in drift_warn.iterrows()]

@@ -81,9 +81,17 @@ def main(argv: list[str] | None = None) -> None:
 def compare(cohort: str) -> None:
     r = Path("results") / cohort
     cv = pd.read_csv(r / "predict" / "metrics.tsv", sep="\t")
-    cv = cv[cv["selected"]].set_index("metric")
+    final = cv.loc[cv["selected"], "model"].iloc[0]
+    # the nested-CV estimate of the whole procedure (model choice inside the CV), and the
+    # plain baselines in the same outer folds
+    honest = cv[cv["model"] == "inner_cv_choice"].set_index("metric")
+    refs = cv[cv["role"] == "reference"]
     held = pd.read_csv(r / "apply" / "held_back" / "metrics.tsv", sep="\t").set_index("metric")
-    print(f"model: {cv['model'].iloc[0]}")
+    print(f"model refitted on the discovery patients: {final}")
+    for _, row in refs.iterrows():
+        print(f"reference {row['model']}: nested-CV {row['metric']} {row['mean']:.3f} "
+              f"({row['ci_low']:.3f}-{row['ci_high']:.3f})")
+    cv = honest
     print("metric, nested_cv_mean, nested_cv_ci_low, nested_cv_ci_high, held_back, n_held_back")
     for m in held.index:
         print(f"{m}, {cv.loc[m, 'mean']:.3f}, {cv.loc[m, 'ci_low']:.3f}, "

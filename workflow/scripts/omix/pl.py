@@ -321,7 +321,9 @@ def prediction_plots(preds: pd.DataFrame, summary: pd.DataFrame, endpoint: str,
         ax.set_ylabel("true positive rate")
         ax.set_title(f"{endpoint}: '{pos}' vs rest, out-of-fold")
         ax.legend(frameon=False, fontsize=8, loc="lower right")
-        best = aucs.drop(index="baseline", errors="ignore")["mean"].idxmax()
+        best = str(summary.loc[summary["selected"], "model"].iloc[0]) \
+            if "selected" in summary and summary["selected"].any() else \
+            aucs.drop(index="baseline", errors="ignore")["mean"].idxmax()
         d = preds[preds["model"] == best]
         frac, mean_p = calibration_curve(d["observed"].astype(str) == pos, d[p_cols[1]],
                                          n_bins=5, strategy="quantile")
@@ -331,9 +333,27 @@ def prediction_plots(preds: pd.DataFrame, summary: pd.DataFrame, endpoint: str,
         ax2.set_ylabel("observed fraction")
         ax2.set_title(f"calibration of the {best} model (all repeats)")
         ax2.legend(frameon=False, fontsize=8)
+    elif p_cols:  # three or more classes: one-vs-rest ROC of each class, inner-CV choice
+        model = "inner_cv_choice" if (first["model"] == "inner_cv_choice").any() else \
+            str(first["model"].iloc[0])
+        d = first[first["model"] == model]
+        for i, c in enumerate(p_cols):
+            truth = d["observed"].astype(str) == c[2:]
+            if 0 < truth.sum() < len(truth):
+                fpr, tpr, _ = roc_curve(truth, d[c])
+                ax.plot(fpr, tpr, color=PALETTE[i % len(PALETTE)],
+                        label=f"{c[2:]} vs rest (n={int(truth.sum())})")
+        ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{endpoint}: each class vs rest, out-of-fold ({model})")
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        ax2.text(0.5, 0.5, "calibration is drawn for two classes;\nsee metrics_per_class.tsv",
+                 ha="center", va="center")
+        ax2.set_axis_off()
     else:
-        for a, msg in ((ax, "ROC curves are drawn for two classes only"),
-                       (ax2, "calibration is drawn for two classes only")):
+        for a, msg in ((ax, "ROC curves are drawn for classes only"),
+                       (ax2, "calibration is drawn for classes only")):
             if not p_cols:
                 msg = "numeric endpoint: see metrics.tsv (R2, MAE)"
             a.text(0.5, 0.5, msg, ha="center", va="center")

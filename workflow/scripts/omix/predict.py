@@ -18,6 +18,7 @@ samples it did not see; the log says so when a batch column is set).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,17 @@ import pandas as pd
 
 from .config import FromConfig
 from .errors import AnalysisError
+from .outcome import endpoint_kind, is_classification
 from .tl import MofaOptions, fit_mofa, view_matrix
 
 log = logging.getLogger("omix.predict")
 
-MODELS = ("factors", "features", "both")
+# candidates, each tuned inside the outer training part; the last two are the plain baselines
+# a reviewer would run (L2 logistic / ridge on all standardised features, a random forest)
+MODELS = ("factors", "features", "both", "l2_features", "random_forest")
+CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inner score
+ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
+         "baseline": "baseline"}
 BOUNDED = ("auc", "balanced_accuracy", "f1_macro")
 
 
@@ -41,6 +48,9 @@ class PredictOptions(FromConfig):
     inner_folds: int = 3
     seed: int = 0
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    models: tuple[str, ...] = MODELS
+    rf_trees: int = 300
+    n_jobs: int = 1               # threads of the random forest (the rule's threads)
 
 
 @dataclass
@@ -178,48 +188,118 @@ def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
                       for v in mdata.mod], axis=1)
 
 
-def _estimator(kind: str, model: str, opts: PredictOptions, n_inner: int) -> Any:
-    from sklearn.impute import SimpleImputer
+def _linear(kind: str, l1: bool, n_classes: int, seed: int) -> tuple[Any, str]:
+    """A linear model and the name of its regularisation parameter in the grid.
+
+    Two classes: liblinear (L1 or L2).  Three or more: liblinear no longer fits several
+    classes (scikit-learn >= 1.8), so L2 is a multinomial lbfgs fit and L1 one-vs-rest liblinear
+    fits (one sparse model per class; multinomial saga is 10-100x slower at 10,000 features).
+    Numbers: ridge (L2) or lasso (L1).
+    """
     from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+    from sklearn.multiclass import OneVsRestClassifier
+
+    if kind == "regression":
+        return (Lasso(max_iter=20000), "alpha") if l1 else (Ridge(), "alpha")
+    if n_classes <= 2 or l1:
+        lr = LogisticRegression(l1_ratio=1.0 if l1 else 0.0, solver="liblinear", max_iter=5000,
+                                class_weight="balanced", random_state=seed)
+        if n_classes <= 2:
+            return lr, "C"
+        return OneVsRestClassifier(lr), "estimator__C"
+    return LogisticRegression(l1_ratio=0.0, solver="lbfgs", max_iter=5000,
+                              class_weight="balanced", random_state=seed), "C"
+
+
+def _estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
+               n_classes: int = 2) -> Any:
+    """The tuned estimator of one candidate model: median imputation, scaling and the model
+    in one pipeline, so every statistic is fitted on the training part only.
+
+    Linear models tune their regularisation by an inner k-fold (GridSearchCV); the random
+    forest is not tuned (its defaults are robust) and is judged by its out-of-bag score."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.impute import SimpleImputer
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    impute = SimpleImputer(strategy="median", keep_empty_features=True)
+    if model == "random_forest":
+        rf = (RandomForestClassifier(n_estimators=opts.rf_trees, class_weight="balanced",
+                                     oob_score=True, random_state=opts.seed, n_jobs=opts.n_jobs)
+              if kind == "classification" else
+              RandomForestRegressor(n_estimators=opts.rf_trees, oob_score=True,
+                                    random_state=opts.seed, n_jobs=opts.n_jobs))
+        return Pipeline([("impute", impute), ("est", rf)])
+    est, param = _linear(kind, l1=model in ("features", "both"), n_classes=n_classes,
+                         seed=opts.seed)
     if kind == "classification":
-        # l1_ratio 1 = lasso (feature selection), 0 = ridge (factors); scikit-learn >= 1.8
-        clf = LogisticRegression(l1_ratio=0.0 if model == "factors" else 1.0,
-                                 solver="liblinear", max_iter=5000,
-                                 class_weight="balanced", random_state=opts.seed)
-        inner = StratifiedKFold(n_inner, shuffle=True, random_state=opts.seed)
-        grid, scoring = {"est__C": list(opts.c_grid)}, "roc_auc_ovr"
+        inner: Any = StratifiedKFold(n_inner, shuffle=True, random_state=opts.seed)
+        grid, scoring = {f"est__{param}": list(opts.c_grid)}, "roc_auc_ovr"
     else:
-        clf = Ridge() if model == "factors" else Lasso(max_iter=20000)
         inner = KFold(n_inner, shuffle=True, random_state=opts.seed)
-        grid = {"est__alpha": [1.0 / c for c in opts.c_grid]}
-        scoring = "r2"
-    pipe = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                     ("scale", StandardScaler()), ("est", clf)])
+        grid, scoring = {f"est__{param}": [1.0 / c for c in opts.c_grid]}, "r2"
+    pipe = Pipeline([("impute", impute), ("scale", StandardScaler()), ("est", est)])
     return GridSearchCV(pipe, grid, cv=inner, scoring=scoring, n_jobs=1)
+
+
+def inner_score(est: Any, kind: str, y: np.ndarray) -> float:
+    """How a fitted candidate scored on data its fit did not use: the inner-CV score of the
+    tuned linear models, the out-of-bag score (AUC or R2) of the forest."""
+    from sklearn import metrics as m
+
+    if hasattr(est, "best_score_"):
+        return float(est.best_score_)
+    rf = est.named_steps["est"]
+    if kind == "regression":
+        return float(rf.oob_score_)
+    oob = np.nan_to_num(rf.oob_decision_function_, nan=1.0 / len(rf.classes_))
+    if len(rf.classes_) == 2:
+        return float(m.roc_auc_score(y == rf.classes_[1], oob[:, 1]))
+    oob = oob / oob.sum(axis=1, keepdims=True).clip(min=1e-12)
+    return float(m.roc_auc_score(y, oob, multi_class="ovr", average="macro",
+                                 labels=list(rf.classes_)))
 
 
 def _metrics(kind: str, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray | None,
              classes: list[str]) -> dict[str, float]:
+    """AUC (one-vs-rest, macro over classes for three or more), balanced accuracy, macro F1;
+    R2 and MAE for numbers.  A class absent from ``y_true`` is left out of the macro AUC."""
     from sklearn import metrics as m
 
     if kind == "regression":
         return {"r2": m.r2_score(y_true, pred), "mae": m.mean_absolute_error(y_true, pred)}
+    assert proba is not None
     if len(classes) == 2:
         auc = m.roc_auc_score(y_true == classes[1], proba[:, 1])
     else:
-        auc = m.roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
-                              labels=classes)
+        present = [j for j, c in enumerate(classes) if 0 < np.sum(y_true == c) < len(y_true)]
+        auc = float(np.mean([m.roc_auc_score(y_true == classes[j], proba[:, j])
+                             for j in present])) if present else np.nan
     return {"auc": auc, "balanced_accuracy": m.balanced_accuracy_score(y_true, pred),
-            "f1_macro": m.f1_score(y_true, pred, average="macro")}
+            "f1_macro": m.f1_score(y_true, pred, average="macro", labels=classes,
+                                   zero_division=0.0)}
 
 
-def is_classification(y: pd.Series) -> bool:
-    y = y.dropna()
-    return not pd.api.types.is_numeric_dtype(y) or y.nunique() <= 10
+def per_class_metrics(preds: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Per class, from the out-of-fold predictions of ``model`` (all repeats pooled):
+    one-vs-rest AUC, sensitivity (recall), precision and the number of patients."""
+    from sklearn import metrics as m
+
+    d = preds[preds["model"] == model]
+    classes = [c[2:] for c in d.columns if c.startswith("p_")]
+    obs, pred = d["observed"].astype(str).to_numpy(), d["predicted"].astype(str).to_numpy()
+    rows = []
+    for c in classes:
+        truth = obs == c
+        rows.append({"model": model, "class": c, "n": int(truth.sum()) // max(
+            int(d["repeat"].nunique()), 1),
+            "auc_one_vs_rest": m.roc_auc_score(truth, d[f"p_{c}"].to_numpy(dtype=float))
+            if 0 < truth.sum() < len(truth) else np.nan,
+            "sensitivity": float(np.mean(pred[truth] == c)) if truth.any() else np.nan,
+            "precision": float(np.mean(obs[pred == c] == c)) if (pred == c).any() else np.nan})
+    return pd.DataFrame(rows)
 
 
 def check_classes(y: pd.Series, folds: int, inner_folds: int) -> None:
@@ -240,30 +320,94 @@ def check_classes(y: pd.Series, folds: int, inner_folds: int) -> None:
                                       "classes")
 
 
+def _fit_predict(est: Any, kind: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    est.fit(xtr, ytr)
+    return est.predict(xte), (est.predict_proba(xte) if kind == "classification" else None)
+
+
+def fit_candidates(kind: str, models: list[str],
+                   blocks: dict[str, tuple[pd.DataFrame, pd.DataFrame]], y_tr: np.ndarray,
+                   n_classes: int, opts: PredictOptions
+                   ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], str]:
+    """One outer fold: fit every candidate on its training block, predict the held-out block;
+    add the inner-CV choice and the prevalence baseline.  Returns ({model: (predicted,
+    probabilities)}, the candidate the inner CV chose)."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    scores: dict[str, float] = {}
+    for model in models:
+        est = _estimator(kind, model, opts, opts.inner_folds, n_classes)
+        xtr, xte = blocks[model]
+        out[model] = _fit_predict(est, kind, xtr.to_numpy(), y_tr, xte.to_numpy())
+        scores[model] = inner_score(est, kind, y_tr)
+    best = max(models, key=lambda mdl: (scores[mdl], -models.index(mdl)))
+    out[CHOICE] = out[best]
+    n_te = len(next(iter(blocks.values()))[1])
+    base = DummyClassifier(strategy="prior") if kind == "classification" else DummyRegressor()
+    out["baseline"] = _fit_predict(base, kind, np.zeros((len(y_tr), 1)), y_tr,
+                                   np.zeros((n_te, 1)))
+    return out, best
+
+
+def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.DataFrame:
+    """The nested CV of :func:`nested_cv` on a plain feature table (no MOFA+ refit): the
+    feature candidates and the inner-CV choice among them.  Used by the coverage study
+    (:mod:`omix.coverage`).  Returns the per-fold metrics."""
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
+
+    kind = endpoint_kind(y)
+    yv = y.astype(str).to_numpy() if kind == "classification" else y.to_numpy(dtype=float)
+    classes = sorted(set(yv)) if kind == "classification" else []
+    splitter: Any = (RepeatedStratifiedKFold if kind == "classification" else RepeatedKFold)(
+        n_splits=opts.folds, n_repeats=opts.repeats, random_state=opts.seed)
+    models = [m for m in opts.models if m in ("features", "l2_features", "random_forest")]
+    rows = []
+    for i, (tr, te) in enumerate(splitter.split(x, yv)):
+        b = (x.iloc[tr], x.iloc[te])
+        out, best = fit_candidates(kind, models, {m: b for m in models}, yv[tr], len(classes),
+                                   opts)
+        rep, fold = divmod(i, opts.folds)
+        for model, (pred, proba) in out.items():
+            rows.append({"model": model, "repeat": rep + 1, "fold": fold + 1,
+                         **_metrics(kind, yv[te], pred, proba, classes),
+                         "chosen": best if model == CHOICE else ""})
+    return pd.DataFrame(rows)
+
+
 def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOptions,
               fold_data: FoldData | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Outer repeated k-fold; per fold (normalisation,) MOFA refit + projection, tuned models.
 
+    Every candidate of :data:`MODELS` is fitted on the outer training part; the row
+    ``inner_cv_choice`` is, in each outer fold, the candidate whose inner score
+    (:func:`inner_score`, computed on the training part only) was best: its outer metrics
+    estimate the whole procedure, model choice included, without the winner's curse of picking
+    the best mean over the same outer folds.
+
     Returns (per-fold metrics, out-of-fold predictions).
     """
-    from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
     samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
     yy = y.loc[samples]
-    kind = "classification" if is_classification(yy) else "regression"
+    kind = endpoint_kind(yy)
     classes: list[str] = []
     if kind == "classification":
         yy = yy.astype(str)
         check_classes(yy, opts.folds, opts.inner_folds)  # on the samples that have data
         classes = sorted(yy.unique())
-        splitter = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
-                                           random_state=opts.seed)
+        splitter: Any = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
+                                                random_state=opts.seed)
     else:
         splitter = RepeatedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                  random_state=opts.seed)
+    models = list(opts.models)
     rows, preds = [], []
     y_arr = yy.to_numpy()
+    n_outer = opts.folds * opts.repeats
+    t0 = time.monotonic()
     folds = _mofa_folds(samples, y_arr, splitter, fold_data or FoldData(mdata), mofa_opts)
     for i, (tr, te, m_tr, held, z_tr, z_te) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
@@ -274,19 +418,13 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
         blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
                   "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
                            pd.concat([z_te.loc[te_s], f_te], axis=1))}
-        for model in MODELS + ("baseline",):
-            if model == "baseline":
-                est = DummyClassifier(strategy="prior") if kind == "classification" \
-                    else DummyRegressor()
-                xtr, xte = np.zeros((len(tr), 1)), np.zeros((len(te), 1))
-            else:
-                est = _estimator(kind, model, opts, opts.inner_folds)
-                xtr, xte = blocks[model][0].to_numpy(), blocks[model][1].to_numpy()
-            est.fit(xtr, y_arr[tr])
-            pred = est.predict(xte)
-            proba = est.predict_proba(xte) if kind == "classification" else None
+        blocks["l2_features"] = blocks["random_forest"] = blocks["features"]
+        out, best = fit_candidates(kind, models, {m: blocks[m] for m in models}, y_arr[tr],
+                                   len(classes), opts)
+        for model, (pred, proba) in out.items():
             rows.append({"model": model, "repeat": rep + 1, "fold": fold + 1,
-                         **_metrics(kind, y_arr[te], pred, proba, classes)})
+                         **_metrics(kind, y_arr[te], pred, proba, classes),
+                         "chosen": best if model == CHOICE else ""})
             for j, s in enumerate(te_s):
                 rec = {"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "model": model,
                        "observed": y_arr[te][j], "predicted": pred[j]}
@@ -294,61 +432,166 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
                     for c, cls in enumerate(classes):
                         rec[f"p_{cls}"] = proba[j, c]
                 preds.append(rec)
-        log.info("outer fold %d/%d done", i + 1, opts.folds * opts.repeats)
+        left = (time.monotonic() - t0) / (i + 1) * (n_outer - i - 1)
+        log.info("predict: outer fold %d/%d done (inner choice: %s), ~%.0f s left", i + 1,
+                 n_outer, best, left)
     return pd.DataFrame(rows), pd.DataFrame(preds)
 
 
-def summarise(per_fold: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD and a normal-approximation 95% CI across outer folds, per model and metric
-    (clipped to [0, 1] for AUC, balanced accuracy and F1)."""
+def summarise(per_fold: pd.DataFrame, folds: int | None = None) -> pd.DataFrame:
+    """Mean, SD and a 95% interval across outer folds, per model and metric.
+
+    The outer folds of repeated k-fold share most of their training patients, so their scores
+    are correlated and the naive standard error (SD / sqrt(J)) is far too small.  The interval is
+    the corrected resampled t of Nadeau & Bengio (2003): variance (1/J + n_test/n_train) * SD^2
+    with J - 1 degrees of freedom, n_test/n_train = 1/(folds - 1).  AUC, balanced accuracy and
+    F1 intervals are clipped to [0, 1].
+    """
+    from scipy import stats
+
+    k = folds if folds is not None else int(per_fold["fold"].max())
+    ratio = 1.0 / (k - 1)
     out = []
     for model, d in per_fold.groupby("model", sort=False):
-        for metric in [c for c in d.columns if c not in ("model", "repeat", "fold")]:
+        for metric in [c for c in d.columns if c not in ("model", "repeat", "fold", "chosen")]:
             v = d[metric].to_numpy(dtype=float)
-            se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
-            lo, hi = v.mean() - 1.96 * se, v.mean() + 1.96 * se
-            if metric in BOUNDED:  # a normal-approximation interval can leave [0, 1]
+            v = v[np.isfinite(v)]
+            j = len(v)
+            sd = v.std(ddof=1) if j > 1 else np.nan
+            half = stats.t.ppf(0.975, j - 1) * np.sqrt((1.0 / j + ratio) * sd**2) \
+                if j > 1 else np.nan
+            lo, hi = v.mean() - half, v.mean() + half
+            if metric in BOUNDED:  # a t interval can leave [0, 1]
                 lo, hi = max(lo, 0.0), min(hi, 1.0)
-            out.append({"model": model, "metric": metric, "mean": v.mean(),
-                        "sd": v.std(ddof=1) if len(v) > 1 else np.nan,
-                        "ci_low": lo, "ci_high": hi, "n_folds": len(v)})
+            out.append({"model": model, "role": ROLES.get(str(model), "candidate"),
+                        "metric": metric, "mean": v.mean(), "sd": sd, "ci_low": lo,
+                        "ci_high": hi, "n_folds": j})
     return pd.DataFrame(out)
+
+
+def choose_final(summary: pd.DataFrame) -> str:
+    """The candidate refitted on all patients: the best mean outer score (the same rule the
+    inner choice applies inside each training part).  Its honest estimate is the
+    ``inner_cv_choice`` row, not its own row."""
+    key = "auc" if (summary["metric"] == "auc").any() else "r2"
+    cand = summary[(summary["metric"] == key) & summary["model"].isin(MODELS)]
+    return str(cand.sort_values(["mean", "model"], ascending=[False, True])["model"].iloc[0])
+
+
+def _pipeline(est: Any) -> Any:
+    return getattr(est, "best_estimator_", est)
+
+
+def linear_coefficients(est: Any) -> np.ndarray | None:
+    """Coefficients as (classes or 1) x variables, on the standardised scale; None for a
+    forest.  Two classes and numbers: one row (the positive class is the last in sorted
+    order); three or more: one row per class."""
+    m = _pipeline(est).named_steps["est"]
+    if hasattr(m, "estimators_") and not hasattr(m, "feature_importances_"):  # one-vs-rest
+        return np.vstack([np.atleast_2d(e.coef_) for e in m.estimators_])
+    if hasattr(m, "coef_"):
+        return np.atleast_2d(m.coef_)
+    return None
+
+
+def intercepts(est: Any) -> np.ndarray:
+    """Intercepts, one per row of :func:`linear_coefficients`."""
+    m = _pipeline(est).named_steps["est"]
+    if hasattr(m, "estimators_"):
+        return np.array([float(np.atleast_1d(e.intercept_)[0]) for e in m.estimators_])
+    return np.atleast_1d(np.asarray(m.intercept_, dtype=float))
+
+
+def contributions(est: Any, x: np.ndarray, variables: list[str], top: list[int] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per patient and variable, its contribution to the patient's score, and the class (row
+    of the coefficients) explained.
+
+    Linear models: coefficient x standardised value, in the log-odds (or value) of the
+    predicted class, which for a linear model are exactly its interventional SHAP values.
+    Forest: occlusion, the drop in the predicted class's probability (or the prediction) when
+    the variable is set to its training median, for the ``top`` variables (others 0).
+    """
+    pipe = _pipeline(est)
+    coef = linear_coefficients(est)
+    xi = pipe.named_steps["impute"].transform(x)
+    if coef is not None:
+        zx = pipe.named_steps["scale"].transform(xi)
+        if coef.shape[0] == 1:  # two classes: the log-odds of the last; numbers: the value
+            return zx * coef[0], np.full(len(x), len(getattr(pipe, "classes_", [])) - 1)
+        cls = np.searchsorted(pipe.classes_, pipe.predict(x))
+        return zx * coef[cls], cls
+    rf = pipe.named_steps["est"]
+    out = np.zeros_like(xi)
+    classifier = hasattr(rf, "classes_")
+    cls = np.searchsorted(rf.classes_, rf.predict(xi)) if classifier else np.full(len(x), -1)
+
+    def score(a: np.ndarray) -> np.ndarray:
+        if classifier:
+            return rf.predict_proba(a)[np.arange(len(a)), cls]
+        return rf.predict(a)
+
+    base = score(xi)
+    fill = pipe.named_steps["impute"].statistics_
+    for j in (top if top is not None else range(xi.shape[1])):
+        a = xi.copy()
+        a[:, j] = fill[j]
+        out[:, j] = base - score(a)
+    return out, cls
 
 
 def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
                 opts: PredictOptions) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
-    """Refit ``model`` on all samples; return it, coefficients and per-patient contributions.
+    """Refit ``model`` on all samples; return it, its variable importance and per-patient
+    contributions (:func:`contributions`) of the 20 most important variables.
 
-    Contribution of a variable to a patient's score = coefficient x the patient's standardised
-    value (log-odds scale for classification; the positive class is the last in sorted order).
+    Importance: |coefficient| on the standardised scale (the largest over classes, with the
+    class it points to) for linear models, impurity importance for the forest.
     """
     samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
     yy = y.loc[samples]
-    kind = "classification" if is_classification(yy) else "regression"
+    kind = endpoint_kind(yy)
     if kind == "classification":
         yy = yy.astype(str)
+    n_classes = yy.nunique() if kind == "classification" else 0
     feats = feature_table(mdata, samples)
-    x = {"factors": factors.loc[samples], "features": feats,
+    x = {"factors": factors.loc[samples], "features": feats, "l2_features": feats,
+         "random_forest": feats,
          "both": pd.concat([factors.loc[samples], feats], axis=1)}[model]
-    est = _estimator(kind, model, opts, opts.inner_folds)
+    est = _estimator(kind, model, opts, opts.inner_folds, n_classes)
     est.fit(x.to_numpy(), yy.to_numpy())
     est.omix_columns = list(x.columns)  # the input columns, in order, for scoring new samples
-    # wall-clock timings would make the saved model differ from run to run: drop them
-    est.refit_time_ = 0.0
-    for key in ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"):
-        est.cv_results_[key] = np.zeros_like(est.cv_results_[key])
-    pipe = est.best_estimator_
-    coef = np.atleast_2d(pipe.named_steps["est"].coef_)[-1]
+    if hasattr(est, "cv_results_"):
+        # wall-clock timings would make the saved model differ from run to run: drop them
+        est.refit_time_ = 0.0
+        for key in ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"):
+            est.cv_results_[key] = np.zeros_like(est.cv_results_[key])
     names = list(x.columns)
-    imp = pd.DataFrame({"variable": names, "coefficient": coef, "abs": np.abs(coef)})
-    imp = imp.sort_values(["abs", "variable"], ascending=[False, True], kind="mergesort")
+    coef = linear_coefficients(est)
+    classes = [str(c) for c in getattr(_pipeline(est), "classes_", [])]
+    if coef is None:
+        imp_v = _pipeline(est).named_steps["est"].feature_importances_
+        signed, which = np.full(len(names), np.nan), [""] * len(names)
+    else:
+        row = np.argmax(np.abs(coef), axis=0)
+        signed = coef[row, np.arange(coef.shape[1])]
+        imp_v = np.abs(signed)
+        which = ([classes[-1]] * len(names) if coef.shape[0] == 1 and classes
+                 else [classes[r] for r in row] if classes else [""] * len(names))
+    imp = pd.DataFrame({"variable": names, "importance": imp_v, "coefficient": signed,
+                        "class": which})
+    imp = imp.sort_values(["importance", "variable"], ascending=[False, True], kind="mergesort")
     imp.insert(0, "rank", np.arange(1, len(imp) + 1))
-    zx = pipe.named_steps["scale"].transform(pipe.named_steps["impute"].transform(x.to_numpy()))
-    top = imp[imp["abs"] > 0].head(20)
+    top = imp[imp["importance"] > 0].head(20)
     idx = [names.index(v) for v in top["variable"]]
-    contrib = pd.DataFrame(zx[:, idx] * coef[idx], index=samples, columns=list(top["variable"]))
-    contrib.insert(0, "intercept", float(np.atleast_1d(pipe.named_steps["est"].intercept_)[-1]))
-    return est, imp.drop(columns="abs").reset_index(drop=True), contrib
+    c, cls = contributions(est, x.to_numpy(), names, top=idx)
+    contrib = pd.DataFrame(c[:, idx], index=samples, columns=list(top["variable"]))
+    if coef is not None:
+        b = intercepts(est)
+        contrib.insert(0, "intercept", b[cls] if coef.shape[0] > 1 else b[0])
+    if classes:  # the class whose score the contributions explain
+        contrib.insert(0, "class", [classes[k] for k in cls])
+    return est, imp.reset_index(drop=True), contrib
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .predict import is_classification
+from .outcome import is_classification
 
 
 def _fit_selected(x: np.ndarray, y: np.ndarray, classification: bool, c: float,
@@ -107,7 +107,7 @@ def rf_permutation_importance(x: pd.DataFrame, y: pd.Series, *, trees: int = 200
     """
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.impute import SimpleImputer
-    from sklearn.metrics import balanced_accuracy_score, r2_score, roc_auc_score
+    from sklearn.metrics import r2_score, roc_auc_score
     from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
     ok = y.notna()
@@ -130,9 +130,16 @@ def rf_permutation_importance(x: pd.DataFrame, y: pd.Series, *, trees: int = 200
             p = est.predict_proba(xt)[:, 1]
             return np.array([roc_auc_score(yt == est.classes_[1], p[b * m:(b + 1) * m])
                              for b in range(blocks)])
+        if classification:
+            # macro one-vs-rest AUC of the class probabilities: with a few held-out patients
+            # a permuted feature rarely flips a predicted class, but it moves probabilities
+            p = est.predict_proba(xt)
+            present = [j for j, c in enumerate(est.classes_) if 0 < np.sum(yt == c) < m]
+            return np.array([np.mean([roc_auc_score(yt == est.classes_[j],
+                                                    p[b * m:(b + 1) * m, j]) for j in present])
+                             for b in range(blocks)])
         pred = est.predict(xt)
-        metric = balanced_accuracy_score if classification else r2_score
-        return np.array([metric(yt, pred[b * m:(b + 1) * m]) for b in range(blocks)])
+        return np.array([r2_score(yt, pred[b * m:(b + 1) * m]) for b in range(blocks)])
 
     scores = np.zeros((folds * repeats, x.shape[1]))
     chosen = np.zeros(x.shape[1], dtype=int)

@@ -79,6 +79,7 @@ def mudata(omic_h5ads: Mapping[str, PathLike], samples: PathLike, out_h5mu: Path
            overlap_tsv: PathLike) -> None:
     sheet = io.read_sample_sheet(samples)
     mods = {name: io.read_h5ad(p) for name, p in omic_h5ads.items()}
+    tl.check_overlap(mods)
     mdata = tl.build_mudata(mods, sheet)
     table = tl.overlap_table(mods, pd.Index(mdata.obs_names))
     n_all = int(table.loc[table["n_omics"] == len(mods), "n_samples"].sum())
@@ -348,27 +349,41 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
             model_out: PathLike, roc_stem: PathLike, cal_stem: PathLike, *, endpoint: str,
             predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
             raw_h5ads: Mapping[str, PathLike] | None = None,
-            omics_cfg: Mapping[str, Any] | None = None, batch: str | None = None) -> None:
-    """Nested-CV prediction of ``endpoint``; final model refitted on all samples, explained."""
+            omics_cfg: Mapping[str, Any] | None = None, batch: str | None = None,
+            per_class_tsv: PathLike | None = None, threads: int = 1) -> None:
+    """Nested-CV prediction of ``endpoint``; final model refitted on all samples, explained.
+
+    ``metrics.tsv``: every candidate, the reference baselines, the prevalence baseline and the
+    ``inner_cv_choice`` row (the honest estimate of the whole procedure, model choice
+    included); ``selected`` marks the candidate refitted on all patients."""
     import joblib
 
     mdata = io.read_h5mu(h5mu)
     y = io.read_sample_sheet(samples)[endpoint]
-    opts = pr.PredictOptions.from_config(dict(predict_cfg))
+    opts = dataclasses.replace(pr.PredictOptions.from_config(dict(predict_cfg)),
+                               n_jobs=max(1, int(threads)))
     per_fold, preds = pr.nested_cv(mdata, y, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
                                    _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
-    summary = pr.summarise(per_fold)
-    key = "auc" if "auc" in per_fold else "r2"
-    score = summary[(summary["metric"] == key) & (summary["model"] != "baseline")]
-    best = str(score.sort_values(["mean", "model"], ascending=[False, True])["model"].iloc[0])
+    summary = pr.summarise(per_fold, opts.folds)
+    best = pr.choose_final(summary)
     summary["selected"] = summary["model"] == best
+    key = "auc" if "auc" in per_fold else "r2"
     for _, r in summary[summary["metric"] == key].iterrows():
-        log.info("%s: %s %.3f (95%% CI %.3f-%.3f)", r["model"], key, r["mean"], r["ci_low"],
-                 r["ci_high"])
+        log.info("%s (%s): %s %.3f (95%% CI %.3f-%.3f)", r["model"], r["role"], key, r["mean"],
+                 r["ci_low"], r["ci_high"])
+    chosen = per_fold.loc[per_fold["model"] == pr.CHOICE, "chosen"].value_counts()
+    log.info("inner-CV choice per outer fold: %s; refitted on all patients: %s",
+             ", ".join(f"{m} {n}x" for m, n in chosen.items()), best)
     io.write_tsv(summary, metrics_tsv)
     io.write_tsv(per_fold, folds_tsv)
     io.write_tsv(preds.sort_values(["model", "repeat", "fold", "sample_id"], kind="mergesort"),
                  predictions_tsv)
+    if per_class_tsv is not None:
+        classes = any(c.startswith("p_") for c in preds.columns)
+        table = pd.concat([pr.per_class_metrics(preds, m) for m in preds["model"].unique()],
+                          ignore_index=True) if classes else pd.DataFrame(
+            columns=["model", "class", "n", "auc_one_vs_rest", "sensitivity", "precision"])
+        io.write_tsv(table, per_class_tsv)
     factors = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
                            columns=list(mdata.uns["mofa"]["factors"]))
     est, importance, contrib = pr.final_model(mdata, y, factors, best, opts)

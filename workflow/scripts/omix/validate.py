@@ -51,7 +51,7 @@ def validate(results: str | os.PathLike[str], truth: str | os.PathLike[str]) -> 
     metrics = r / "predict" / "metrics.tsv"
     if metrics.exists():
         m = pd.read_csv(metrics, sep="\t")
-        sel = m[(m["selected"]) & (m["metric"] == "auc")]
+        sel = m[(m["model"] == "inner_cv_choice") & (m["metric"] == "auc")]
         if len(sel):
             rows.append({"figure": "prediction_auc", "value": float(sel["mean"].iloc[0])})
     table = pd.DataFrame(rows)
