@@ -123,3 +123,21 @@ def test_fill_defaults_does_not_touch_given_values():
     cfg = copy.deepcopy(base())
     cfg["integrate"]["factors"] = 3
     assert fill_defaults(cfg, schema)["integrate"]["factors"] == 3
+
+
+@pytest.mark.parametrize("section,cls", [("predict", "omix.predict.PredictOptions"),
+                                         ("cluster", "omix.tl.ClusterOptions"),
+                                         ("integrate", "omix.tl.MofaOptions")])
+def test_options_dataclass_defaults_equal_the_schema_defaults(section, cls):
+    import dataclasses
+    import importlib
+
+    mod, name = cls.rsplit(".", 1)
+    options = getattr(importlib.import_module(mod), name)
+    props = load_schema()["properties"][section]["properties"]
+    shared = [f for f in dataclasses.fields(options) if f.name in props]
+    assert len(shared) >= 4
+    for f in shared:
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        want = props[f.name]["default"]
+        assert (list(default) if isinstance(default, tuple) else default) == want, f.name

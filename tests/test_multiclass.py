@@ -71,6 +71,12 @@ def test_selection_and_clusters_use_the_classes(multiclass_run: Path):
     assert np.isfinite(ranked["rf_importance"]).all() and (ranked["rf_importance"] > 0).any()
     cmp = pd.read_csv(r / "clusters_vs_outcome.tsv", sep="\t").set_index("metric")
     assert cmp.loc["ARI", "n_classes"] == 3 and cmp.loc["ARI", "value"] > 0.3
+    sel = pd.read_csv(r / "cluster" / "resolution_selection.tsv", sep="\t")
+    assert set(sel["method"]) == {"leiden", "pca_kmeans"}
+    assert sel["ari_outcome"].notna().all() and 3 in set(sel["k"].dropna())
+    chosen = sel[sel["chosen"]].iloc[0]
+    assert chosen["method"] == "leiden" and chosen["ari_outcome"] == pytest.approx(
+        cmp.loc["ARI", "value"], abs=1e-4)
 
 
 def test_frozen_model_scores_new_patients_with_class_probabilities(multiclass_run: Path):

@@ -137,6 +137,28 @@ def test_cluster_factors_finds_separated_groups_and_states_the_choice():
     pd.testing.assert_frame_equal(clusters, again)
 
 
+def test_cluster_number_asked_for_and_the_outcome_agreement_of_every_partition():
+    """Two well-separated super-groups each made of two sub-groups: silhouette favours 2
+    clusters; a user who asks for 4 gets the partition that matches the 4 subtypes."""
+    rng = np.random.default_rng(1)
+    centres = np.array([[0, 0], [1.4, 0], [12, 0], [13.4, 0]])
+    truth = np.repeat([0, 1, 2, 3], 30)
+    z = pd.DataFrame(centres[truth] + rng.normal(0, 0.45, (120, 2)),
+                     index=[f"S{i}" for i in range(120)])
+    y = pd.Series([f"type{t}" for t in truth], index=z.index)
+    clusters, table, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0), y)
+    assert table.loc[table["chosen"], "n_clusters"].iloc[0] == 2
+    assert table["ari_outcome"].max() > table.loc[table["chosen"], "ari_outcome"].iloc[0] + 0.2
+    asked, table4, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0, n_clusters=4), y)
+    assert asked["cluster"].nunique() == 4
+    assert tl.ari_known(y, asked["cluster"].to_numpy()) > 0.8
+    assert table4.loc[table4["chosen"], "ari_to_chosen"].iloc[0] == pytest.approx(1.0)
+    base, labels = tl.pca_kmeans_baseline(z, n_components=2, ks=[2, 4, 4, 1], seed=0)
+    assert list(base["k"]) == [2, 4] and len(set(labels[4])) == 4  # k < 2 and repeats dropped
+    # 2-means of the baseline finds the two super-groups
+    assert tl.ari_known(y.replace({"type1": "type0", "type3": "type2"}), labels[2]) == 1.0
+
+
 def test_relabel_by_size_and_partition_comparison():
     assert list(tl.relabel_by_size(np.array(["x", "y", "y", "z", "y", "x"]))) == [
         "C2", "C1", "C1", "C3", "C1", "C2"]

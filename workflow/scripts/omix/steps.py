@@ -226,23 +226,58 @@ def rf_importance(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outco
 def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection_tsv: PathLike,
             umap_tsv: PathLike, vs_outcome_tsv: PathLike, *, cluster_cfg: Mapping[str, Any],
             outcome: str | None) -> None:
+    """Leiden clusters of the factors; every partition tried, and the PCA + k-means baseline
+    on all features, compared with the chosen one and (classes) with the outcome."""
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+    from .errors import warn_user
+
     mdata = io.read_h5mu(h5mu)
     z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names)
-    clusters, table, umap = tl.cluster_factors(z, tl.ClusterOptions.from_config(
-        dict(cluster_cfg)))
+    opts = tl.ClusterOptions.from_config(dict(cluster_cfg))
+    y = _outcome(samples, outcome)
+    classes = y is not None and tl.is_categorical(y)
+    yy = y.reindex(z.index) if classes and y is not None else None
+    clusters, table, umap = tl.cluster_factors(z, opts, yy)
     chosen = table[table["chosen"]]
+    n_chosen = int(chosen["n_clusters"].iloc[0]) if len(chosen) else 1
     if len(chosen):
         r = chosen.iloc[0]
-        log.info("Leiden resolution %.3g kept: %d clusters, silhouette %.3f (highest among "
-                 "admissible partitions)", r["resolution"], r["n_clusters"], r["silhouette"])
+        log.info("Leiden resolution %.3g kept: %d clusters, silhouette %.3f (%s)",
+                 r["resolution"], r["n_clusters"], r["silhouette"],
+                 "highest among admissible partitions" if opts.n_clusters is None else
+                 f"closest to the {opts.n_clusters} clusters asked for")
+    n_cls = int(yy.dropna().nunique()) if yy is not None else 0
+    base, labels = tl.pca_kmeans_baseline(pr.feature_table(mdata, list(z.index)),
+                                          n_components=z.shape[1],
+                                          ks=[*range(2, 9), n_chosen, n_cls], seed=opts.seed)
+    chosen_lab = clusters["cluster"].to_numpy()
+    base["silhouette"] = [silhouette_score(z.to_numpy(), labels[k]) for k in base["k"]]
+    base["admissible"] = base["min_size"] >= opts.min_cluster_size
+    base["chosen"] = False
+    base["ari_to_chosen"] = [adjusted_rand_score(chosen_lab, labels[k]) for k in base["k"]]
+    if yy is not None:
+        base["ari_outcome"] = [tl.ari_known(yy, labels[k]) for k in base["k"]]
+        mine = float(chosen["ari_outcome"].iloc[0]) if len(chosen) else 0.0
+        best = table.loc[table["ari_outcome"].idxmax()]
+        km = base[base["k"] == n_cls]
+        log.info("ARI with %s: chosen partition %.3f; best Leiden resolution %.3g %.3f; PCA + "
+                 "k-means (k = %d) %s", outcome, mine, best["resolution"], best["ari_outcome"],
+                 n_cls, f"{km['ari_outcome'].iloc[0]:.3f}" if len(km) else "n/a")
+        if n_chosen < n_cls and best["ari_outcome"] > mine + 0.05:
+            warn_user(f"clusters: silhouette chose {n_chosen} clusters while {outcome} has "
+                      f"{n_cls} classes; resolution {best['resolution']:g} gives "
+                      f"{int(best['n_clusters'])} clusters that match it better (ARI "
+                      f"{best['ari_outcome']:.2f} vs {mine:.2f}); set cluster.n_clusters to "
+                      "ask for a number, see cluster/resolution_selection.tsv")
+    table = pd.concat([table, base], ignore_index=True)
     io.write_tsv(clusters, clusters_tsv)
     io.write_tsv(table, selection_tsv)
     io.write_tsv(pd.DataFrame({"sample_id": clusters["sample_id"], "UMAP1": umap[:, 0],
                                "UMAP2": umap[:, 1]}), umap_tsv)
-    y = _outcome(samples, outcome)
     if y is None:
         cmp = pd.DataFrame({"metric": [], "value": [], "n_samples": []})
-    elif not tl.is_categorical(y):
+    elif not classes:
         cmp = pd.DataFrame({"metric": ["not computed: outcome is numeric"], "value": [np.nan],
                             "n_samples": [int(y.notna().sum())]})
     else:

@@ -488,6 +488,7 @@ class ClusterOptions(FromConfig):
     resolutions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0)
     min_cluster_size: int = 5
     seed: int = 0
+    n_clusters: int | None = None   # asked for: the admissible resolution closest to it
 
 
 def relabel_by_size(labels: np.ndarray) -> np.ndarray:
@@ -499,18 +500,21 @@ def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     return s.map(names).to_numpy()
 
 
-def cluster_factors(z: pd.DataFrame, opts: ClusterOptions) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                     np.ndarray]:
+def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Leiden on the kNN graph of the factors; resolution chosen by silhouette.
 
-    Returns (clusters: sample_id, cluster), the selection table (one row per resolution) and the
-    UMAP embedding (n x 2).  The kept resolution maximises the silhouette on ``z`` among
-    partitions with >= 2 clusters all of size >= min_cluster_size; ties go to the lower
-    resolution.  If none qualifies, every sample is put in one cluster and the table says so.
+    Returns (clusters: sample_id, cluster), the selection table (one row per resolution, with
+    each partition's agreement with the chosen one) and the UMAP embedding (n x 2).  The kept
+    resolution maximises the silhouette on ``z`` among partitions with >= 2 clusters all of size
+    >= min_cluster_size; ties go to the lower resolution.  With ``n_clusters`` set, the
+    admissible partition closest to that many clusters is kept (silhouette breaks ties).  If
+    none qualifies, every sample is put in one cluster and the table says so.  With ``y``
+    (classes), each partition's ARI with it is added (``ari_outcome``).
     """
     import anndata as ad
     import scanpy as sc
-    from sklearn.metrics import silhouette_score
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
 
     n = z.shape[0]
     if n < 3:
@@ -520,7 +524,8 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions) -> tuple[pd.DataFrame
     a.obsm["X_mofa"] = z.to_numpy()
     k = int(min(opts.n_neighbors, n - 1))
     sc.pp.neighbors(a, use_rep="X_mofa", n_neighbors=k, random_state=opts.seed)
-    rows, best, best_labels = [], None, None
+    rows, best, best_labels, best_r = [], None, None, None
+    labels_by_r: dict[float, np.ndarray] = {}
     for r in opts.resolutions:
         sc.tl.leiden(a, resolution=r, key_added="leiden", random_state=opts.seed,
                      flavor="igraph", n_iterations=2, directed=False)
@@ -531,21 +536,63 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions) -> tuple[pd.DataFrame
         ok = nc >= 2 and int(sizes.min()) >= opts.min_cluster_size
         rows.append({"resolution": r, "n_clusters": nc, "min_size": int(sizes.min()),
                      "silhouette": sil, "admissible": ok})
-        if ok and (best is None or sil > best + 1e-12):
-            best, best_labels = sil, lab
+        # by silhouette, or (n_clusters asked for) by distance to that number, then silhouette
+        key = (sil,) if opts.n_clusters is None else (-abs(nc - opts.n_clusters), sil)
+        if ok and (best is None or key > tuple(b + 1e-12 for b in best)):
+            best, best_labels, best_r = key, lab, r
+        labels_by_r[r] = lab
     table = pd.DataFrame(rows)
+    table.insert(0, "method", "leiden")
     if best_labels is None:
         log.warning("no resolution gives >= 2 clusters of >= %d samples; one cluster kept",
                     opts.min_cluster_size)
         best_labels = np.array(["0"] * n)
         table["chosen"] = False
     else:
-        chosen_r = table.loc[table["admissible"] & (table["silhouette"] == best), "resolution"]
-        table["chosen"] = table["resolution"] == chosen_r.min()
+        table["chosen"] = table["resolution"] == best_r
+    table["ari_to_chosen"] = [adjusted_rand_score(best_labels, labels_by_r[r])
+                              for r in table["resolution"]]
+    if y is not None:  # classes: how each partition matches them
+        table["ari_outcome"] = [ari_known(y.reindex(z.index), labels_by_r[r])
+                                for r in table["resolution"]]
     sc.tl.umap(a, random_state=opts.seed)
     clusters = pd.DataFrame({"sample_id": z.index.astype(str),
                              "cluster": relabel_by_size(best_labels)})
     return clusters, table, np.asarray(a.obsm["X_umap"])
+
+
+def ari_known(y: pd.Series, labels: np.ndarray) -> float:
+    """Adjusted Rand index of ``labels`` with the classes ``y`` over the samples where y is
+    known."""
+    from sklearn.metrics import adjusted_rand_score
+
+    known = y.notna().to_numpy()
+    return float(adjusted_rand_score(y.astype(str).to_numpy()[known],
+                                     np.asarray(labels)[known]))
+
+
+def pca_kmeans_baseline(x: pd.DataFrame, n_components: int, ks: list[int], seed: int = 0
+                        ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """The plain baseline a reviewer would run: median-impute and standardise all features,
+    PCA to ``n_components``, k-means for each k.  Returns (table: method, k, n_clusters,
+    min_size; labels per k)."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    xs = StandardScaler().fit_transform(
+        SimpleImputer(strategy="median", keep_empty_features=True).fit_transform(x.to_numpy()))
+    pcs = PCA(n_components=min(n_components, *xs.shape), random_state=seed).fit_transform(xs)
+    rows, labels = [], {}
+    for k in sorted(set(ks)):
+        if not 2 <= k < len(x):
+            continue
+        lab = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(pcs).astype(str)
+        labels[k] = lab
+        rows.append({"method": "pca_kmeans", "k": k, "n_clusters": k,
+                     "min_size": int(pd.Series(lab).value_counts().min())})
+    return pd.DataFrame(rows), labels
 
 
 def compare_partitions(clusters: pd.Series, y: pd.Series) -> pd.DataFrame:
