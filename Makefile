@@ -12,7 +12,7 @@ CORES  ?= all
 help:
 	@echo "make run    - set up .venv and run the workflow on the bundled cohort, with HTML report"
 	@echo "make test   - set up .venv and run the test suite"
-	@echo "make lint   - snakemake --lint and snakefmt --check"
+	@echo "make lint   - ruff check, snakemake --lint and snakefmt --check"
 	@echo "make synthetic - regenerate resources/synthetic (deterministic)"
 	@echo "make validate - run on the synthetic cohort and score recovery of the planted truth"
 	@echo "make bench  - stock mofapy2 vs the fast MOFA+ engine (about 25 min; not part of test)"
@@ -38,6 +38,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
+	$(BIN)/ruff check workflow/scripts tests
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 

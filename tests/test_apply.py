@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import copy_cohort, run_snakemake
 from omix import apply as ap
 from omix import tl

@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import run_snakemake
 
 Case = Callable[[Path, dict[str, Any]], None]
@@ -240,11 +239,11 @@ CASES: list[tuple[str, Case, str, str]] = [
      "ingest", r"methylation\.csv: the header has 25 fields but every data row has 26, the "
                r"last one always empty: either each data row ends with a delimiter"),
     ("table_header_lacks_first_cell",
-     rewrite("data/methylation.csv", lines(lambda ls: [ls[0].split(",", 1)[1]] + ls[1:])),
+     rewrite("data/methylation.csv", lines(lambda ls: [ls[0].split(",", 1)[1], *ls[1:]])),
      "ingest", r"the header lacks the cell above the row labels \(as R's write\.table writes "
                r"it\)\. Add a label such as 'feature'"),
     ("table_row_with_extra_field",
-     rewrite("data/methylation.csv", lines(lambda ls: ls[:3] + [ls[3] + ",0.5"] + ls[4:])),
+     rewrite("data/methylation.csv", lines(lambda ls: [*ls[:3], ls[3] + ",0.5", *ls[4:]])),
      "ingest", r"methylation\.csv: line 4 has 26 fields but the header has 25"),
     ("table_latin1", rewrite("data/methylation.csv", lambda t: t.replace(
         "cg00000003", "cg0000000\u00e9").encode("latin-1")), "ingest",
@@ -304,8 +303,8 @@ CASES: list[tuple[str, Case, str, str]] = [
      r"val_methylation\.csv: non-numeric cell at row 5, column 8 \(feature 'cg00000004'\)"),
     # downstream
     ("endpoint_class_too_small", sheet(lambda d: d.assign(response=["yes"] * 3 + ["no"] * 21)),
-     "config", r"outcome \(predicted\): endpoint 'response': class 'yes' has 3 samples; 5-fold outer and 3-fold inner "
-               r"cross-validation need at least 5 per class"),
+     "config", r"outcome \(predicted\): endpoint 'response': class 'yes' has 3 samples; "
+               r"5-fold outer and 3-fold inner cross-validation need at least 5 per class"),
     ("survival_negative_time", sheet(lambda d: d.assign(os_time=[-1.0] + [10.0] * 23)),
      "config", r"survival\.time: negative survival time \(first at sample row 2 of the sample "
                r"sheet\)"),

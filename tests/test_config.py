@@ -6,9 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
-from omix.config import (check_config, fill_defaults, load_schema, schema_markdown,
-                         validate_config)
+from omix.config import check_config, fill_defaults, load_schema, schema_markdown, validate_config
 from omix.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +100,7 @@ def test_readme_config_reference_is_the_schema():
     table = schema_markdown()
     assert table in readme, "regenerate the README table with omix.config.schema_markdown()"
     schema = load_schema()
-    for key in list(schema["properties"]) + ["omics.<name>.kind", "privacy.mapping_file"]:
+    for key in [*list(schema["properties"]), "omics.<name>.kind", "privacy.mapping_file"]:
         assert f"`{key}`" in table
 
 

@@ -9,7 +9,6 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-
 from omix import engine, tl
 from omix.bench import generate, matched_r
 
@@ -136,6 +135,6 @@ def test_choose_restart_keeps_best_elbo_and_matches_factors_up_to_order_and_sign
 
 
 def test_single_restart_has_no_stability():
-    best, table, stab = tl.choose_restart([result(np.eye(4, 2), -1.0, 1)])
+    best, _table, stab = tl.choose_restart([result(np.eye(4, 2), -1.0, 1)])
     assert best == 0 and stab["mean_matched_r"].isna().all()
     assert list(stab["restarts_compared"]) == [0, 0]

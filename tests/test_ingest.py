@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from omix.errors import InputDataError
 from omix.ingest import ingest_omic
 
@@ -78,7 +77,6 @@ def test_sample_without_any_value_is_not_measured(tmp_path):
 def test_written_h5ad_round_trips_for_csv_with_empty_corner(tmp_path):
     """TCGA exports have an empty first header cell (R's write.csv)."""
     import anndata as ad
-
     from omix.io import write_h5ad
 
     p = table(tmp_path, '"","P1","P2"\n"g1",1,2\n"g2",3,4\n')

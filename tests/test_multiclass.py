@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import run_snakemake
 from test_apply import split_cohort
 

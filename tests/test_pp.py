@@ -2,10 +2,15 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-
 from omix.errors import AnalysisError
-from omix.pp import (OmicOptions, impute_left_censored, library_size_log1p, m_values,
-                     normalize_omic, pqn_factors)
+from omix.pp import (
+    OmicOptions,
+    impute_left_censored,
+    library_size_log1p,
+    m_values,
+    normalize_omic,
+    pqn_factors,
+)
 
 
 def raw(x, kind="continuous", name="v"):

@@ -4,7 +4,6 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-
 from omix import predict as pr
 from omix.errors import AnalysisError
 from omix.tl import MofaOptions
@@ -135,7 +134,7 @@ def test_multi_class_final_model_explains_the_predicted_class(data, three_classe
         rows = np.searchsorted(pipe.classes_, predicted)
         top = [c for c in contrib.columns if c not in ("class", "intercept")]
         if len(top) == x.shape[1]:
-            np.testing.assert_allclose(contrib[top + ["intercept"]].sum(axis=1),
+            np.testing.assert_allclose(contrib[[*top, "intercept"]].sum(axis=1),
                                        scores[np.arange(len(rows)), rows], atol=1e-8)
 
 

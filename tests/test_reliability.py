@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
 from conftest import copy_cohort, run_snakemake, snakemake_cmd, snakemake_env
 
 COMPARED = ("biomarkers/ranked.tsv", "clusters.tsv", "mofa/factors.tsv",

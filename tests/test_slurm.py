@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, copy_cohort, snakemake_env
 
 SCRIPT = ROOT / "tests" / "cluster" / "slurm.sh"

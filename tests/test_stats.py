@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from omix import stats
 from omix.errors import AnalysisError, ConfigError
 

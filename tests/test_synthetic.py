@@ -2,7 +2,6 @@ import filecmp
 from pathlib import Path
 
 import pandas as pd
-
 from omix.synthetic import SyntheticSpec, generate, write
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
 from omix.errors import OmixError
 from omix.ingest import ingest_omic
 

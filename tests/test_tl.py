@@ -2,7 +2,6 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-
 from omix import tl
 from omix.errors import AnalysisError
 
@@ -92,7 +91,7 @@ def fake_result():
 
 
 def test_rank_features_hand_computed_scores():
-    ranked, ftab = tl.rank_features(fake_result())
+    ranked, _ftab = tl.rank_features(fake_result())
     # no outcome: score = |w| / max|w| * r2 / 100 summed over factors
     assert list(ranked["feature"]) == ["g1", "g2", "g3"]
     np.testing.assert_allclose(ranked["score"], [0.4, 0.2, 0.1])
@@ -146,7 +145,7 @@ def test_cluster_number_asked_for_and_the_outcome_agreement_of_every_partition()
     z = pd.DataFrame(centres[truth] + rng.normal(0, 0.45, (120, 2)),
                      index=[f"S{i}" for i in range(120)])
     y = pd.Series([f"type{t}" for t in truth], index=z.index)
-    clusters, table, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0), y)
+    _clusters, table, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0), y)
     assert table.loc[table["chosen"], "n_clusters"].iloc[0] == 2
     assert table["ari_outcome"].max() > table.loc[table["chosen"], "ari_outcome"].iloc[0] + 0.2
     asked, table4, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0, n_clusters=4), y)

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
-
 from conftest import ROOT, copy_cohort, run_snakemake
 
 
@@ -213,6 +211,9 @@ def test_lint_and_format_are_clean():
     fmt = subprocess.run([str(bin_dir / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert fmt.returncode == 0, fmt.stderr
+    ruff = subprocess.run([str(bin_dir / "ruff"), "check", "workflow/scripts", "tests"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ruff.returncode == 0, ruff.stdout[-3000:]
 
 
 def test_inputs_are_not_modified(finished_run: Path, small_cohort: Path):

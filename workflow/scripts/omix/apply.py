@@ -40,7 +40,7 @@ import pandas as pd
 from .errors import AnalysisError, ConfigError
 from .io import atomic_path
 from .pp import impute_left_censored, m_values, pqn_factors
-from .predict import CHOICE, FrozenMofa, contributions, feature_table
+from .predict import CHOICE, FrozenMofa, contributions
 
 log = logging.getLogger("omix.apply")
 PathLike = str | os.PathLike[str]
@@ -214,7 +214,7 @@ def _km_curves(sheet: pd.DataFrame, spec: Any, labels: pd.Series) -> dict[str, A
         km = KaplanMeierFitter().fit(d["time"], d["event"])
         s = km.survival_function_.iloc[:, 0]
         curves[str(c)] = {"time": _floats(s.index), "survival": _floats(s.to_numpy()),
-                          "n": int(len(d)), "events": int(d["event"].sum())}
+                          "n": len(d), "events": int(d["event"].sum())}
     return {"time_column": spec.time, "curves": curves}
 
 
@@ -399,7 +399,7 @@ def drift_report(views: dict[str, pd.DataFrame], z: pd.DataFrame, bundle: Bundle
         sd = float(zref[f].std(ddof=1))
         smd = float((z[f].mean() - zref[f].mean()) / sd) if sd > 0 else float("nan")
         p = float(stats.ks_2samp(z[f], zref[f]).pvalue) if len(z) > 1 else float("nan")
-        rows.append({"level": "factor", "name": f, "n_samples": int(len(z)),
+        rows.append({"level": "factor", "name": f, "n_samples": len(z),
                      "median_abs_smd": float("nan"), "fraction_shifted": float("nan"),
                      "fraction_outside_range": float(np.mean((z[f] < zref[f].min())
                                                              | (z[f] > zref[f].max()))),

@@ -32,7 +32,7 @@ def split(sheet: pd.DataFrame, endpoint: str | None, fraction: float, seed: int
         if endpoint else pd.Series("__all__", index=sheet.index)
     held: list[str] = []
     for _, ids in groups.groupby(groups, sort=True):
-        n = int(round(len(ids) * fraction))
+        n = round(len(ids) * fraction)
         held += list(rng.choice(ids.index.to_numpy(), size=n, replace=False))
     mask = sheet.index.isin(held)
     return sheet.index[~mask], sheet.index[mask]
@@ -78,24 +78,74 @@ def main(argv: list[str] | None = None) -> None:
           f"  snakemake --cores all --configfile {out / 'config.yaml'}")
 
 
+def held_out_baselines(cohort: str) -> pd.DataFrame:
+    """The plain reference models (L2 logistic on all standardised features, random forest)
+    fitted on the discovery patients' normalised features and scored on the held-back ones,
+    transformed with the frozen bundle exactly as the chosen model's inputs are."""
+    from .apply import Bundle, score_metrics, transform_new
+    from .io import read_h5ad, read_h5mu
+    from .outcome import endpoint_kind
+    from .predict import PredictOptions, _estimator, feature_table
+
+    r = Path("results") / cohort
+    b = Bundle.load(r / "model")
+    endpoint = b.predictor.get("endpoint")
+    if endpoint is None:
+        return pd.DataFrame(columns=["model", "metric", "value", "n"])
+    mdata = read_h5mu(r / f"{cohort}.h5mu")
+    y = read_sample_sheet(r / "samples.tsv")[endpoint].reindex(mdata.obs_names).dropna()
+    x_tr = feature_table(mdata, list(y.index))
+    views = {}
+    for o, spec in b.normalization.items():
+        p = r / "apply" / "held_back" / "ingest" / f"{o}.h5ad"
+        if p.exists():
+            a = read_h5ad(p)
+            raw = pd.DataFrame(np.asarray(a.X, dtype=float), index=a.obs_names,
+                               columns=a.var_names)
+            views[o] = transform_new(raw, spec, name=o)[0]
+    held = read_sample_sheet(r / "apply" / "held_back" / "samples.tsv")[endpoint].dropna()
+    ids = [s for s in held.index if any(s in v.index for v in views.values())]
+    x_te = pd.concat([v.reindex(ids).add_prefix(f"{o}:") for o, v in views.items()], axis=1
+                     ).reindex(columns=x_tr.columns)
+    kind = endpoint_kind(y)
+    yy = y.astype(str) if kind == "classification" else y.astype(float)
+    rows = []
+    for model in ("l2_features", "random_forest"):
+        est = _estimator(kind, model, PredictOptions(), 3, int(yy.nunique()))
+        est.fit(x_tr.to_numpy(), yy.to_numpy())
+        pred = pd.DataFrame({"sample_id": ids, "predicted": est.predict(x_te.to_numpy())})
+        if kind == "classification":
+            for c, cls in enumerate(est.classes_):
+                pred[f"p_{cls}"] = est.predict_proba(x_te.to_numpy())[:, c]
+        m = score_metrics(pred, held.astype(str) if kind == "classification" else held)
+        rows += [{"model": model, **row} for row in m.to_dict(orient="records")]
+    return pd.DataFrame(rows)
+
+
 def compare(cohort: str) -> None:
     r = Path("results") / cohort
     cv = pd.read_csv(r / "predict" / "metrics.tsv", sep="\t")
     final = cv.loc[cv["selected"], "model"].iloc[0]
-    # the nested-CV estimate of the whole procedure (model choice inside the CV), and the
-    # plain baselines in the same outer folds
+    # the nested-CV estimate of the whole procedure (model choice inside the CV)
     honest = cv[cv["model"] == "inner_cv_choice"].set_index("metric")
-    refs = cv[cv["role"] == "reference"]
+    refs = cv[cv["role"] == "reference"].set_index(["model", "metric"])
     held = pd.read_csv(r / "apply" / "held_back" / "metrics.tsv", sep="\t").set_index("metric")
+    base = held_out_baselines(cohort).set_index(["model", "metric"])
     print(f"model refitted on the discovery patients: {final}")
-    for _, row in refs.iterrows():
-        print(f"reference {row['model']}: nested-CV {row['metric']} {row['mean']:.3f} "
-              f"({row['ci_low']:.3f}-{row['ci_high']:.3f})")
-    cv = honest
-    print("metric, nested_cv_mean, nested_cv_ci_low, nested_cv_ci_high, held_back, n_held_back")
+    print("model, metric, nested_cv_mean, nested_cv_ci_low, nested_cv_ci_high, held_back, "
+          "n_held_back, inside_interval")
     for m in held.index:
-        print(f"{m}, {cv.loc[m, 'mean']:.3f}, {cv.loc[m, 'ci_low']:.3f}, "
-              f"{cv.loc[m, 'ci_high']:.3f}, {held.loc[m, 'value']:.3f}, {int(held.loc[m, 'n'])}")
+        v = held.loc[m, "value"]
+        inside = honest.loc[m, "ci_low"] <= v <= honest.loc[m, "ci_high"]
+        print(f"chosen ({final}), {m}, {honest.loc[m, 'mean']:.3f}, "
+              f"{honest.loc[m, 'ci_low']:.3f}, {honest.loc[m, 'ci_high']:.3f}, {v:.3f}, "
+              f"{int(held.loc[m, 'n'])}, {'yes' if inside else 'NO'}")
+        for model in ("l2_features", "random_forest"):
+            if (model, m) in base.index and (model, m) in refs.index:
+                c, h = refs.loc[(model, m)], base.loc[(model, m)]
+                print(f"{model}, {m}, {c['mean']:.3f}, {c['ci_low']:.3f}, {c['ci_high']:.3f}, "
+                      f"{h['value']:.3f}, {int(h['n'])}, "
+                      f"{'yes' if c['ci_low'] <= h['value'] <= c['ci_high'] else 'NO'}")
 
 
 if __name__ == "__main__":

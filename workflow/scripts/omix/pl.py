@@ -13,11 +13,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from .io import atomic_path  # noqa: E402
+from .io import atomic_path
 
 plt.rcParams.update({"svg.hashsalt": "omix", "figure.dpi": 110, "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False})

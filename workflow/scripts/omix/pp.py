@@ -161,7 +161,7 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
 
     name = raw.uns.get("omix", {}).get("omic", "omic")
     x0 = np.asarray(raw.X, dtype=np.float64)
-    n, d0 = x0.shape
+    _n, d0 = x0.shape
     steps: dict[str, int] = {"features_in": int(d0)}
     params: dict[str, Any] = {"kind": opts.kind, "likelihood": LIKELIHOOD[opts.kind]}
 

@@ -110,7 +110,7 @@ def test_factor(x: pd.Series, y: pd.Series) -> dict[str, Any] | None:
     if kind == "continuous":
         rho, p = stats.spearmanr(x, y.astype(float))
         return {"test": "spearman", "statistic": float(rho), "effect": float(rho), "p": float(p),
-                "n": int(len(x))}
+                "n": len(x)}
     if kind == "categorical":
         groups = _cat_groups(x, y)
         h, p = stats.kruskal(*groups)
@@ -160,7 +160,7 @@ def cox_factor(x: pd.Series, surv: pd.DataFrame) -> dict[str, Any] | None:
     cph.fit(df, duration_col="time", event_col="event")
     row = cph.summary.loc["x"]
     return {"test": "cox", "statistic": float(row["z"]), "effect": float(row["exp(coef)"]),
-            "p": float(row["p"]), "n": int(len(df))}
+            "p": float(row["p"]), "n": len(df)}
 
 
 def logrank_clusters(c: pd.Series, surv: pd.DataFrame) -> dict[str, Any] | None:
@@ -171,7 +171,7 @@ def logrank_clusters(c: pd.Series, surv: pd.DataFrame) -> dict[str, Any] | None:
         return None
     res = multivariate_logrank_test(df["time"], df["c"].astype(str), df["event"])
     return {"test": "logrank", "statistic": float(res.test_statistic), "effect": np.nan,
-            "p": float(res.p_value), "n": int(len(df))}
+            "p": float(res.p_value), "n": len(df)}
 
 
 def associations(factors: pd.DataFrame, clusters: pd.Series, sheet: pd.DataFrame,

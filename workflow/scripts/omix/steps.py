@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, pl, predict as pr, privacy, stats, tl
+from . import io, pl, privacy, stats, tl
+from . import predict as pr
 from .errors import ConfigError
 from .ingest import ingest_omic
 from .pp import OmicOptions, normalize_omic

@@ -56,7 +56,7 @@ def _weights(rng: np.random.Generator, d: int, k: int, frac: float, scale: float
              ) -> np.ndarray:
     """Sparse planted weights: each factor loads on a disjoint block of ``frac * d`` features."""
     w = np.zeros((d, k))
-    m = max(2, int(round(frac * d)))
+    m = max(2, round(frac * d))
     perm = rng.permutation(d)
     for j in range(k):
         idx = perm[j * m:(j + 1) * m]

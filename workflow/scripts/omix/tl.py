@@ -179,7 +179,7 @@ def drop_inactive_factors(model: Any, min_r2: float) -> int:
     else:
         log.info("no factor dropped: every fitted factor explains >= %.3g%% somewhere; the data "
                  "may support more than integrate.factors", min_r2)
-    return int(len(drop))
+    return len(drop)
 
 
 def fit_mofa(mdata: Any, opts: MofaOptions) -> Any:
@@ -352,7 +352,7 @@ def read_mofa_model(path: str | os.PathLike[str]) -> MofaResult:
         weights=weights,
         r2=pd.DataFrame(r2, index=views, columns=names),
         r2_total=pd.Series(r2_total, index=views),
-        info={"iterations": int(len(elbo)), "elbo": float(elbo[-1]) if len(elbo) else float("nan"),
+        info={"iterations": len(elbo), "elbo": float(elbo[-1]) if len(elbo) else float("nan"),
               **attrs},
     )
 
@@ -531,7 +531,7 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
                      flavor="igraph", n_iterations=2, directed=False)
         lab = a.obs["leiden"].astype(str).to_numpy()
         sizes = pd.Series(lab).value_counts()
-        nc = int(len(sizes))
+        nc = len(sizes)
         sil = float(silhouette_score(z.to_numpy(), lab)) if 1 < nc < n else float("nan")
         ok = nc >= 2 and int(sizes.min()) >= opts.min_cluster_size
         rows.append({"resolution": r, "n_clusters": nc, "min_size": int(sizes.min()),
