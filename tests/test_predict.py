@@ -45,7 +45,7 @@ def test_nested_cv_predicts_the_planted_label_and_not_a_shuffled_one(data):
     s = pr.summarise(per).set_index(["model", "metric"])
     assert s.loc[("factors", "auc"), "mean"] > 0.85
     assert s.loc[("baseline", "auc"), "mean"] == 0.5
-    assert set(preds["model"]) == {"factors", "features", "both", "l2_features",
+    assert set(preds["model"]) == {"factors", "features", "both", "stacked", "l2_features",
                                    "random_forest", "inner_cv_choice", "baseline"}
     # the procedure row is, fold by fold, the candidate the inner CV chose
     choice = per[per["model"] == "inner_cv_choice"]

@@ -124,11 +124,13 @@ def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
         weights = [np.asarray(f["expectations"]["W"][v][()]).T for v in views]
         tau = [np.asarray(f["omix_tau"][v][()]) if v in f.get("omix_tau", {}) else None
                for v in views]
+        w2 = [np.asarray(f["omix_w2"][v][()]) if v in f.get("omix_w2", {}) else None
+              for v in views]
     if views != list(mdata.mod):
         raise AnalysisError("model file views differ from the MuData's",
                             hint="re-run integrate")
     names = list(mdata.uns["mofa"]["factors"])
-    frozen = FrozenMofa.from_parameters(mdata, likelihoods, weights, tau, names,
+    frozen = FrozenMofa.from_parameters(mdata, likelihoods, weights, tau, names, weights2=w2,
                                         scale_views=bool(config["integrate"]["scale_views"]))
     z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names, columns=names)
     labels = clusters.set_index("sample_id")["cluster"].reindex(z.index)
@@ -148,7 +150,9 @@ def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
         "mofa": {v: {"features": [str(f) for f in frozen.features[v]],
                      "mean": _floats(frozen.means[v]), "scale": float(frozen.scales[v]),
                      "weights": [_floats(r) for r in frozen.weights[v]],
-                     "tau": _floats(frozen.tau[v])} for v in frozen.views},
+                     "tau": _floats(frozen.tau[v]),
+                     **({"weights2": [_floats(r) for r in frozen.weights2[v]]}
+                        if v in frozen.weights2 else {})} for v in frozen.views},
         "reference": {"factors": [_floats(r) for r in z.to_numpy()],
                       "clusters": [str(c) for c in labels],
                       "n_neighbors": int(n_neighbors), "omics": ref_omics},
@@ -266,7 +270,9 @@ class Bundle:
             scales={v: float(fz["mofa"][v]["scale"]) for v in views},
             weights={v: np.array([_array(r) for r in fz["mofa"][v]["weights"]]) for v in views},
             tau={v: _array(fz["mofa"][v]["tau"]) for v in views},
-            factors=list(fz["factors"]))
+            factors=list(fz["factors"]),
+            weights2={v: np.array([_array(r) for r in fz["mofa"][v]["weights2"]])
+                      for v in views if "weights2" in fz["mofa"][v]})
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def replicate(seed: int, n_train: int, n_test: int, p: int, informative: int, si
     v = per.loc[per["model"] == pr.CHOICE, "auc"].to_numpy()
     naive = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
     final = pr.choose_final(s.reset_index())
-    est = pr._estimator("classification", final, opts, opts.inner_folds, 2)
+    est = pr._estimator("classification", final, opts, opts.inner_folds, 2, list(x.columns))
     est.fit(x.to_numpy(), y.to_numpy())
     classes = list(est.classes_)
     auc = roc_auc_score(yt == classes[1], est.predict_proba(xt.to_numpy())[:, 1])
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     naive = float(((t["naive_low"] <= t["test_auc"]) & (t["test_auc"] <= t["naive_high"])
                    ).mean())
     print(f"\n{a.replicates} replicates, n_train {a.n_train}, {a.features} features "
-          f"({a.informative} informative), {opts.folds}-fold x {opts.repeats} nested CV")
+          f"({a.informative} informative, signal {a.signal:g}), {opts.folds}-fold x "
+          f"{opts.repeats} nested CV")
     print(f"coverage of the held-out AUC by the corrected resampled-t 95% interval: {cov:.2f} "
           f"(mean width {(t['ci_high'] - t['ci_low']).mean():.3f})")
     print(f"coverage by the naive interval (SD/sqrt(folds)): {naive:.2f} "

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.metaestimators import available_if
 
 from .config import FromConfig
 from .errors import AnalysisError
@@ -34,7 +36,7 @@ log = logging.getLogger("omix.predict")
 
 # candidates, each tuned inside the outer training part; the last two are the plain baselines
 # a reviewer would run (L2 logistic / ridge on all standardised features, a random forest)
-MODELS = ("factors", "features", "both", "l2_features", "random_forest")
+MODELS = ("factors", "features", "both", "stacked", "l2_features", "random_forest")
 CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inner score
 ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
          "baseline": "baseline"}
@@ -61,9 +63,10 @@ class FrozenMofa:
     features: dict[str, pd.Index]
     means: dict[str, np.ndarray]
     scales: dict[str, float]
-    weights: dict[str, np.ndarray]        # D x K
+    weights: dict[str, np.ndarray]        # D x K, E[w]
     tau: dict[str, np.ndarray]            # D, noise precision per feature
     factors: list[str] = field(default_factory=list)
+    weights2: dict[str, np.ndarray] = field(default_factory=dict)  # D x K, E[w^2]
 
     @classmethod
     def fit(cls, mdata: Any, opts: MofaOptions) -> tuple[FrozenMofa, pd.DataFrame]:
@@ -72,19 +75,22 @@ class FrozenMofa:
         model = ent.model
         z = model.nodes["Z"].getExpectation()
         w_all = model.nodes["W"].getExpectation()
+        w2 = [np.asarray(n.getExpectations()["E2"]) for n in model.nodes["W"].nodes]
         tau = [np.asarray(t.Q.getExpectation())[0] if lik == "gaussian" else None
                for lik, t in zip(ent.likelihoods, model.nodes["Tau"].nodes, strict=True)]
         names = [f"Factor{k + 1}" for k in range(z.shape[1])]
         frozen = cls.from_parameters(mdata, list(ent.likelihoods), list(w_all), tau, names,
-                                     scale_views=opts.scale_views)
+                                     scale_views=opts.scale_views, weights2=w2)
         return frozen, pd.DataFrame(z, index=list(mdata.obs_names), columns=names)
 
     @classmethod
     def from_parameters(cls, mdata: Any, likelihoods: list[str], weights: list[np.ndarray],
                         tau: list[np.ndarray | None], factors: list[str], *,
-                        scale_views: bool = True) -> FrozenMofa:
-        """The frozen model from trained weights and noise precisions (one per view, in
-        ``mdata.mod`` order); centring and scaling are mofapy2's, computed on ``mdata``."""
+                        scale_views: bool = True,
+                        weights2: list[np.ndarray | None] | None = None) -> FrozenMofa:
+        """The frozen model from trained weights (E[w], and E[w^2] when known) and noise
+        precisions (one per view, in ``mdata.mod`` order); centring and scaling are
+        mofapy2's, computed on ``mdata``."""
         out = cls(views=[], features={}, means={}, scales={}, weights={}, tau={},
                   factors=list(factors))
         for m, v in enumerate(mdata.mod):
@@ -99,17 +105,27 @@ class FrozenMofa:
             out.scales[v] = scale if scale > 0 else 1.0
             out.weights[v] = np.asarray(weights[m])
             out.tau[v] = np.asarray(tau[m])
+            if weights2 is not None and weights2[m] is not None:
+                out.weights2[v] = np.asarray(weights2[m])
         return out
 
     def project(self, views: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """Posterior mean of the factors of new samples given the frozen weights.
+        """Posterior mean of the factors of new samples given the frozen weights: the fixed
+        point of MOFA+'s own factor update, so a projected discovery patient lands where the
+        fit put it.
 
-        z = (I + sum_m W_m' T_m W_m)^-1 sum_m W_m' T_m y_m over each sample's observed features,
-        with y_m centred and scaled as in training; a feature absent from ``views`` is skipped.
+        MOFA+ updates each factor given the others (mean field), with precision
+        1 + sum_d tau_d E[w_dk^2] and the other factors entering through E[w]; its fixed point
+        solves A z = sum_m W_m' T_m y_m with A = sum_m W_m' T_m W_m (means) whose diagonal is
+        1 + sum_d tau_d E[w_dk^2].  Using E[w]^2 on the diagonal instead (the joint-Gaussian
+        formula) over-weights weak, uncertain factors (projected/fitted SD up to 1.3 on the
+        synthetic cohort).  Sums run over each sample's observed features, y_m centred and
+        scaled as in training; a feature absent from ``views`` is skipped.
         """
         samples = sorted(set().union(*(set(d.index) for d in views.values())), key=str)
         k = len(self.factors)
         prec = np.repeat(np.eye(k)[None, :, :], len(samples), axis=0)
+        diag = np.ones((len(samples), k))
         rhs = np.zeros((len(samples), k))
         pos = {s: i for i, s in enumerate(samples)}
         for v in self.views:
@@ -119,6 +135,7 @@ class FrozenMofa:
             y = (d.to_numpy(dtype=float) - self.means[v]) / self.scales[v]
             obs = ~np.isnan(y)
             w, t = self.weights[v], self.tau[v]
+            w2 = self.weights2.get(v, w**2)
             rows = [pos[s] for s in d.index]
             for i, r in enumerate(rows):
                 o = obs[i]
@@ -126,7 +143,10 @@ class FrozenMofa:
                     continue
                 wt = w[o] * t[o, None]
                 prec[r] += w[o].T @ wt
+                diag[r] += t[o] @ w2[o]
                 rhs[r] += wt.T @ y[i, o]
+        idx = np.arange(k)
+        prec[:, idx, idx] = diag
         z = np.stack([np.linalg.solve(prec[i], rhs[i]) for i in range(len(samples))])
         return pd.DataFrame(z, index=samples, columns=self.factors)
 
@@ -211,8 +231,108 @@ def _linear(kind: str, l1: bool, n_classes: int, seed: int) -> tuple[Any, str]:
                               class_weight="balanced", random_state=seed), "C"
 
 
+class OmicStack(BaseEstimator):
+    """Late integration: one L2 model per omic, combined by a logistic (or linear) model fitted
+    on their out-of-fold predictions (stacking, Wolpert 1992).
+
+    Columns are grouped by their ``<omic>:`` prefix.  Each omic's model (L2 logistic with its
+    C chosen by inner CV; ridge for numbers) gives out-of-fold class probabilities (values) by
+    an inner k-fold; the combiner is fitted on those, so it learns how far to trust each omic
+    from predictions on patients that omic's model did not see; the omic models are then
+    refitted on all training patients.  ``inner_score_`` is the combiner's inner-CV score on
+    the out-of-fold predictions (only the combiner is fitted on them).  Written here rather than
+    with scikit-learn's StackingClassifier because that keeps neither the out-of-fold
+    predictions (needed for the inner score without a third level of CV) nor per-omic column
+    groups.  Inputs must be imputed and have no NaN.
+    """
+
+    def __init__(self, columns: list[str], kind: str, c_grid: tuple[float, ...],
+                 n_inner: int = 3, seed: int = 0) -> None:
+        self.columns, self.kind, self.c_grid = columns, kind, c_grid
+        self.n_inner, self.seed = n_inner, seed
+
+    def _groups(self) -> dict[str, np.ndarray]:
+        omics = pd.Index([str(c).split(":", 1)[0] for c in self.columns])
+        return {o: np.flatnonzero(omics == o) for o in dict.fromkeys(omics)}
+
+    def _base(self, c: float) -> Any:
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.kind == "regression":
+            return make_pipeline(StandardScaler(), Ridge(alpha=1.0 / c))
+        return make_pipeline(StandardScaler(), LogisticRegression(
+            C=c, solver="lbfgs", max_iter=5000, class_weight="balanced",
+            random_state=self.seed))
+
+    def _cv(self) -> Any:
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        cls = KFold if self.kind == "regression" else StratifiedKFold
+        return cls(self.n_inner, shuffle=True, random_state=self.seed)
+
+    def _out(self, est: Any, x: np.ndarray) -> np.ndarray:
+        if self.kind == "regression":
+            return est.predict(x)[:, None]
+        return est.predict_proba(x)[:, 1:]  # one column is redundant (they sum to 1)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> OmicStack:
+        from sklearn.base import clone
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.model_selection import GridSearchCV, cross_val_predict, cross_val_score
+
+        scoring = "r2" if self.kind == "regression" else "roc_auc_ovr"
+        self.models_, self.c_, oof = {}, {}, []
+        for o, idx in self._groups().items():
+            grid = GridSearchCV(self._base(1.0), {f"{self._base(1.0).steps[-1][0]}__" + (
+                "alpha" if self.kind == "regression" else "C"): [
+                1.0 / c if self.kind == "regression" else c for c in self.c_grid]},
+                cv=self._cv(), scoring=scoring, n_jobs=1).fit(x[:, idx], y)
+            best = grid.best_estimator_
+            method = "predict" if self.kind == "regression" else "predict_proba"
+            p = cross_val_predict(clone(best), x[:, idx], y, cv=self._cv(), method=method)
+            oof.append(p[:, None] if p.ndim == 1 else p[:, 1:])
+            self.models_[o] = best
+        meta_x = np.hstack(oof)
+        self.meta_ = (Ridge(alpha=1.0) if self.kind == "regression" else LogisticRegression(
+            C=1.0, max_iter=5000, class_weight="balanced", random_state=self.seed))
+        self.inner_score_ = float(np.mean(cross_val_score(
+            clone(self.meta_), meta_x, y, cv=self._cv(), scoring=scoring)))
+        self.meta_.fit(meta_x, y)
+        if self.kind != "regression":
+            self.classes_ = self.meta_.classes_
+        return self
+
+    def _meta_x(self, x: np.ndarray) -> np.ndarray:
+        return np.hstack([self._out(m, x[:, idx])
+                          for (o, idx), m in zip(self._groups().items(), self.models_.values(),
+                                                 strict=True)])
+
+    @available_if(lambda self: self.kind != "regression")
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.meta_.predict_proba(self._meta_x(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.meta_.predict(self._meta_x(x))
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """|standardised coefficient| of each feature in its omic's model times the largest
+        |combiner weight| of that omic's predictions: a ranking, not an additive share."""
+        out = np.zeros(len(self.columns))
+        meta = np.abs(np.atleast_2d(self.meta_.coef_))
+        col = 0
+        for (_, idx), m in zip(self._groups().items(), self.models_.values(), strict=True):
+            width = 1 if self.kind == "regression" else len(self.classes_) - 1
+            weight = float(meta[:, col:col + width].max())
+            col += width
+            out[idx] = np.abs(np.atleast_2d(m.steps[-1][1].coef_)).max(axis=0) * weight
+        return out
+
+
 def _estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
-               n_classes: int = 2) -> Any:
+               n_classes: int = 2, columns: list[str] | None = None) -> Any:
     """The tuned estimator of one candidate model: median imputation, scaling and the model
     in one pipeline, so every statistic is fitted on the training part only.
 
@@ -232,6 +352,10 @@ def _estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
               RandomForestRegressor(n_estimators=opts.rf_trees, oob_score=True,
                                     random_state=opts.seed, n_jobs=opts.n_jobs))
         return Pipeline([("impute", impute), ("est", rf)])
+    if model == "stacked":
+        assert columns is not None, "the stacked model groups its columns by omic"
+        return Pipeline([("impute", impute), ("est", OmicStack(
+            columns, kind, opts.c_grid, n_inner=n_inner, seed=opts.seed))])
     est, param = _linear(kind, l1=model in ("features", "both"), n_classes=n_classes,
                          seed=opts.seed)
     if kind == "classification":
@@ -252,6 +376,8 @@ def inner_score(est: Any, kind: str, y: np.ndarray) -> float:
     if hasattr(est, "best_score_"):
         return float(est.best_score_)
     rf = est.named_steps["est"]
+    if hasattr(rf, "inner_score_"):
+        return float(rf.inner_score_)
     if kind == "regression":
         return float(rf.oob_score_)
     oob = np.nan_to_num(rf.oob_decision_function_, nan=1.0 / len(rf.classes_))
@@ -338,8 +464,8 @@ def fit_candidates(kind: str, models: list[str],
     out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     scores: dict[str, float] = {}
     for model in models:
-        est = _estimator(kind, model, opts, opts.inner_folds, n_classes)
         xtr, xte = blocks[model]
+        est = _estimator(kind, model, opts, opts.inner_folds, n_classes, list(xtr.columns))
         out[model] = _fit_predict(est, kind, xtr.to_numpy(), y_tr, xte.to_numpy())
         scores[model] = inner_score(est, kind, y_tr)
     best = max(models, key=lambda mdl: (scores[mdl], -models.index(mdl)))
@@ -362,7 +488,8 @@ def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.
     classes = sorted(set(yv)) if kind == "classification" else []
     splitter: Any = (RepeatedStratifiedKFold if kind == "classification" else RepeatedKFold)(
         n_splits=opts.folds, n_repeats=opts.repeats, random_state=opts.seed)
-    models = [m for m in opts.models if m in ("features", "l2_features", "random_forest")]
+    models = [m for m in opts.models if m in ("features", "stacked", "l2_features",
+                                              "random_forest")]
     rows = []
     for i, (tr, te) in enumerate(splitter.split(x, yv)):
         b = (x.iloc[tr], x.iloc[te])
@@ -418,7 +545,7 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
         blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
                   "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
                            pd.concat([z_te.loc[te_s], f_te], axis=1))}
-        blocks["l2_features"] = blocks["random_forest"] = blocks["features"]
+        blocks["l2_features"] = blocks["random_forest"] = blocks["stacked"] = blocks["features"]
         out, best = fit_candidates(kind, models, {m: blocks[m] for m in models}, y_arr[tr],
                                    len(classes), opts)
         for model, (pred, proba) in out.items():
@@ -556,9 +683,9 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
     n_classes = yy.nunique() if kind == "classification" else 0
     feats = feature_table(mdata, samples)
     x = {"factors": factors.loc[samples], "features": feats, "l2_features": feats,
-         "random_forest": feats,
+         "random_forest": feats, "stacked": feats,
          "both": pd.concat([factors.loc[samples], feats], axis=1)}[model]
-    est = _estimator(kind, model, opts, opts.inner_folds, n_classes)
+    est = _estimator(kind, model, opts, opts.inner_folds, n_classes, list(x.columns))
     est.fit(x.to_numpy(), yy.to_numpy())
     est.omix_columns = list(x.columns)  # the input columns, in order, for scoring new samples
     if hasattr(est, "cv_results_"):

@@ -261,6 +261,11 @@ def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) ->
                                    ent.model.nodes["Tau"].nodes, strict=True):
             if lik == "gaussian":  # non-Gaussian views have no noise precision to keep
                 grp.create_dataset(view, data=np.asarray(node.Q.getExpectation())[0])
+        # nor E[w^2], which MOFA+'s factor update (and so the projection) uses
+        grp = f.create_group("omix_w2")
+        for view, node in zip(ent.data_opts["views_names"], ent.model.nodes["W"].nodes,
+                              strict=True):
+            grp.create_dataset(view, data=np.asarray(node.getExpectations()["E2"]))
         f.attrs["omix_engine"] = ent.omix_engine
         f.attrs["omix_seed"] = opts.seed
         f.attrs["omix_factors_requested"] = opts.factors
