@@ -370,7 +370,11 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
     The error names the first bad cell by its 1-based file row and column (header = row 1) and
     its feature; neither the cell's value nor the sample's ID is printed.
     """
-    if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
+    fast = None if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes) else \
+        _exact_floats(df)
+    if fast is not None:
+        out = pd.DataFrame(fast, index=df.index, columns=df.columns)
+    elif all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
         out = df.astype(float)
     else:
         raw = df.astype(str)
@@ -405,6 +409,23 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
             f"infinite value at {cell_name(df, r, c, samples_in_rows)}",
             file=file, hint="replace inf/-inf by a finite value or leave the cell empty (missing)")
     return out
+
+
+# the NA markers as exporters write them, for the fast path (others go the careful way)
+_NA_EXACT = frozenset({"", "NA", "na", "NaN", "nan", "NAN", "N/A", "n/a", "#N/A", "NULL",
+                       "null", "None", "none", "-"})
+
+
+def _exact_floats(df: pd.DataFrame) -> np.ndarray | None:
+    """All cells parsed with Python's float() (correctly rounded) in one C loop, NA markers as
+    NaN; None when any cell needs the careful path (odd NA spellings, bad cells)."""
+    flat = pd.Series(df.to_numpy(dtype=object).ravel())
+    na = flat.isin(_NA_EXACT) | flat.isna()
+    try:
+        values = flat.where(~na, "nan").to_numpy(dtype=object).astype(np.float64)
+    except (ValueError, TypeError):
+        return None
+    return values.reshape(df.shape)
 
 
 def _short(x: object, n: int = 40) -> str:
