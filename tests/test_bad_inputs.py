@@ -222,7 +222,8 @@ CASES: list[tuple[str, Case, str, str]] = [
      r"metabolomics\.parquet: not a parquet file"),
     ("table_binary_garbage_as_csv", write_file("data/methylation.csv",
                                                bytes(range(256)) * 8), "ingest",
-     r"methylation\.csv: cannot be parsed as csv"),
+     r"methylation\.csv: holds NUL bytes: UTF-16 text without a byte-order mark, or not a "
+     r"text table at all"),
     ("table_truncated_gzip", truncate_gzip, "ingest",
      r"mutations\.tsv\.gz: gzip stream is truncated or corrupt"),
     ("table_zero_overlap", rename_columns("XXX-"), "ingest",

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           f"{opts.repeats} nested CV")
     print(f"coverage of the held-out AUC by the corrected resampled-t 95% interval: {cov:.2f} "
           f"(mean width {(t['ci_high'] - t['ci_low']).mean():.3f})")
+    below = float((t["test_auc"] < t["ci_low"]).mean())
+    print(f"  held-out AUC below the interval (the model did worse than promised): {below:.2f}; "
+          f"above it (better than promised): {float((t['test_auc'] > t['ci_high']).mean()):.2f}")
     print(f"coverage by the naive interval (SD/sqrt(folds)): {naive:.2f} "
           f"(mean width {(t['naive_high'] - t['naive_low']).mean():.3f})")
     print(f"mean CV AUC {t['cv_auc'].mean():.3f}, mean held-out AUC {t['test_auc'].mean():.3f}")
