@@ -33,6 +33,7 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for omic in cfg["omics"].values():
         omic["path"] = "data/" + Path(omic["path"]).name
     cfg["integrate"] = {"factors": 6, "seed": 1, "restarts": 2}
+    cfg["predict"] = {"rf_trees": 100}  # the test suite's time; 300 by default
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
 

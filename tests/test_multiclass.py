@@ -33,7 +33,7 @@ def multiclass_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory)
         sheet.to_csv(p, sep="\t", index=False)
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     cfg["outcome"] = "subtype"
-    cfg["predict"] = {"repeats": 1}
+    cfg["predict"] = {"repeats": 1, "rf_trees": 100}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = run_snakemake(work)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -204,13 +204,53 @@ def write(spec: SyntheticSpec, outdir: str | os.PathLike[str]) -> Path:
     return out
 
 
+def write_scale_cohort(outdir: str | os.PathLike[str], n_samples: int = 1000, seed: int = 3,
+                       missing: float = 0.10) -> Path:
+    """A cohort of the size users bring: three omics with 10,000 features (RNA counts 6,000,
+    proteomics 3,000 with ``missing`` of the cells missing at random, 1,000 binary mutations),
+    10 % of the samples lacking each non-RNA omic, a 5-class ``subtype`` (the planted groups),
+    a binary response and survival; plus ``config.yaml`` to run it from ``outdir``."""
+    import yaml
+
+    out = Path(outdir)
+    spec = SyntheticSpec(n_samples=n_samples, n_factors=6, n_groups=5, seed=seed,
+                         rna_features=6000, mutation_features=1000, protein_features=3000,
+                         metabolite_features=20, methylation_features=20)
+    write(spec, out / "data")
+    truth = pd.read_csv(out / "data" / "truth" / "factors.tsv", sep="\t", index_col=0)
+    sheet = pd.read_csv(out / "data" / "samples.tsv", sep="\t", dtype=str)
+    sheet["subtype"] = sheet["sample_id"].map(truth["group"])
+    sheet.to_csv(out / "data" / "samples.tsv", sep="\t", index=False, lineterminator="\n")
+    prot = pd.read_csv(out / "data" / "proteomics.tsv", sep="\t", index_col=0)
+    prot = prot.mask(np.random.default_rng([seed, 1]).random(prot.shape) < missing)
+    prot.to_csv(out / "data" / "proteomics.tsv", sep="\t", float_format="%.6g",
+                lineterminator="\n")
+    cfg = {"cohort": f"scale_{n_samples}", "samples": "data/samples.tsv", "outcome": "subtype",
+           "survival": {"time": "os_time", "event": "os_event"},
+           "omics": {"rna": {"path": "data/rna_counts.csv", "kind": "counts"},
+                     "mutations": {"path": "data/mutations.tsv.gz", "kind": "binary"},
+                     "protein": {"path": "data/proteomics.tsv", "kind": "intensity",
+                                 "layout": "samples_x_features", "impute": "none"}}}
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outdir")
     ap.add_argument("--n-samples", type=int, default=SyntheticSpec.n_samples)
     ap.add_argument("--seed", type=int, default=SyntheticSpec.seed)
     ap.add_argument("--signal", type=float, default=SyntheticSpec.signal)
+    ap.add_argument("--scale", action="store_true",
+                    help="a 3-omic, 10,000-feature cohort with a 5-class subtype and its "
+                         "config.yaml (run: snakemake --directory OUTDIR)")
     a = ap.parse_args(argv)
+    if a.scale:
+        path = write_scale_cohort(a.outdir, n_samples=a.n_samples)
+        print(f"scale cohort written to {path}; run:\n  snakemake --snakefile "
+              f"{Path(__file__).resolve().parents[3] / 'Snakefile'} --directory {path} "
+              f"--configfile {path / 'config.yaml'} --cores all")
+        return
     path = write(SyntheticSpec(n_samples=a.n_samples, seed=a.seed, signal=a.signal), a.outdir)
     print(f"synthetic cohort written to {path}")
 
