@@ -46,7 +46,7 @@ def replicate(seed: int, n_train: int, n_test: int, p: int, informative: int, si
     v = per.loc[per["model"] == pr.CHOICE, "auc"].to_numpy()
     naive = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
     final = pr.choose_final(s.reset_index())
-    est = pr._estimator("classification", final, opts, opts.inner_folds, 2, list(x.columns))
+    est = pr.estimator("classification", final, opts, opts.inner_folds, 2, list(x.columns))
     est.fit(x.to_numpy(), y.to_numpy())
     classes = list(est.classes_)
     auc = roc_auc_score(yt == classes[1], est.predict_proba(xt.to_numpy())[:, 1])

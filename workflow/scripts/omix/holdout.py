@@ -85,7 +85,7 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     from .apply import Bundle, score_metrics, transform_new
     from .io import read_h5ad, read_h5mu
     from .outcome import endpoint_kind
-    from .predict import PredictOptions, _estimator, feature_table
+    from .predict import PredictOptions, estimator, feature_table
 
     r = Path("results") / cohort
     b = Bundle.load(r / "model")
@@ -111,7 +111,7 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     yy = y.astype(str) if kind == "classification" else y.astype(float)
     rows = []
     for model in ("l2_features", "random_forest"):
-        est = _estimator(kind, model, PredictOptions(), 3, int(yy.nunique()))
+        est = estimator(kind, model, PredictOptions(), 3, int(yy.nunique()))
         est.fit(x_tr.to_numpy(), yy.to_numpy())
         pred = pd.DataFrame({"sample_id": ids, "predicted": est.predict(x_te.to_numpy())})
         if kind == "classification":

@@ -229,7 +229,7 @@ def _linear(kind: str, l1: bool, n_classes: int, seed: int) -> tuple[Any, str]:
                               class_weight="balanced", random_state=seed), "C"
 
 
-def _estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
+def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
                n_classes: int = 2, columns: list[str] | None = None) -> Any:
     """The tuned estimator of one candidate model: median imputation, scaling and the model
     in one pipeline, so every statistic is fitted on the training part only.
@@ -365,7 +365,7 @@ def fit_candidates(kind: str, models: list[str],
     scores: dict[str, float] = {}
     for model in models:
         xtr, xte = blocks[model]
-        est = _estimator(kind, model, opts, opts.inner_folds, n_classes, list(xtr.columns))
+        est = estimator(kind, model, opts, opts.inner_folds, n_classes, list(xtr.columns))
         out[model] = _fit_predict(est, kind, xtr.to_numpy(), y_tr, xte.to_numpy())
         scores[model] = inner_score(est, kind, y_tr)
     best = max(models, key=lambda mdl: (scores[mdl], -models.index(mdl)))
@@ -585,7 +585,7 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
     x = {"factors": factors.loc[samples], "features": feats, "l2_features": feats,
          "random_forest": feats, "stacked": feats,
          "both": pd.concat([factors.loc[samples], feats], axis=1)}[model]
-    est = _estimator(kind, model, opts, opts.inner_folds, n_classes, list(x.columns))
+    est = estimator(kind, model, opts, opts.inner_folds, n_classes, list(x.columns))
     est.fit(x.to_numpy(), yy.to_numpy())
     est.omix_columns = list(x.columns)  # the input columns, in order, for scoring new samples
     if hasattr(est, "cv_results_"):
