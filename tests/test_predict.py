@@ -163,3 +163,17 @@ def test_numeric_endpoint_gets_the_same_candidates_choice_and_interval(data):
     assert set(per.loc[per["model"] == "inner_cv_choice", "chosen"]) <= set(pr.MODELS)
     assert not any(c.startswith("p_") for c in preds.columns)
     assert pr.choose_final(pr.summarise(per, 3)) in pr.MODELS
+
+
+def test_interval_does_not_collapse_when_every_fold_is_perfect():
+    per = pd.DataFrame({"model": ["l2_features"] * 15 + ["baseline"] * 15, "repeat": 1,
+                        "fold": list(range(1, 16)) * 2, "auc": [1.0] * 15 + [0.5] * 15})
+    s = pr.summarise(per, folds=5).set_index("model")
+    assert s.loc["l2_features", "ci_low"] == 1.0  # fold spread alone: no width at all
+    s = pr.summarise(per, folds=5, n_min=23).set_index("model")
+    # Wilson score bound at p = 1 over the 23 patients of the smaller class: n / (n + z^2)
+    assert s.loc["l2_features", "ci_low"] == pytest.approx(23 / (23 + 1.959964**2))
+    assert s.loc["l2_features", "ci_high"] == 1.0
+    assert s.loc["baseline", "ci_low"] == s.loc["baseline", "ci_high"] == 0.5
+    lo, hi = pr.wilson(0.8, 50)
+    assert (lo, hi) == pytest.approx((0.6696, 0.8876), abs=1e-4)  # textbook value

@@ -41,7 +41,7 @@ def replicate(seed: int, n_train: int, n_test: int, p: int, informative: int, si
     x, y = draw(rng, n_train, p, informative, signal)
     xt, yt = draw(rng, n_test, p, informative, signal)
     per = pr.nested_cv_matrix(x, y, opts)
-    s = pr.summarise(per, opts.folds).set_index(["model", "metric"])
+    s = pr.summarise(per, opts.folds, pr.smallest_class(y)).set_index(["model", "metric"])
     row = s.loc[(pr.CHOICE, "auc")]
     v = per.loc[per["model"] == pr.CHOICE, "auc"].to_numpy()
     naive = 1.96 * v.std(ddof=1) / np.sqrt(len(v))

@@ -39,6 +39,7 @@ CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inne
 ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
          "baseline": "baseline"}
 BOUNDED = ("auc", "balanced_accuracy", "f1_macro")
+FLOORED = ("auc", "balanced_accuracy", "f1_macro", "c_index")  # see summarise
 
 
 @dataclass(frozen=True)
@@ -465,14 +466,28 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
     return pd.DataFrame(rows), pd.DataFrame(preds)
 
 
-def summarise(per_fold: pd.DataFrame, folds: int | None = None) -> pd.DataFrame:
+def wilson(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` observed on ``n`` patients."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | None = None
+              ) -> pd.DataFrame:
     """Mean, SD and a 95% interval across outer folds, per model and metric.
 
     The outer folds of repeated k-fold share most of their training patients, so their scores
     are correlated and the naive standard error (SD / sqrt(J)) is far too small.  The interval is
     the corrected resampled t of Nadeau & Bengio (2003): variance (1/J + n_test/n_train) * SD^2
-    with J - 1 degrees of freedom, n_test/n_train = 1/(folds - 1).  AUC, balanced accuracy and
-    F1 intervals are clipped to [0, 1].
+    with J - 1 degrees of freedom, n_test/n_train = 1/(folds - 1).
+
+    That interval rests on the spread between folds and collapses when every fold scores the
+    same (all AUCs 1.0).  For AUC, balanced accuracy, macro F1 and the C-index, given ``n_min``
+    (the smallest class, or the smaller of events and non-events), it is widened to contain the
+    Wilson score interval of the mean over ``n_min`` patients: by Birnbaum & Klose (1957) the
+    variance of an AUC estimate is at most A(1 - A) / min(n_pos, n_neg), so no interval should be
+    narrower, whatever the folds say.  Bounded metrics are clipped to [0, 1].
     """
     from scipy import stats
 
@@ -488,12 +503,21 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None) -> pd.DataFrame:
             half = stats.t.ppf(0.975, j - 1) * np.sqrt((1.0 / j + ratio) * sd**2) \
                 if j > 1 else np.nan
             lo, hi = v.mean() - half, v.mean() + half
+            if n_min and metric in FLOORED and model != "baseline" and j:
+                w_lo, w_hi = wilson(float(np.clip(v.mean(), 0, 1)), n_min)
+                lo, hi = min(lo, w_lo), max(hi, w_hi)
             if metric in BOUNDED:  # a t interval can leave [0, 1]
                 lo, hi = max(lo, 0.0), min(hi, 1.0)
             out.append({"model": model, "role": ROLES.get(str(model), "candidate"),
                         "metric": metric, "mean": v.mean(), "sd": sd, "ci_low": lo,
                         "ci_high": hi, "n_folds": j})
     return pd.DataFrame(out)
+
+
+def smallest_class(y: pd.Series) -> int | None:
+    """Patients in the smallest class of a class endpoint (None for numbers)."""
+    y = y.dropna()
+    return int(y.astype(str).value_counts().min()) if is_classification(y) else None
 
 
 def choose_final(summary: pd.DataFrame) -> str:

@@ -400,7 +400,8 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
                                n_jobs=max(1, int(threads)))
     per_fold, preds = pr.nested_cv(mdata, y, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
                                    _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
-    summary = pr.summarise(per_fold, opts.folds)
+    summary = pr.summarise(per_fold, opts.folds, pr.smallest_class(
+        y.reindex(mdata.obs_names)))
     best = pr.choose_final(summary)
     summary["selected"] = summary["model"] == best
     key = "auc" if "auc" in per_fold else "r2"
@@ -611,7 +612,8 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     per_fold, preds = pr.nested_cv_survival(
         mdata, surv, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
         _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
-    summary = pr.summarise(per_fold)
+    ev = surv.loc[[s for s in mdata.obs_names if s in surv.index], "event"]
+    summary = pr.summarise(per_fold, opts.folds, int(min(ev.sum(), len(ev) - ev.sum())))
     summary["selected"] = summary["model"] == "factors"
     r = summary[summary["model"] == "factors"].iloc[0]
     log.info("survival: C-index %.3f (95%% CI %.3f-%.3f) over %d outer folds", r["mean"],
