@@ -612,7 +612,7 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
                     color=["#1b9e77" if v > 0 else "#e7298a" for v in c["contribution"][::-1]])
             ax.axvline(0, color="black", lw=0.5)
             pos = [k[2:] for k in predictions.columns if k.startswith("p_")]
-            if bundle.predictor.get("kind") == "random_forest":
+            if bundle.predictor.get("kind") in ("random_forest", "stacked"):  # occlusion
                 ax.set_xlabel("change of the prediction when set to the discovery median")
             elif len(pos) > 2:
                 ax.set_xlabel("contribution to the log-odds of the predicted class")
