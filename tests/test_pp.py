@@ -132,3 +132,18 @@ def test_combat_removes_a_batch_shift():
     with pytest.raises(AnalysisError, match="single sample"):
         normalize_omic(raw(x), OmicOptions(kind="continuous"),
                        batch=pd.Series(["a"] * 39 + ["b"], index=batch.index))
+
+
+def test_a_measured_value_that_turns_non_finite_is_an_error_naming_where():
+    from omix.errors import AnalysisError
+    from omix.pp import _require_finite
+
+    x0 = np.array([[1.0, 2.0], [3.0, np.nan]])
+    censored = np.isnan(x0)
+    ok = np.array([[0.5, 0.7], [0.1, np.nan]])     # censored cell left missing: fine
+    _require_finite(ok, x0, censored, ["g1", "g2"], "rna", "counts")
+    bad = np.array([[0.5, 0.7], [np.inf, np.nan]])
+    with pytest.raises(AnalysisError, match=r"rna: the counts transform turned 1 measured "
+                                            r"value\(s\) into an infinite value or NaN \(first: "
+                                            r"sample row 2, feature 'g1'\)"):
+        _require_finite(bad, x0, censored, ["g1", "g2"], "rna", "counts")

@@ -244,6 +244,7 @@ def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = Non
 
     if batch is not None:
         x = _combat(x, batch.loc[raw.obs_names], name)
+        _require_finite(x, x0k, cens_k, var_names, name, f"{opts.kind} + ComBat")
         params["batch_corrected"] = True
 
     out = ad.AnnData(X=x)
