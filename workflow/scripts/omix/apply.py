@@ -278,6 +278,32 @@ class Bundle:
 # --------------------------------------------------------------------------------------------
 # transforming new samples with frozen parameters
 # --------------------------------------------------------------------------------------------
+def transform_cohort(h5ads: dict[str, PathLike], bundle: Bundle
+                     ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Every omic of a cohort to score (ingested AnnData files), transformed with the bundle's
+    parameters; and per omic of the bundle whether it was supplied and how many of its input
+    and model features the table lacks."""
+    from .io import read_h5ad
+
+    views, rows = {}, []
+    for o, spec in bundle.normalization.items():
+        if o not in h5ads:
+            rows.append({"omic": o, "status": "absent", "input_features": len(
+                spec["input_features"]), "input_features_missing": len(spec["input_features"]),
+                "model_features": len(spec["features"]),
+                "model_features_missing": len(spec["features"])})
+            continue
+        raw = read_h5ad(h5ads[o])
+        x = pd.DataFrame(np.asarray(raw.X, dtype=float), index=raw.obs_names,
+                         columns=raw.var_names)
+        views[o], info = transform_new(x, spec, name=o)
+        rows.append({"omic": o, "status": "present", **info})
+        if info["model_features_missing"]:
+            log.info("%s: %d of %d model features are not in the table; the projection uses "
+                     "the others", o, info["model_features_missing"], info["model_features"])
+    return views, pd.DataFrame(rows)
+
+
 def transform_new(x: pd.DataFrame, spec: dict[str, Any], *, seed: int = 0,
                   name: str = "omic") -> tuple[pd.DataFrame, dict[str, int]]:
     """Raw values of new samples (samples x features, any feature set) -> the discovery's

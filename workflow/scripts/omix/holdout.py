@@ -82,8 +82,8 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     """The plain reference models (L2 logistic on all standardised features, random forest)
     fitted on the discovery patients' normalised features and scored on the held-back ones,
     transformed with the frozen bundle exactly as the chosen model's inputs are."""
-    from .apply import Bundle, score_metrics, transform_new
-    from .io import read_h5ad, read_h5mu
+    from .apply import Bundle, score_metrics, transform_cohort
+    from .io import read_h5mu
     from .outcome import endpoint_kind
     from .predict import PredictOptions, estimator, feature_table
 
@@ -95,14 +95,9 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     mdata = read_h5mu(r / f"{cohort}.h5mu")
     y = read_sample_sheet(r / "samples.tsv")[endpoint].reindex(mdata.obs_names).dropna()
     x_tr = feature_table(mdata, list(y.index))
-    views = {}
-    for o, spec in b.normalization.items():
-        p = r / "apply" / "held_back" / "ingest" / f"{o}.h5ad"
-        if p.exists():
-            a = read_h5ad(p)
-            raw = pd.DataFrame(np.asarray(a.X, dtype=float), index=a.obs_names,
-                               columns=a.var_names)
-            views[o] = transform_new(raw, spec, name=o)[0]
+    ingested = r / "apply" / "held_back" / "ingest"
+    views, _ = transform_cohort({o: ingested / f"{o}.h5ad" for o in b.normalization
+                                 if (ingested / f"{o}.h5ad").exists()}, b)
     held = read_sample_sheet(r / "apply" / "held_back" / "samples.tsv")[endpoint].dropna()
     ids = [s for s in held.index if any(s in v.index for v in views.values())]
     x_te = pd.concat([v.reindex(ids).add_prefix(f"{o}:") for o, v in views.items()], axis=1

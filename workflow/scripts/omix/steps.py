@@ -482,23 +482,7 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
 
     b = ap.Bundle.load(bundle_dir)
     sheet = io.read_sample_sheet(samples)
-    views, rows = {}, []
-    for o, spec in b.normalization.items():
-        if o not in h5ads:
-            rows.append({"omic": o, "status": "absent", "input_features": len(
-                spec["input_features"]), "input_features_missing": len(spec["input_features"]),
-                "model_features": len(spec["features"]),
-                "model_features_missing": len(spec["features"])})
-            continue
-        raw = io.read_h5ad(h5ads[o])
-        x = pd.DataFrame(np.asarray(raw.X, dtype=float), index=raw.obs_names,
-                         columns=raw.var_names)
-        views[o], info = ap.transform_new(x, spec, name=o)
-        rows.append({"omic": o, "status": "present", **info})
-        if info["model_features_missing"]:
-            log.info("%s: %d of %d model features are not in the table; the projection uses "
-                     "the others", o, info["model_features_missing"], info["model_features"])
-    missing = pd.DataFrame(rows)
+    views, missing = ap.transform_cohort(h5ads, b)
     frozen = b.mofa
     proj = {v: d for v, d in views.items() if v in frozen.views}
     if not proj:
