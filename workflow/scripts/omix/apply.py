@@ -532,7 +532,7 @@ def predict_new(z: pd.DataFrame, views: dict[str, pd.DataFrame], bundle: Bundle,
             out[f"p_{cls}"] = proba[:, c]
     out["model_variables_missing"] = n_missing.to_numpy()
     out["model_variables"] = len(cols)
-    c, _ = contributions(est, x.to_numpy(), cols,
+    c, _ = contributions(est, x.to_numpy(),
                          top=[cols.index(v) for v in pred["variables"][:20] if v in cols])
     contrib = pd.DataFrame(c, index=samples, columns=cols)
     # a variable the patient lacks was imputed: it is not a measured driver of the prediction

@@ -172,10 +172,11 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
                               file=source, where=key,
                               hint=f"use one of its columns ({_some(sheet.columns)})")
+    sf = None
     if surv:
         from .stats import SurvivalSpec, survival_frame
 
-        survival_frame(sheet, SurvivalSpec.from_config(surv))  # type: ignore[arg-type]
+        sf = survival_frame(sheet, SurvivalSpec.from_config(surv))  # type: ignore[arg-type]
     k = cfg["integrate"]["factors"]
     if len(sheet) <= k:
         raise ConfigError(f"{k} factors for {len(sheet)} samples in the sample sheet",
@@ -220,7 +221,7 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(err.what, file=source,
                               where="predict.endpoint" if ep else "outcome (predicted)",
                               hint=err.hint) from None
-    _check_sizes(cfg, sheet, source)
+    _check_sizes(cfg, sheet, source, sf)
     _check_apply(cfg, source, exists, wd)
     if len(cfg["omics"]) == 1:
         log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
@@ -228,7 +229,7 @@ def check_config(config: dict[str, Any], *, source: str = "config",
     return cfg
 
 
-def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str) -> None:
+def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str, sf: Any) -> None:
     """Every cross-validation and resampling step has enough samples per class, fold and
     cluster, checked on the sample sheet before any job runs (the tables may hold fewer)."""
     n = len(sheet)
@@ -257,11 +258,7 @@ def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str) -> None:
                     f"outcome class '{small}' has {k} samples: stability selection draws half "
                     "of the samples and needs at least 4 per class", file=source,
                     where="outcome", hint="merge rare classes or choose another outcome")
-    surv = cfg.get("survival") or {}
-    if surv.get("event") and cfg["predict"]["survival"]:
-        from .stats import SurvivalSpec, survival_frame
-
-        sf = survival_frame(sheet, SurvivalSpec.from_config(surv))  # type: ignore[arg-type]
+    if sf is not None and cfg["predict"]["survival"]:  # sf: the checked survival frame
         ev, folds = int(sf["event"].sum()), cfg["predict"]["folds"]
         if min(ev, len(sf) - ev) < folds:
             raise ConfigError(

@@ -257,8 +257,8 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
                    "remove the cells too many or too few on that line")
 
 
-def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
-    """Header and cells exactly as written (strings), or one error naming the cause."""
+def _require_file(path: Path, err: type[OmixError]) -> None:
+    """The path is a non-empty file, or one error saying what it is instead."""
     if not path.exists():
         raise err("file does not exist", file=path,
                   hint="check the path in the config (relative paths resolve against the "
@@ -268,6 +268,11 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise err("file is empty", file=path,
                   hint="export the table again; it needs a header row and data rows")
+
+
+def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
+    """Header and cells exactly as written (strings), or one error naming the cause."""
+    _require_file(path, err)
     with open(path, "rb") as fh:
         magic = fh.read(8)
     if magic.startswith(b"PAR1"):
@@ -320,8 +325,7 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
     p = Path(path)
     fmt = detect_format(p, fmt)
     if fmt == "parquet":
-        if not p.is_file():
-            _read_delimited(p, fmt, InputDataError)  # the same messages for a missing file
+        _require_file(p, InputDataError)
         with open(p, "rb") as fh:
             head = fh.read(4)
         if head != b"PAR1":
@@ -370,12 +374,12 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
     The error names the first bad cell by its 1-based file row and column (header = row 1) and
     its feature; neither the cell's value nor the sample's ID is printed.
     """
-    fast = None if all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes) else \
-        _exact_floats(df)
-    if fast is not None:
-        out = pd.DataFrame(fast, index=df.index, columns=df.columns)
-    elif all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
+    numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes)
+    fast = None if numeric else _exact_floats(df)
+    if numeric:
         out = df.astype(float)
+    elif fast is not None:
+        out = pd.DataFrame(fast, index=df.index, columns=df.columns)
     else:
         raw = df.astype(str)
         lowered = raw.apply(lambda s: s.str.strip().str.lower())

@@ -553,7 +553,7 @@ def intercepts(est: Any) -> np.ndarray:
     return np.atleast_1d(np.asarray(m.intercept_, dtype=float))
 
 
-def contributions(est: Any, x: np.ndarray, variables: list[str], top: list[int] | None = None
+def contributions(est: Any, x: np.ndarray, top: list[int] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per patient and variable, its contribution to the patient's score, and the class (row
     of the coefficients) explained.
@@ -635,7 +635,7 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
     imp.insert(0, "rank", np.arange(1, len(imp) + 1))
     top = imp[imp["importance"] > 0].head(20)
     idx = [names.index(v) for v in top["variable"]]
-    c, cls = contributions(est, x.to_numpy(), names, top=idx)
+    c, cls = contributions(est, x.to_numpy(), top=idx)
     contrib = pd.DataFrame(c[:, idx], index=samples, columns=list(top["variable"]))
     if coef is not None:
         b = intercepts(est)
