@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,32 +12,43 @@ import pytest
 import yaml
 from conftest import copy_cohort, run_snakemake
 from omix import apply as ap
-from omix import tl
+from omix import mofa
 from omix.ingest import ingest_omic
 from omix.io import read_sample_sheet
-from omix.pp import OmicOptions, normalize_omic
+from omix.pp import Normalizer, OmicOptions, normalize_omic
 
 
-@pytest.mark.parametrize("omic", ["rna", "mutations", "protein", "metabolites", "methylation"])
-def test_frozen_transform_reproduces_discovery_normalisation(small_cohort: Path, omic: str):
+@pytest.mark.parametrize(("omic", "options"), [
+    ("rna", {}), ("mutations", {}), ("protein", {}), ("metabolites", {}), ("methylation", {}),
+    ("metabolites", {"impute": "min_prob"}), ("metabolites", {"pqn": False, "impute": "none"}),
+    ("rna", {"library_size": False})])
+def test_frozen_transform_reproduces_discovery_normalisation(small_cohort: Path, omic: str,
+                                                             options: dict):
     """New samples go through exactly the discovery's transform: fed the discovery's own raw
-    data, transform_new gives back its normalised matrix."""
+    data, the bundle's normaliser gives back its normalised matrix, bit for bit; each patient
+    alone or among others gets the same values."""
     cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
-    ocfg = cfg["omics"][omic]
+    ocfg = {**cfg["omics"][omic], **options}
     sheet = read_sample_sheet(small_cohort / cfg["samples"])
     raw = ingest_omic(small_cohort / ocfg["path"], kind=ocfg["kind"],
                       sample_ids=list(sheet.index), layout=ocfg["layout"], name=omic)
-    norm = normalize_omic(raw, OmicOptions.from_config(ocfg))
-    spec = ap.normalization_spec(norm, ocfg)
+    norm = normalize_omic(raw, OmicOptions.from_config(ocfg), seed=5)
+    if ocfg["kind"] == "intensity" and ocfg.get("impute") != "none":
+        assert norm.layers["censored"].any()  # the case worth testing: censored cells
+    # through the bundle's JSON, as apply reads it
+    nz = Normalizer.from_json(json.loads(json.dumps(ap.normalization_spec(norm))))
     x = pd.DataFrame(np.asarray(raw.X), index=raw.obs_names, columns=raw.var_names)
-    new, info = ap.transform_new(x, spec, name=omic)
-    assert list(new.columns) == list(norm.var_names)
-    assert info["model_features_missing"] == 0
-    np.testing.assert_allclose(new.to_numpy(), np.asarray(norm.X), rtol=1e-9, atol=1e-9)
-    # a feature missing from the new table stays missing and is counted, others unchanged
+    t = nz.transform(x, name=omic)
+    assert list(t.x.columns) == list(norm.var_names)
+    assert t.info["model_features_missing"] == 0
+    np.testing.assert_array_equal(t.x.to_numpy(), np.asarray(norm.X))
+    for ids in (x.index[[4]], x.index[[9, 4, 0]], x.index[::-1]):
+        np.testing.assert_array_equal(nz.transform(x.loc[ids], name=omic).x.to_numpy(),
+                                      t.x.loc[ids].to_numpy())
+    # a feature missing from the new table stays missing and is counted
     dropped = x.drop(columns=[norm.var_names[0]])
-    new2, info2 = ap.transform_new(dropped, spec, name=omic)
-    assert info2["model_features_missing"] == 1 and new2.iloc[:, 0].isna().all()
+    t2 = nz.transform(dropped, name=omic)
+    assert t2.info["model_features_missing"] == 1 and t2.x.iloc[:, 0].isna().all()
 
 
 def split_cohort(src: Path, dst: Path, perturb: float = 1.0) -> Path:
@@ -137,7 +149,7 @@ def test_projected_factors_match_a_model_fitted_on_all_patients(split_runs, fini
                        dtype={"sample_id": str}).set_index("sample_id").loc[proj.index]
     r2 = pd.read_csv(work / "results" / "small" / "mofa" / "variance_explained.tsv", sep="\t")
     r2 = r2[r2["factor"] != "total"].groupby("factor")["r2_percent"].max()
-    matched = tl.matched_correlation(proj, full)
+    matched = mofa.matched_correlation(proj, full)
     strong = r2[r2 >= 5].index            # factors with structure (>= 5 % in some omic)
     assert len(strong) >= 3
     assert (matched[strong] >= 0.95).all(), matched

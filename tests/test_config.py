@@ -125,7 +125,7 @@ def test_fill_defaults_does_not_touch_given_values():
 
 @pytest.mark.parametrize("section,cls", [("predict", "omix.predict.PredictOptions"),
                                          ("cluster", "omix.tl.ClusterOptions"),
-                                         ("integrate", "omix.tl.MofaOptions")])
+                                         ("integrate", "omix.mofa.MofaOptions")])
 def test_options_dataclass_defaults_equal_the_schema_defaults(section, cls):
     import dataclasses
     import importlib

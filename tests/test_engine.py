@@ -9,16 +9,16 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from omix import engine, tl
+from omix import engine, mofa
 from omix.bench import generate, matched_r
 
 
 def fit(data: list[np.ndarray], **kw):
-    opts = tl.MofaOptions(**{"factors": 6, "seed": 3, "min_r2": 0.0, **kw})
+    opts = mofa.MofaOptions(**{"factors": 6, "seed": 3, "min_r2": 0.0, **kw})
     views = [f"v{i}" for i in range(len(data))]
     feats = [[f"v{i}_{j}" for j in range(x.shape[1])] for i, x in enumerate(data)]
     with contextlib.redirect_stdout(io.StringIO()):
-        return tl.train_mofa([[x.copy()] for x in data], ["gaussian"] * len(data), views,
+        return mofa.train_mofa([[x.copy()] for x in data], ["gaussian"] * len(data), views,
                              [f"s{i}" for i in range(data[0].shape[0])], feats, opts)
 
 
@@ -69,7 +69,7 @@ def test_fast_engine_with_samples_missing_a_view(views):
 def test_scattered_missing_values_fall_back_to_stock_with_a_log_line(views, caplog):
     data = [x.copy() for x in views]
     data[0][3, 7] = np.nan
-    with caplog.at_level(logging.INFO, logger="omix.tl"):
+    with caplog.at_level(logging.INFO, logger="omix.mofa"):
         fast = fit(data, engine="fast")
     assert fast.omix_engine == "mofapy2"
     assert "fast engine not used (view 0: missing values inside measured samples)" in caplog.text
@@ -83,9 +83,9 @@ def test_unsupported_names_each_reason(views):
     assert engine.unsupported(ent) == "stochastic inference"
     ent.train_opts["stochastic"] = False
     bern = [(x > 0).astype(float) for x in views]
-    opts = tl.MofaOptions(factors=3, iterations=2, min_r2=0.0)
+    opts = mofa.MofaOptions(factors=3, iterations=2, min_r2=0.0)
     with contextlib.redirect_stdout(io.StringIO()):
-        ent = tl.train_mofa([[x] for x in bern], ["bernoulli"] * 3, ["a", "b", "c"],
+        ent = mofa.train_mofa([[x] for x in bern], ["bernoulli"] * 3, ["a", "b", "c"],
                             [f"s{i}" for i in range(80)],
                             [[f"{v}{j}" for j in range(x.shape[1])]
                              for v, x in zip("abc", bern, strict=True)], opts)
@@ -105,13 +105,13 @@ def test_float32_option_agrees_closely(views):
 
 
 def test_unknown_engine_is_refused(views):
-    with pytest.raises(tl.AnalysisError, match="integrate.engine 'gpu' is unknown"):
+    with pytest.raises(mofa.AnalysisError, match="integrate.engine 'gpu' is unknown"):
         fit(views, engine="gpu")
 
 
-def result(z: np.ndarray, elbo: float, seed: int) -> tl.MofaResult:
+def result(z: np.ndarray, elbo: float, seed: int) -> mofa.MofaResult:
     names = [f"Factor{i + 1}" for i in range(z.shape[1])]
-    return tl.MofaResult(factors=pd.DataFrame(z, index=[f"s{i}" for i in range(len(z))],
+    return mofa.MofaResult(factors=pd.DataFrame(z, index=[f"s{i}" for i in range(len(z))],
                                               columns=names),
                          weights={}, r2=pd.DataFrame(), r2_total=pd.Series(dtype=float),
                          info={"elbo": elbo, "iterations": 10, "seed": seed, "engine": "fast"})
@@ -121,11 +121,11 @@ def test_choose_restart_keeps_best_elbo_and_matches_factors_up_to_order_and_sign
     rng = np.random.default_rng(0)
     z = rng.standard_normal((50, 3))
     other = np.column_stack([-z[:, 2], z[:, 0], rng.standard_normal(50)])  # permuted, flipped
-    best, table, stab = tl.choose_restart([result(other, -120.0, 1), result(z, -100.0, 2),
+    best, table, stab = mofa.choose_restart([result(other, -120.0, 1), result(z, -100.0, 2),
                                            result(z[:, :2], -100.0, 3)])
     assert best == 1                                      # ties go to the first
     assert list(table["best"]) == [False, True, False]
-    r = tl.matched_correlation(pd.DataFrame(z), pd.DataFrame(other))
+    r = mofa.matched_correlation(pd.DataFrame(z), pd.DataFrame(other))
     assert r[0] == pytest.approx(1.0) and r[2] == pytest.approx(1.0) and r[1] < 0.5
     assert list(stab["restarts_compared"]) == [2, 2, 2]
     # Factor3 is found by restart 0 (as -Factor1) but not by restart 2, which has 2 factors
@@ -135,6 +135,6 @@ def test_choose_restart_keeps_best_elbo_and_matches_factors_up_to_order_and_sign
 
 
 def test_single_restart_has_no_stability():
-    best, _table, stab = tl.choose_restart([result(np.eye(4, 2), -1.0, 1)])
+    best, _table, stab = mofa.choose_restart([result(np.eye(4, 2), -1.0, 1)])
     assert best == 0 and stab["mean_matched_r"].isna().all()
     assert list(stab["restarts_compared"]) == [0, 0]

@@ -4,9 +4,8 @@ import pandas as pd
 import pytest
 from omix.errors import AnalysisError
 from omix.pp import (
+    Normalizer,
     OmicOptions,
-    impute_left_censored,
-    library_size_log1p,
     m_values,
     normalize_omic,
     pqn_factors,
@@ -22,11 +21,24 @@ def raw(x, kind="continuous", name="v"):
     return a
 
 
-def test_library_size_log1p_matches_hand_computation():
+def frame(x, ids=None):
+    x = np.asarray(x, dtype=float)
+    return pd.DataFrame(x, index=ids or [f"s{i}" for i in range(len(x))],
+                        columns=[f"f{j}" for j in range(x.shape[1])])
+
+
+def test_library_size_matches_hand_computation():
     x = np.array([[1.0, 3.0], [2.0, 2.0], [10.0, 30.0]])
-    got, target = library_size_log1p(x)
-    assert target == 4.0  # median of 4, 4, 40
-    np.testing.assert_allclose(got, np.log1p(x / x.sum(1, keepdims=True) * 4.0))
+    out = normalize_omic(raw(x, "counts"), OmicOptions(kind="counts", min_variance=0))
+    nz = Normalizer.of(out)
+    assert nz.library_size_target == 4.0  # median of 4, 4, 40
+    np.testing.assert_allclose(out.X, np.log1p(x / x.sum(1, keepdims=True) * 4.0))
+    np.testing.assert_allclose(out.obs["library_size"], [4.0, 4.0, 40.0])
+    # a new sample lacking a gene is compared with that gene-less share of the target
+    t = nz.transform(pd.DataFrame({"f1": [6.0]}, index=["new"]))
+    share = nz.library_fraction[1]
+    np.testing.assert_allclose(t.x["f1"], np.log1p(6.0 * 4.0 * share / 6.0))
+    assert t.x["f0"].isna().all() and t.info["input_features_missing"] == 1
 
 
 def test_pqn_recovers_dilution():
@@ -46,21 +58,38 @@ def test_pqn_hand_example():
 
 
 def test_half_min_imputation_is_below_every_observed_value():
-    x = np.array([[1.0, 5.0], [np.nan, 6.0], [3.0, np.nan]])
-    cens = np.isnan(x)
-    got = impute_left_censored(x, cens, "half_min")
-    assert got[1, 0] == 0.0 and got[2, 1] == 4.0
-    assert np.all(got[cens] < np.nanmin(x, axis=0)[np.nonzero(cens)[1]])
+    x = np.array([[2.0, 32.0], [0.0, 64.0], [8.0, 0.0], [4.0, 16.0]])
+    opts = OmicOptions(kind="intensity", impute="half_min", min_variance=0, max_missing=0.5)
+    out = normalize_omic(raw(x, "intensity"), opts)
+    obs = np.where(out.layers["censored"] > 0, np.nan, out.X)
+    cens = out.layers["censored"] > 0
+    assert cens[1, 0] and cens[2, 1] and cens.sum() == 2
+    # the fill is the feature's smallest observed (sample-median-centred) value minus 1 (log2)
+    np.testing.assert_allclose(out.X[1, 0], np.nanmin(obs[:, 0]) - 1.0)
+    np.testing.assert_allclose(out.X[2, 1], np.nanmin(obs[:, 1]) - 1.0)
 
 
-def test_min_prob_is_seeded_and_left_shifted():
+def test_min_prob_draws_are_seeded_left_shifted_and_per_patient():
     rng = np.random.default_rng(1)
-    x = rng.normal(10, 1, (20, 300))
-    cens = rng.uniform(size=x.shape) < 0.2
-    a = impute_left_censored(x, cens, "min_prob", seed=3)
-    b = impute_left_censored(x, cens, "min_prob", seed=3)
-    np.testing.assert_array_equal(a, b)
-    assert a[cens].mean() < np.percentile(x[~cens], 5)
+    x = 2 ** rng.normal(10, 1, (40, 300))
+    x[rng.uniform(size=x.shape) < 0.1] = 0.0
+    opts = OmicOptions(kind="intensity", impute="min_prob", n_top_features=None)
+    a = normalize_omic(raw(x, "intensity"), opts, seed=3)
+    b = normalize_omic(raw(x, "intensity"), opts, seed=3)
+    np.testing.assert_array_equal(a.X, b.X)
+    cens = a.layers["censored"] > 0
+    assert a.X[cens].mean() < np.percentile(a.X[~cens], 5)
+    nz = Normalizer.of(a)
+    assert nz.min_prob_sd > 0 and nz.seed == 3
+    # one patient's draws are the same alone or with any other patients
+    xdf = frame(x)
+    whole = nz.transform(xdf).x
+    alone = nz.transform(xdf.iloc[[7]]).x
+    shuffled = nz.transform(xdf.iloc[[12, 7, 3]]).x
+    np.testing.assert_array_equal(alone.loc["s7"], whole.loc["s7"])
+    np.testing.assert_array_equal(shuffled.loc["s7"], whole.loc["s7"])
+    c = normalize_omic(raw(x, "intensity"), opts, seed=4)
+    assert not np.array_equal(c.X[cens], a.X[cens])
 
 
 def test_m_values():
@@ -95,8 +124,10 @@ def test_intensity_censoring_pqn_and_missingness_filter():
     assert out.layers["censored"][:5, col].all()
     assert not np.isnan(out.X).any()
     assert out.uns["omix"]["filter_steps"]["dropped_missing"] == 1
-    assert "pqn_factor" in out.obs and out.uns["omix"]["normalize"]["pqn_reference"].shape == (
-        out.n_vars,)
+    # the PQN reference is taken over the features that enter (the never-detected one does not)
+    nz = Normalizer.of(out)
+    assert "pqn_factor" in out.obs and nz.pqn_reference.shape == (11,)
+    assert nz.input_features == [f"f{j}" for j in range(1, 12)]
 
 
 def test_binary_prevalence_and_zero_variance_filters():

@@ -4,9 +4,10 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from omix import mofa
 from omix import predict as pr
 from omix.errors import AnalysisError
-from omix.tl import MofaOptions
+from omix.mofa import MofaOptions
 from test_tl import planted
 
 
@@ -26,7 +27,7 @@ def quiet(fn, *a, **k):
 
 def test_projection_of_training_samples_matches_the_fitted_factors(data):
     mdata, _, _ = data
-    frozen, z = quiet(pr.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
+    frozen, z = quiet(mofa.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
     views = {v: pd.DataFrame(np.asarray(mdata.mod[v].X), index=mdata.mod[v].obs_names,
                              columns=mdata.mod[v].var_names) for v in frozen.views}
     proj = frozen.project(views).loc[z.index]
@@ -73,7 +74,7 @@ def test_too_few_per_class_is_a_clear_error(data):
 
 def test_final_model_contributions_add_up_to_the_decision_function(data):
     mdata, _, y = data
-    _, z = quiet(pr.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
+    _, z = quiet(mofa.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
     est, imp, contrib = pr.final_model(mdata, y, z, "factors", pr.PredictOptions())
     assert list(imp["rank"]) == list(range(1, len(imp) + 1))
     assert imp["coefficient"].abs().is_monotonic_decreasing
@@ -111,7 +112,7 @@ def test_multi_class_endpoint_is_predicted_by_every_model(data, three_classes):
 @pytest.mark.parametrize("model", pr.MODELS)
 def test_multi_class_final_model_explains_the_predicted_class(data, three_classes, model):
     mdata, _, _ = data
-    _, z = quiet(pr.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
+    _, z = quiet(mofa.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
     opts = pr.PredictOptions(folds=3, inner_folds=3, rf_trees=50)
     est, imp, contrib = pr.final_model(mdata, three_classes, z, model, opts)
     x = {"factors": z}.get(model)

@@ -2,7 +2,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from omix import tl
+from omix import mofa, tl
 from omix.errors import AnalysisError
 
 
@@ -33,7 +33,7 @@ def test_model_feature_names_suffix_only_shared_names():
             "cnv": view(np.ones((2, 2)), sheet_ids, ["TP53", "ERBB2"])}
     import mudata as md
 
-    names = tl.model_feature_names(md.MuData(mods), ["rna", "cnv"])
+    names = mofa.model_feature_names(md.MuData(mods), ["rna", "cnv"])
     assert names == [["TP53_rna", "MYC"], ["TP53_cnv", "ERBB2"]]
 
 
@@ -56,28 +56,34 @@ def planted(n=80, seed=0):
     return md.MuData(mods), z, samples
 
 
-def test_run_mofa_recovers_planted_factors_with_a_missing_view(tmp_path):
+def test_mofa_recovers_planted_factors_with_a_missing_view(tmp_path):
     mdata, z, samples = planted()
-    res = tl.run_mofa(mdata, tl.MofaOptions(factors=4, seed=1, min_r2=2.0),
-                      tmp_path / "m.hdf5")
-    assert (tmp_path / "m.hdf5").exists()
+    mofa.save_mofa(mdata, mofa.MofaOptions(factors=4, seed=1, min_r2=2.0), tmp_path / "m.hdf5")
+    res = mofa.mofa_result(mdata, tmp_path / "m.hdf5")
     f = res.factors.loc[samples].to_numpy()
     corr = np.abs(np.corrcoef(z.T, f.T)[:2, 2:])
     assert corr.max(axis=1).min() > 0.95
     assert res.r2.shape[0] == 2 and res.r2.to_numpy().max() > 20
     assert list(res.weights["b"].index) == [f"b{j}" for j in range(30)]
-    tl.attach_mofa(mdata, res)
+    mofa.attach_mofa(mdata, res)
     assert mdata.obsm["X_mofa"].shape == (80, res.factors.shape[1])
     assert mdata["b"].obsm["X_mofa"].shape[0] == 64
     assert mdata.varm["LFs"].shape == (70, res.factors.shape[1])
-    again = tl.read_mofa_model(tmp_path / "m.hdf5")
-    np.testing.assert_allclose(again.factors.to_numpy(), res.factors.to_numpy())
+    # the one factor table of a MuData gives back the file's factors, in the MuData's order
+    table = mofa.factor_table(mdata)
+    assert list(table.columns) == list(res.factors.columns) and list(table.index) == samples
+    np.testing.assert_array_equal(table.to_numpy(), res.factors.loc[samples].to_numpy())
+    # what projection needs is read from the same file: likelihoods, noise, E[w^2] >= E[w]^2
+    assert res.likelihoods == {"a": "gaussian", "b": "gaussian"}
+    for v in ("a", "b"):
+        assert res.tau[v].shape == (res.weights[v].shape[0],) and (res.tau[v] > 0).all()
+        assert (res.weights2[v] >= res.weights[v].to_numpy() ** 2 - 1e-12).all()
 
 
-def test_run_mofa_refuses_more_factors_than_samples(tmp_path):
+def test_mofa_refuses_more_factors_than_samples(tmp_path):
     mdata, _, _ = planted(n=6)
     with pytest.raises(AnalysisError, match="6 samples for 10 factors"):
-        tl.run_mofa(mdata, tl.MofaOptions(factors=10), tmp_path / "m.hdf5")
+        mofa.save_mofa(mdata, mofa.MofaOptions(factors=10), tmp_path / "m.hdf5")
 
 
 def fake_result():
@@ -87,7 +93,7 @@ def fake_result():
     w = {"v": pd.DataFrame([[1.0, 0.0], [-0.5, 0.0], [0.0, 2.0]], index=["g1", "g2", "g3"],
                            columns=f)}
     r2 = pd.DataFrame([[40.0, 10.0]], index=["v"], columns=f)
-    return tl.MofaResult(factors=z, weights=w, r2=r2, r2_total=pd.Series({"v": 50.0}))
+    return mofa.MofaResult(factors=z, weights=w, r2=r2, r2_total=pd.Series({"v": 50.0}))
 
 
 def test_rank_features_hand_computed_scores():

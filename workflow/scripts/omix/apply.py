@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnalysisError, ConfigError
-from .io import atomic_path
-from .pp import impute_left_censored, m_values, pqn_factors
-from .predict import CHOICE, FrozenMofa, contributions
+from .io import atomic_path, package_versions
+from .io import floats_from_json as _array
+from .io import json_floats as _floats
+from .mofa import FrozenMofa, factor_table, read_mofa_model
+from .pp import Normalizer
+from .predict import CHOICE, contributions
 
 log = logging.getLogger("omix.apply")
 PathLike = str | os.PathLike[str]
@@ -48,15 +50,6 @@ PathLike = str | os.PathLike[str]
 BUNDLE_FILES = ("manifest.json", "normalization.json", "frozen.json", "predictor.joblib")
 DRIFT_SMD = 0.5           # |standardised mean difference| called a shift
 DRIFT_WARN_FRACTION = 0.25  # warn when more than this share of an omic's features shift
-
-
-def _floats(a: Any) -> list[float | None]:
-    """A float array as a JSON list (NaN -> null; repr round-trips exactly)."""
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).ravel()]
-
-
-def _array(v: Any) -> np.ndarray:
-    return np.array([np.nan if x is None else x for x in v], dtype=float)
 
 
 def _dump(obj: Any, path: PathLike) -> None:
@@ -71,68 +64,37 @@ def _sha256_text(lines: list[str]) -> str:
 # --------------------------------------------------------------------------------------------
 # the bundle
 # --------------------------------------------------------------------------------------------
-def normalization_spec(a: Any, omic_cfg: dict[str, Any]) -> dict[str, Any]:
-    """What transforming new samples like ``a`` (a normalised AnnData) needs."""
-    from .pp import OmicOptions
+def normalization_spec(a: Any) -> dict[str, Any]:
+    """The fitted normaliser of ``a`` (a normalised AnnData) as the bundle stores it."""
+    from .pp import Normalizer
 
-    opts = OmicOptions.from_config(dict(omic_cfg))  # with the schema's defaults
-    p = a.uns["omix"]["normalize"]
-    x = np.asarray(a.X, dtype=float)
-    spec: dict[str, Any] = {
-        "kind": str(p["kind"]), "likelihood": str(p["likelihood"]),
-        "options": {k: getattr(opts, k) for k in ("log_transform", "pqn", "detection_limit",
-                                                   "impute", "library_size")},
-        "input_features": [str(f) for f in p["input_features"]],
-        "features": [str(f) for f in a.var_names],
-        "batch_corrected": bool(p.get("batch_corrected", False)),
-    }
-    if "library_size_target" in p:
-        spec["library_size_target"] = float(p["library_size_target"])
-        spec["library_fraction"] = _floats(p["library_fraction"])
-    if "pqn_reference_input" in p:
-        spec["pqn_reference"] = _floats(p["pqn_reference_input"])
-    if spec["kind"] == "intensity":
-        cens = np.asarray(a.layers["censored"], dtype=bool) if "censored" in a.layers else \
-            np.zeros_like(x, dtype=bool)
-        obs = np.where(cens | np.isnan(x), np.nan, x)
-        with np.errstate(all="ignore"):
-            fmin = np.nanmin(np.where(np.isnan(obs), np.inf, obs), axis=0)
-            sd = float(np.nanmedian(np.nanstd(obs, axis=0)))
-        spec["impute_fill"] = _floats(np.where(np.isfinite(fmin), fmin - 1.0, np.nan))
-        spec["min_prob_sd"] = sd if np.isfinite(sd) else 1e-6
-    return spec
+    return Normalizer.of(a).to_json()
 
 
 def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
-                 omics_cfg: dict[str, Any], model_hdf5: PathLike, clusters: pd.DataFrame,
-                 sheet: pd.DataFrame, survival: Any, n_neighbors: int,
+                 model_hdf5: PathLike, clusters: pd.DataFrame, sheet: pd.DataFrame,
+                 survival: Any, n_neighbors: int,
                  predictor: PathLike | None, cv_metrics: pd.DataFrame | None,
                  config: dict[str, Any], cohort: str) -> None:
     """Write the four bundle files to ``outdir`` (see the module docstring)."""
-    import h5py
     import joblib
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    normalization = {o: normalization_spec(a, omics_cfg[o]) for o, a in norm.items()}
+    normalization = {o: normalization_spec(a) for o, a in norm.items()}
     _dump(normalization, out / "normalization.json")
 
-    with h5py.File(model_hdf5, "r") as f:
-        likelihoods = [v.decode() if isinstance(v, bytes) else str(v)
-                       for v in f["model_options"]["likelihoods"][()]]
-        views = [v.decode() if isinstance(v, bytes) else str(v) for v in f["views"]["views"][()]]
-        weights = [np.asarray(f["expectations"]["W"][v][()]).T for v in views]
-        tau = [np.asarray(f["omix_tau"][v][()]) if v in f.get("omix_tau", {}) else None
-               for v in views]
-        w2 = [np.asarray(f["omix_w2"][v][()]) if v in f.get("omix_w2", {}) else None
-              for v in views]
+    res = read_mofa_model(model_hdf5)
+    views = list(res.weights)
     if views != list(mdata.mod):
         raise AnalysisError("model file views differ from the MuData's",
                             hint="re-run integrate")
     names = list(mdata.uns["mofa"]["factors"])
-    frozen = FrozenMofa.from_parameters(mdata, likelihoods, weights, tau, names, weights2=w2,
-                                        scale_views=bool(config["integrate"]["scale_views"]))
-    z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names, columns=names)
+    frozen = FrozenMofa.from_parameters(
+        mdata, [res.likelihoods[v] for v in views], [res.weights[v].to_numpy() for v in views],
+        [res.tau[v] for v in views], names, weights2=[res.weights2[v] for v in views],
+        scale_views=bool(config["integrate"]["scale_views"]))
+    z = factor_table(mdata)
     labels = clusters.set_index("sample_id")["cluster"].reindex(z.index)
     ref_omics = {}
     for o, a in mdata.mod.items():
@@ -175,8 +137,6 @@ def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
             shutil.copyfile(predictor, tmp)
         else:
             joblib.dump(pred, tmp)
-
-    from .steps import package_versions
 
     # the discovery's config: what is scored with the bundle is not part of it
     cfg_json = json.dumps({k: v for k, v in config.items() if k != "apply"}, sort_keys=True,
@@ -249,8 +209,15 @@ class Bundle:
         frozen = json.loads((p / "frozen.json").read_text())
         predictor = joblib.load(p / "predictor.joblib")
         predictor["cv"] = frozen.get("prediction_cv", {})
-        return cls(p, man, json.loads((p / "normalization.json").read_text()), frozen,
-                   predictor)
+        b = cls(p, man, json.loads((p / "normalization.json").read_text()), frozen, predictor)
+        _ = b.normalizers  # an old bundle format is an error here, not halfway through
+        return b
+
+    @functools.cached_property
+    def normalizers(self) -> dict[str, Normalizer]:
+        """The discovery's fitted normaliser of each omic."""
+        return {o: Normalizer.from_json(d, source=f"{self.path / 'normalization.json'} ({o})")
+                for o, d in self.normalization.items()}
 
     @functools.cached_property
     def reference_factors(self) -> pd.DataFrame:
@@ -296,82 +263,13 @@ def transform_cohort(h5ads: dict[str, PathLike], bundle: Bundle
         raw = read_h5ad(h5ads[o])
         x = pd.DataFrame(np.asarray(raw.X, dtype=float), index=raw.obs_names,
                          columns=raw.var_names)
-        views[o], info = transform_new(x, spec, name=o)
+        t = bundle.normalizers[o].transform(x, name=o)
+        views[o], info = t.x, t.info
         rows.append({"omic": o, "status": "present", **info})
         if info["model_features_missing"]:
             log.info("%s: %d of %d model features are not in the table; the projection uses "
                      "the others", o, info["model_features_missing"], info["model_features"])
     return views, pd.DataFrame(rows)
-
-
-def transform_new(x: pd.DataFrame, spec: dict[str, Any], *, seed: int = 0,
-                  name: str = "omic") -> tuple[pd.DataFrame, dict[str, int]]:
-    """Raw values of new samples (samples x features, any feature set) -> the discovery's
-    normalised scale over the model's features (NaN where a feature is absent).
-
-    Per-sample statistics (library size, PQN quotient, sample median) are the new sample's own,
-    taken over the discovery's feature set; every cohort-level quantity is the discovery's.
-    A count library computed over fewer features is compared with the same share of the
-    discovery target (``library_fraction``).
-    """
-    inp, final = spec["input_features"], spec["features"]
-    opts, kind = spec["options"], spec["kind"]
-    present = pd.Index(inp).isin(x.columns)
-    xi = x.reindex(columns=inp).to_numpy(dtype=float)
-    info = {"input_features": len(inp), "input_features_missing": int((~present).sum()),
-            "model_features": len(final),
-            "model_features_missing": int((~pd.Index(final).isin(x.columns)).sum())}
-    if kind == "counts":
-        if opts.get("library_size", True):
-            share = float(np.nansum(_array(spec["library_fraction"])[present]))
-            if share <= 0:
-                raise AnalysisError(f"{name}: none of the discovery's count features is in the "
-                                    "table", hint="check that the table holds the same genes")
-            with np.errstate(over="ignore"):
-                lib = np.nansum(xi, axis=1)
-            if not np.all(np.isfinite(lib)):
-                first = int(np.argmax(~np.isfinite(lib))) + 1
-                raise AnalysisError(f"{name}: the total count of sample {first} (table order) "
-                                    "overflows",
-                                    hint="check that table for corrupt or mis-scaled values")
-            if np.any(lib <= 0):
-                raise AnalysisError(f"{name}: {int(np.sum(lib <= 0))} sample(s) have a total "
-                                    "count of 0", hint="remove those samples from the table")
-            y = np.log1p(xi * (spec["library_size_target"] * share / lib)[:, None])
-        else:
-            y = np.log1p(xi)
-    elif kind == "intensity":
-        dl = opts.get("detection_limit")
-        cens = np.isnan(xi) & present[None, :]
-        with np.errstate(invalid="ignore"):  # 0 is below detection, as in pp.normalize_omic
-            cens |= xi <= (dl if dl is not None else 0.0)
-        y = np.where(cens, np.nan, xi)
-        if opts.get("pqn"):
-            f, _ = pqn_factors(y, _array(spec["pqn_reference"]))
-            y = y / f[:, None]
-        if opts.get("log_transform", True):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y = np.log2(y)
-            y[~np.isfinite(y)] = np.nan
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: median 0 below
-            med = np.nanmedian(y, axis=1) if y.size else np.zeros(len(y))
-        y = y - np.nan_to_num(med, nan=0.0)[:, None]
-        cols = pd.Index(inp).get_indexer(final)
-        y, cens = y[:, cols], cens[:, cols]
-        if opts.get("impute") == "half_min":
-            fill = np.broadcast_to(_array(spec["impute_fill"]), y.shape)
-            y = y.copy()
-            y[cens] = fill[cens]
-        elif opts.get("impute") == "min_prob":
-            y = impute_left_censored(y, cens, "min_prob", seed=seed)
-        return pd.DataFrame(y, index=x.index, columns=final), info
-    elif kind == "beta":
-        y = m_values(xi)
-    else:
-        y = xi
-    cols = pd.Index(inp).get_indexer(final)
-    return pd.DataFrame(y[:, cols], index=x.index, columns=final), info
 
 
 def assign_clusters(z: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str)
     import contextlib
     import io as _io
 
-    from .tl import MofaOptions, train_mofa
+    from .mofa import MofaOptions, train_mofa
 
     t0 = time.perf_counter()
     nested = [[x] for x in generate(n, ds)]  # no other reference: mofapy2's copy replaces it

@@ -33,20 +33,6 @@ def load_schema(name: str = "config.schema.json", schema_dir: str | None = None)
     return schema
 
 
-class FromConfig:
-    """Mixin for the options dataclasses: build one from its config section.
-
-    Keys the dataclass does not know are ignored (they belong to other steps); YAML lists
-    become tuples so the options stay hashable and frozen.
-    """
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Any:
-        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
-        return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in cfg.items() if k in fields})
-
-
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if ref and ref.startswith("#/"):

@@ -558,3 +558,28 @@ def read_h5mu(path: str | os.PathLike[str]) -> Any:
     import mudata as md
 
     return md.read_h5mu(path)
+
+
+def json_floats(a: Any) -> list[float | None]:
+    """A float array as a JSON list (NaN -> null; Python's repr round-trips exactly)."""
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).ravel()]
+
+
+def floats_from_json(v: Any) -> np.ndarray:
+    """The inverse of :func:`json_floats`."""
+    return np.array([np.nan if x is None else x for x in v], dtype=float)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages whose behaviour the results depend on."""
+    from importlib import metadata
+
+    pkgs: dict[str, str | None] = {}
+    for name in ("snakemake", "mofapy2", "scanpy", "anndata", "mudata", "numpy", "pandas",
+                 "scikit-learn", "scipy", "statsmodels", "leidenalg", "igraph", "umap-learn",
+                 "matplotlib", "lifelines"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pkgs[name] = None
+    return pkgs

@@ -9,21 +9,26 @@ dropped, in ``uns``), per-sample QC in ``.obs`` and every fitted parameter in
 
 from __future__ import annotations
 
+import json
 import logging
+import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .config import FromConfig
-from .errors import AnalysisError
+from .errors import AnalysisError, ConfigError
+from .io import floats_from_json, json_floats
+from .options import FromConfig
 
 log = logging.getLogger("omix.pp")
 
 LIKELIHOOD = {"counts": "gaussian", "intensity": "gaussian", "binary": "bernoulli",
               "beta": "gaussian", "continuous": "gaussian"}
 BETA_EPS = 1e-3  # beta values are clipped to [eps, 1-eps] before the logit (M-value)
+MIN_PROB_SD_SCALE = 0.3  # MinProb draws with 0.3 x the median feature SD (imputeLCMD tune.sigma)
 
 
 @dataclass(frozen=True)
@@ -45,32 +50,6 @@ class OmicOptions(FromConfig):
 # --------------------------------------------------------------------------------------------
 # the transforms, each a pure function on a samples x features float array
 # --------------------------------------------------------------------------------------------
-def library_size_log1p(x: np.ndarray, target: float | None = None, name: str = "counts"
-                       ) -> tuple[np.ndarray, float]:
-    """Scale each sample to ``target`` total (default: median library size), then log1p.
-
-    Same as ``scanpy.pp.normalize_total`` + ``scanpy.pp.log1p``; returns the target used.
-    """
-    import anndata as ad
-    import scanpy as sc
-
-    with np.errstate(over="ignore"):
-        lib = x.sum(axis=1)
-    if not np.all(np.isfinite(lib)):
-        r = int(np.argmax(~np.isfinite(lib)))
-        raise AnalysisError(f"{name}: the total count of sample {r + 1} (table order) "
-                            "overflows (values too large for double precision)",
-                            hint="check that table for corrupt or mis-scaled values (e.g. 1e300)")
-    if np.any(lib <= 0):
-        raise AnalysisError(f"{int(np.sum(lib <= 0))} sample(s) have a total count of 0",
-                            hint="remove those samples from the table")
-    target = float(np.median(lib)) if target is None else float(target)
-    a = ad.AnnData(X=x.copy())
-    sc.pp.normalize_total(a, target_sum=target)
-    sc.pp.log1p(a)
-    return np.asarray(a.X, dtype=np.float64), target
-
-
 def pqn_factors(x: np.ndarray, reference: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilistic quotient normalisation (Dieterle et al. 2006) dilution factors.
@@ -90,37 +69,6 @@ def pqn_factors(x: np.ndarray, reference: np.ndarray | None = None
     return factors, ref
 
 
-def impute_left_censored(x: np.ndarray, censored: np.ndarray, method: str,
-                         seed: int = 0) -> np.ndarray:
-    """Fill censored (below-detection) cells of a log-scale matrix; other NaNs stay NaN.
-
-    half_min: the feature's smallest observed value minus 1 (half the minimum on the raw scale,
-    as log2(min / 2) = log2(min) - 1).  min_prob: imputeLCMD's MinProb -- draws from a normal
-    centred on the sample's 1st percentile with the median feature SD, seeded.
-    Features with no observed value keep NaN (they are dropped by the missingness filter).
-    """
-    out = x.copy()
-    if method == "none" or not censored.any():
-        return out
-    observed = np.where(censored, np.nan, x)
-    if method == "half_min":
-        with np.errstate(all="ignore"):
-            fmin = np.nanmin(np.where(np.isnan(observed), np.inf, observed), axis=0)
-        fmin[~np.isfinite(fmin)] = np.nan
-        fill = np.broadcast_to(fmin - 1.0, x.shape)
-        out[censored] = fill[censored]
-        return out
-    if method == "min_prob":
-        rng = np.random.default_rng(seed)
-        q01 = np.nanquantile(observed, 0.01, axis=1)
-        sd = float(np.nanmedian(np.nanstd(observed, axis=0)))
-        draws = rng.normal(loc=q01[:, None], scale=max(sd, 1e-6) * 0.3, size=x.shape)
-        out[censored] = draws[censored]
-        return out
-    raise AnalysisError(f"unknown imputation method '{method}'",
-                        hint="use half_min, min_prob or none")
-
-
 def m_values(beta: np.ndarray) -> np.ndarray:
     """Methylation beta values to M-values: log2(b / (1 - b)), clipped at BETA_EPS."""
     b = np.clip(beta, BETA_EPS, 1 - BETA_EPS)
@@ -136,7 +84,7 @@ def nan_variance(x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# the per-omic pipeline
+# checks
 # --------------------------------------------------------------------------------------------
 def _require_finite(x: np.ndarray, x0: np.ndarray, censored: np.ndarray, names: Any,
                     name: str, kind: str) -> None:
@@ -154,119 +102,328 @@ def _require_finite(x: np.ndarray, x0: np.ndarray, censored: np.ndarray, names: 
                  "kind: continuous for data already on a log scale")
 
 
+# --------------------------------------------------------------------------------------------
+# the per-omic normaliser: fit on discovery samples, transform any samples (sklearn's idiom)
+# --------------------------------------------------------------------------------------------
+NORMALIZER_FORMAT = 2  # version of the parameters' JSON (normalization.json of the bundle)
+_OPTION_KEYS = ("log_transform", "pqn", "detection_limit", "impute", "library_size")
+
+
+def _patient_rng(seed: int, sample: str) -> np.random.Generator:
+    """The random stream of one patient: seeded by the normaliser's seed and the sample ID
+    only, so a patient's draws do not depend on which other patients are transformed."""
+    return np.random.default_rng([int(seed), zlib.crc32(str(sample).encode())])
+
+
+@dataclass
+class Transformed:
+    """The output of :meth:`Normalizer.transform`."""
+
+    x: pd.DataFrame            # samples x model features, NaN = missing for MOFA+
+    censored: np.ndarray       # same shape: cells below detection (imputed)
+    obs: pd.DataFrame          # per-sample statistics (library size, PQN factor, ...)
+    info: dict[str, int]       # how many input and model features the table lacks
+
+
+@dataclass
+class Normalizer:
+    """The fitted per-omic transform: plain data (JSON in the bundle), applied by ``transform``.
+
+    ``fit`` learns everything from the discovery samples: which features enter (missingness,
+    prevalence), the library-size target and each feature's mean share of the library, the
+    PQN reference spectrum, the censored-value fills, and which features the model keeps
+    (variance, highly variable).  ``transform`` applies them to any samples; every per-sample
+    statistic (library size, PQN quotient, sample median, 1st percentile, censored draws) is
+    that sample's own, so a patient's output does not depend on the other patients in the table.
+    The discovery's own normalised matrix *is* ``transform`` of its raw table (ComBat aside,
+    which only the discovery gets), so discovery, every nested-CV fold and ``apply`` run this
+    one code path.
+    """
+
+    kind: str
+    options: dict[str, Any]
+    input_features: list[str]
+    features: list[str]
+    seed: int = 0
+    library_size_target: float | None = None
+    library_fraction: np.ndarray | None = None   # over input_features
+    pqn_reference: np.ndarray | None = None      # over input_features
+    impute_fill: np.ndarray | None = None        # over input_features (half_min)
+    min_prob_sd: float | None = None
+    batch_corrected: bool = False
+
+    @property
+    def likelihood(self) -> str:
+        return LIKELIHOOD[self.kind]
+
+    # ---- serialisation ----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": NORMALIZER_FORMAT, "kind": self.kind, "likelihood": self.likelihood,
+            "options": dict(self.options), "input_features": list(self.input_features),
+            "features": list(self.features), "seed": int(self.seed),
+            "batch_corrected": bool(self.batch_corrected)}
+        if self.library_size_target is not None:
+            d["library_size_target"] = float(self.library_size_target)
+        for k in ("library_fraction", "pqn_reference", "impute_fill"):
+            if getattr(self, k) is not None:
+                d[k] = json_floats(getattr(self, k))
+        if self.min_prob_sd is not None:
+            d["min_prob_sd"] = float(self.min_prob_sd)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], source: str = "normalization parameters"
+                  ) -> Normalizer:
+        if d.get("format") != NORMALIZER_FORMAT:
+            raise ConfigError(f"{source} were written by an older version of this workflow "
+                              f"(format {d.get('format', 1)}, expected {NORMALIZER_FORMAT})",
+                              hint="re-run the discovery workflow to rebuild its model bundle")
+        arrays = {k: floats_from_json(d[k]) for k in ("library_fraction", "pqn_reference",
+                                                       "impute_fill") if k in d}
+        return cls(kind=d["kind"], options=dict(d["options"]),
+                   input_features=[str(f) for f in d["input_features"]],
+                   features=[str(f) for f in d["features"]], seed=int(d["seed"]),
+                   library_size_target=d.get("library_size_target"),
+                   min_prob_sd=d.get("min_prob_sd"),
+                   batch_corrected=bool(d.get("batch_corrected", False)), **arrays)
+
+    @classmethod
+    def of(cls, a: Any) -> Normalizer:
+        """The normaliser stored in a normalised AnnData (``uns["omix"]["normalize"]``)."""
+        return cls.from_json(json.loads(a.uns["omix"]["normalize"]["normalizer"]),
+                             source=f"the normalised AnnData of {a.uns['omix'].get('omic')}")
+
+    # ---- transform ----------------------------------------------------------------------------
+    def _censored(self, xi: np.ndarray, present: np.ndarray) -> np.ndarray:
+        cens = np.isnan(xi) & present[None, :]
+        if self.kind == "intensity":
+            dl = self.options.get("detection_limit")
+            with np.errstate(invalid="ignore"):  # 0 is below detection: its log is -inf
+                cens |= xi <= (dl if dl is not None else 0.0)
+        return cens
+
+    def _transform_inputs(self, xi: np.ndarray, present: np.ndarray, cens: np.ndarray,
+                          name: str) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Raw values over the input features -> the kind's scale, censored cells still NaN;
+        per-sample statistics; each sample's 1st percentile of observed values (min_prob)."""
+        kind, opts = self.kind, self.options
+        stats: dict[str, np.ndarray] = {}
+        q01 = np.full(len(xi), np.nan)
+        if kind == "counts":
+            with np.errstate(over="ignore"):
+                lib = np.nansum(xi, axis=1)
+            stats["library_size"] = lib
+            if not np.all(np.isfinite(lib)):
+                r = int(np.argmax(~np.isfinite(lib)))
+                raise AnalysisError(f"{name}: the total count of sample {r + 1} (table order) "
+                                    "overflows (values too large for double precision)",
+                                    hint="check that table for corrupt or mis-scaled values "
+                                         "(e.g. 1e300)")
+            if opts.get("library_size", True):
+                if np.any(lib <= 0):
+                    raise AnalysisError(f"{name}: {int(np.sum(lib <= 0))} sample(s) have a "
+                                        "total count of 0",
+                                        hint="remove those samples from the table")
+                assert self.library_fraction is not None and self.library_size_target
+                # a library summed over fewer features (absent columns, missing cells) is
+                # compared with the same share of the discovery target; scanpy's
+                # normalize_total has no notion of that share, hence written out here
+                # a row-wise sum, not a matrix product: BLAS may sum a row differently
+                # depending on how many rows come with it, and a patient's value must not
+                share = np.where(np.isnan(xi), 0.0, np.nan_to_num(self.library_fraction)
+                                 ).sum(axis=1)
+                if np.any(share <= 0):
+                    raise AnalysisError(f"{name}: none of the discovery's count features is "
+                                        "measured in some sample(s)",
+                                        hint="check that the table holds the same genes")
+                y = np.log1p(xi * (self.library_size_target * share / lib)[:, None])
+            else:
+                y = np.log1p(xi)
+        elif kind == "intensity":
+            y = np.where(cens, np.nan, xi)
+            if opts.get("pqn"):
+                assert self.pqn_reference is not None
+                f, _ = pqn_factors(y, self.pqn_reference)
+                y = y / f[:, None]
+                stats["pqn_factor"] = f
+            if opts.get("log_transform", True):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y = np.log2(y)
+                y[~np.isfinite(y)] = np.nan
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: median 0
+                med = np.nanmedian(y, axis=1) if y.size else np.zeros(len(y))
+                if opts.get("impute") == "min_prob":
+                    q01 = np.nanquantile(y, 0.01, axis=1) if y.size else q01
+            med = np.nan_to_num(med, nan=0.0)
+            y = y - med[:, None]
+            q01 = q01 - med
+        elif kind == "beta":
+            y = m_values(xi)
+        else:  # binary, continuous
+            y = xi.copy()
+        return y, stats, q01
+
+    def _impute(self, y: np.ndarray, cens: np.ndarray, q01: np.ndarray,
+                samples: Any) -> np.ndarray:
+        method = self.options.get("impute", "none")
+        if self.kind != "intensity" or method == "none" or not cens.any():
+            return y
+        out = y.copy()
+        if method == "half_min":
+            assert self.impute_fill is not None
+            fill = np.broadcast_to(self.impute_fill, y.shape)
+            out[cens] = fill[cens]
+        elif method == "min_prob":
+            # imputeLCMD's MinProb with the discovery's spread and each sample's own stream
+            sd = max(float(self.min_prob_sd or 0.0), 1e-6) * MIN_PROB_SD_SCALE
+            for i in np.flatnonzero(cens.any(axis=1)):
+                draws = _patient_rng(self.seed, samples[i]).normal(q01[i], sd, y.shape[1])
+                out[i, cens[i]] = draws[cens[i]]
+        else:
+            raise AnalysisError(f"unknown imputation method '{method}'",
+                                hint="use half_min, min_prob or none")
+        return out
+
+    def transform(self, x: pd.DataFrame, name: str = "omic") -> Transformed:
+        """Raw values of any samples (samples x features, any feature set, any order) -> the
+        normalised scale over the model's features (NaN where a feature is absent)."""
+        inp = pd.Index(self.input_features)
+        present = inp.isin(x.columns)
+        xi = x.reindex(columns=inp).to_numpy(dtype=float)
+        cens = self._censored(xi, present)
+        y, stats, q01 = self._transform_inputs(xi, present, cens, name)
+        y = self._impute(y, cens, q01, list(x.index))
+        _require_finite(y, xi, cens, inp, name, self.kind)
+        cols = inp.get_indexer(self.features)
+        info = {"input_features": len(inp), "input_features_missing": int((~present).sum()),
+                "model_features": len(self.features),
+                "model_features_missing": int((~present[cols]).sum())}
+        obs = pd.DataFrame(stats, index=x.index)
+        obs["missing_fraction"] = cens[:, cols].mean(axis=1) if len(cols) else 0.0
+        return Transformed(pd.DataFrame(y[:, cols], index=x.index, columns=self.features),
+                           cens[:, cols], obs, info)
+
+    # ---- fit ------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, raw: Any, opts: OmicOptions, *, seed: int = 0
+            ) -> tuple[Normalizer, dict[str, int]]:
+        """Learn the transform from the discovery samples of ``raw`` (an ingested AnnData)."""
+        name = raw.uns.get("omix", {}).get("omic", "omic")
+        x0 = np.asarray(raw.X, dtype=np.float64)
+        steps: dict[str, int] = {"features_in": int(x0.shape[1])}
+        options = {k: getattr(opts, k) for k in _OPTION_KEYS}
+        probe = cls(kind=opts.kind, options=options, input_features=[], features=[], seed=seed)
+        censored = probe._censored(x0, np.ones(x0.shape[1], dtype=bool))
+        keep = censored.mean(axis=0) <= opts.max_missing
+        steps["dropped_missing"] = int((~keep).sum())
+        if opts.kind == "binary":
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                prev = np.nanmean(x0, axis=0)
+            common = np.minimum(prev, 1 - prev) >= opts.min_prevalence
+            steps["dropped_prevalence"] = int((keep & ~common).sum())
+            keep &= common
+        if not keep.any():
+            raise AnalysisError(f"{name}: no feature passes the missingness/prevalence filters",
+                                hint="raise max_missing or lower min_prevalence for this omic")
+        xk, cens = x0[:, keep], censored[:, keep]
+        inputs = [str(v) for v in raw.var_names[keep]]
+        nz = cls(kind=opts.kind, options=options, input_features=inputs, features=inputs,
+                 seed=seed)
+        if opts.kind == "counts" and opts.library_size:
+            with np.errstate(over="ignore", invalid="ignore"):
+                lib = np.nansum(xk, axis=1)
+                frac = np.nan_to_num(xk / lib[:, None])
+            nz.library_size_target = float(np.median(lib[np.isfinite(lib)])) if np.isfinite(
+                lib).any() else 1.0
+            nz.library_fraction = frac.mean(axis=0)
+        if opts.kind == "intensity" and opts.pqn:
+            nz.pqn_reference = np.nanmedian(np.where(cens, np.nan, xk), axis=0)
+        present = np.ones(len(inputs), dtype=bool)
+        y, _, _ = nz._transform_inputs(xk, present, cens, name)
+        if opts.kind == "intensity":
+            observed = np.where(cens, np.nan, y)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fmin = np.nanmin(np.where(np.isnan(observed), np.inf, observed), axis=0)
+                sd = float(np.nanmedian(np.nanstd(observed, axis=0)))
+            nz.impute_fill = np.where(np.isfinite(fmin), fmin - 1.0, np.nan)
+            nz.min_prob_sd = sd if np.isfinite(sd) else 1e-6
+        # the matrix the feature filters see is the transform's own output
+        x = nz.transform(pd.DataFrame(xk, index=raw.obs_names.astype(str), columns=inputs),
+                         name=name).x.to_numpy()
+        var = nan_variance(x)
+        ok = var > opts.min_variance
+        steps["dropped_low_variance"] = int((~ok).sum())
+        hv = _top_features(x[:, ok], var[ok], opts)
+        steps["dropped_top_n"] = int((~hv).sum())
+        nz.features = [f for f, k in zip(np.asarray(inputs)[ok], hv, strict=True) if k]
+        if not nz.features:
+            raise AnalysisError(f"{name}: no feature left after filtering",
+                                hint="relax min_variance / max_missing for this omic")
+        return nz, steps
+
+
+def _top_features(x: np.ndarray, var: np.ndarray, opts: OmicOptions) -> np.ndarray:
+    """Mask of the ``n_top_features`` most variable features (scanpy's seurat flavour of
+    highly variable genes for counts; ties broken by file order otherwise)."""
+    hv = np.ones(x.shape[1], dtype=bool)
+    if opts.n_top_features is None or x.shape[1] <= opts.n_top_features:
+        return hv
+    if opts.kind == "counts":
+        import anndata as ad
+        import scanpy as sc
+
+        a = ad.AnnData(X=x.copy())
+        sc.pp.highly_variable_genes(a, n_top_genes=opts.n_top_features, flavor="seurat")
+        return a.var["highly_variable"].to_numpy()
+    order = np.lexsort((np.arange(len(var)), -var))
+    hv[:] = False
+    hv[order[: opts.n_top_features]] = True
+    return hv
+
+
 def normalize_omic(raw: Any, opts: OmicOptions, *, batch: pd.Series | None = None,
                    seed: int = 0) -> Any:
-    """Normalise one omic: filter, transform by kind, select features, optionally ComBat."""
+    """Normalise one omic: fit the :class:`Normalizer` on ``raw`` and transform it, then
+    optionally ComBat.  Returns the normalised AnnData (see the module docstring)."""
     import anndata as ad
 
     name = raw.uns.get("omix", {}).get("omic", "omic")
-    x0 = np.asarray(raw.X, dtype=np.float64)
-    _n, d0 = x0.shape
-    steps: dict[str, int] = {"features_in": int(d0)}
-    params: dict[str, Any] = {"kind": opts.kind, "likelihood": LIKELIHOOD[opts.kind]}
-
-    censored = np.isnan(x0)
-    if opts.kind == "intensity":
-        # an intensity of 0 is below detection, not a measured value (its log is -inf)
-        censored |= x0 <= (opts.detection_limit if opts.detection_limit is not None else 0.0)
-    miss = censored.mean(axis=0)
-    keep = miss <= opts.max_missing
-    steps["dropped_missing"] = int((~keep).sum())
-    if opts.kind == "binary":
-        with np.errstate(all="ignore"):
-            prev = np.nanmean(x0, axis=0)
-        common = np.minimum(prev, 1 - prev) >= opts.min_prevalence
-        steps["dropped_prevalence"] = int((keep & ~common).sum())
-        keep &= common
-    if not keep.any():
-        raise AnalysisError(f"{name}: no feature passes the missingness/prevalence filters",
-                            hint="raise max_missing or lower min_prevalence for this omic")
-    x0k, cens_k = x0[:, keep], censored[:, keep]
-    var_names = raw.var_names[keep]
-    # what new samples need to be transformed the same way (omix.apply): the feature set
-    # that library sizes, PQN quotients and sample medians are taken over
-    params["input_features"] = np.asarray(var_names.astype(str), dtype=object)
-
-    if opts.kind == "counts":
-        if opts.library_size:
-            x, target = library_size_log1p(x0k, name=name)
-            params["library_size_target"] = target
-            with np.errstate(all="ignore"):
-                frac = np.nan_to_num(x0k / np.nansum(x0k, axis=1, keepdims=True))
-            params["library_fraction"] = frac.mean(axis=0)
-        else:
-            x = np.log1p(x0k)
-    elif opts.kind == "intensity":
-        xi = np.where(cens_k, np.nan, x0k)
-        if opts.pqn:
-            f, ref = pqn_factors(xi)
-            xi = xi / f[:, None]
-            params["pqn_reference"] = ref
-            params["pqn_reference_input"] = ref.copy()
-            raw_obs_pqn = f
-        if opts.log_transform:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                xi = np.log2(xi)
-            xi[~np.isfinite(xi)] = np.nan
-        med = np.nanmedian(xi, axis=1)
-        med = np.nan_to_num(med, nan=0.0)
-        xi = xi - med[:, None]
-        params["sample_medians_removed"] = True
-        x = impute_left_censored(xi, cens_k, opts.impute, seed=seed)
-    elif opts.kind == "beta":
-        x = m_values(x0k)
-    else:  # binary, continuous
-        x = x0k.copy()
-
-    _require_finite(x, x0k, cens_k, var_names, name, opts.kind)
-    var = nan_variance(x)
-    ok = var > opts.min_variance
-    steps["dropped_low_variance"] = int((~ok).sum())
-    x, x0k, cens_k, var_names, var = x[:, ok], x0k[:, ok], cens_k[:, ok], var_names[ok], var[ok]
-
-    hv = np.ones(x.shape[1], dtype=bool)
-    if opts.n_top_features is not None and x.shape[1] > opts.n_top_features:
-        if opts.kind == "counts":
-            import scanpy as sc
-
-            a = ad.AnnData(X=x.copy())
-            sc.pp.highly_variable_genes(a, n_top_genes=opts.n_top_features, flavor="seurat")
-            hv = a.var["highly_variable"].to_numpy()
-        else:
-            order = np.lexsort((np.arange(len(var)), -var))  # ties broken by file order
-            hv = np.zeros(x.shape[1], dtype=bool)
-            hv[order[: opts.n_top_features]] = True
-    steps["dropped_top_n"] = int((~hv).sum())
-    x, x0k, cens_k, var_names = x[:, hv], x0k[:, hv], cens_k[:, hv], var_names[hv]
-    if x.shape[1] == 0:
-        raise AnalysisError(f"{name}: no feature left after filtering",
-                            hint="relax min_variance / max_missing for this omic")
-
+    nz, steps = Normalizer.fit(raw, opts, seed=seed)
+    xdf = pd.DataFrame(np.asarray(raw.X, dtype=np.float64), index=raw.obs_names.astype(str),
+                       columns=raw.var_names.astype(str))
+    t = nz.transform(xdf, name=name)
+    x = t.x.to_numpy()
+    cols = raw.var_names.get_indexer(nz.features)
+    x0k = np.asarray(raw.X, dtype=np.float64)[:, cols]
     if batch is not None:
         x = _combat(x, batch.loc[raw.obs_names], name)
-        _require_finite(x, x0k, cens_k, var_names, name, f"{opts.kind} + ComBat")
-        params["batch_corrected"] = True
+        _require_finite(x, x0k, t.censored, nz.features, name, f"{opts.kind} + ComBat")
+        nz.batch_corrected = True
 
     out = ad.AnnData(X=x)
     out.obs_names = raw.obs_names.copy()
-    out.var_names = pd.Index(var_names)
+    out.var_names = pd.Index(nz.features)
     out.layers["raw"] = x0k
     out.obs["n_measured"] = raw.obs["n_measured"].to_numpy()
-    out.obs["missing_fraction"] = cens_k.mean(axis=1)
-    if opts.kind == "counts":
-        out.obs["library_size"] = raw.X.sum(axis=1)
-    if opts.kind == "intensity" and opts.pqn:
-        out.obs["pqn_factor"] = raw_obs_pqn
-        params["pqn_reference"] = params["pqn_reference"][ok][hv]
-    out.var["missing_fraction"] = cens_k.mean(axis=0)
-    with np.errstate(all="ignore"):
+    out.obs["missing_fraction"] = t.obs["missing_fraction"].to_numpy()
+    for c in ("library_size", "pqn_factor"):
+        if c in t.obs:
+            out.obs[c] = t.obs[c].to_numpy()
+    out.var["missing_fraction"] = t.censored.mean(axis=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         out.var["mean"] = np.nanmean(x, axis=0)
     out.var["variance"] = nan_variance(x)
     if opts.kind == "intensity":
-        out.layers["censored"] = cens_k.astype(np.float32)
+        out.layers["censored"] = t.censored.astype(np.float32)
     steps["features_out"] = int(out.n_vars)
     out.uns["omix"] = dict(raw.uns.get("omix", {}))
-    out.uns["omix"]["normalize"] = params
+    out.uns["omix"]["normalize"] = {"kind": opts.kind, "likelihood": nz.likelihood,
+                                    "normalizer": json.dumps(nz.to_json(), sort_keys=True)}
     out.uns["omix"]["filter_steps"] = steps
     log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in steps.items()))
     return out

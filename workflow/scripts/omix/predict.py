@@ -10,7 +10,7 @@ prevalence baseline are compared; the best is refitted on all samples and explai
 Given the raw (ingested) tables, the per-omic normalisation is refitted inside every outer
 training fold too (:class:`FoldData`): feature filtering, highly variable features, library-size
 target, PQN reference and imputation values come from the training patients only, and the
-held-out patients are transformed with them (:func:`omix.apply.transform_new`), exactly as a
+held-out patients are transformed with them (:meth:`omix.pp.Normalizer.transform`), exactly as a
 new cohort would be.  Only ComBat batch correction stays outside (it cannot be transferred to
 samples it did not see; the log says so when a batch column is set).
 """
@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .config import FromConfig
 from .errors import AnalysisError
+from .mofa import FrozenMofa, MofaOptions, view_matrix
+from .options import FromConfig
 from .outcome import endpoint_kind, is_classification
-from .tl import MofaOptions, fit_mofa, view_matrix
+from .pp import Normalizer
 
 log = logging.getLogger("omix.predict")
 
@@ -55,102 +56,6 @@ class PredictOptions(FromConfig):
 
 
 @dataclass
-class FrozenMofa:
-    """What is needed to place new samples on a trained MOFA+ model, and nothing else."""
-
-    views: list[str]
-    features: dict[str, pd.Index]
-    means: dict[str, np.ndarray]
-    scales: dict[str, float]
-    weights: dict[str, np.ndarray]        # D x K, E[w]
-    tau: dict[str, np.ndarray]            # D, noise precision per feature
-    factors: list[str] = field(default_factory=list)
-    weights2: dict[str, np.ndarray] = field(default_factory=dict)  # D x K, E[w^2]
-
-    @classmethod
-    def fit(cls, mdata: Any, opts: MofaOptions) -> tuple[FrozenMofa, pd.DataFrame]:
-        """Fit MOFA+ on ``mdata``; return the frozen model and the training factors."""
-        ent = fit_mofa(mdata, opts)
-        model = ent.model
-        z = model.nodes["Z"].getExpectation()
-        w_all = model.nodes["W"].getExpectation()
-        w2 = [np.asarray(n.getExpectations()["E2"]) for n in model.nodes["W"].nodes]
-        tau = [np.asarray(t.Q.getExpectation())[0] if lik == "gaussian" else None
-               for lik, t in zip(ent.likelihoods, model.nodes["Tau"].nodes, strict=True)]
-        names = [f"Factor{k + 1}" for k in range(z.shape[1])]
-        frozen = cls.from_parameters(mdata, list(ent.likelihoods), list(w_all), tau, names,
-                                     scale_views=opts.scale_views, weights2=w2)
-        return frozen, pd.DataFrame(z, index=list(mdata.obs_names), columns=names)
-
-    @classmethod
-    def from_parameters(cls, mdata: Any, likelihoods: list[str], weights: list[np.ndarray],
-                        tau: list[np.ndarray | None], factors: list[str], *,
-                        scale_views: bool = True,
-                        weights2: list[np.ndarray | None] | None = None) -> FrozenMofa:
-        """The frozen model from trained weights (E[w], and E[w^2] when known) and noise
-        precisions (one per view, in ``mdata.mod`` order); centring and scaling are
-        mofapy2's, computed on ``mdata``."""
-        out = cls(views=[], features={}, means={}, scales={}, weights={}, tau={},
-                  factors=list(factors))
-        for m, v in enumerate(mdata.mod):
-            if likelihoods[m] != "gaussian":
-                continue  # Bernoulli/Poisson views do not enter the projection
-            x = view_matrix(mdata, v, list(mdata.obs_names))
-            mean = np.nanmean(x, axis=0)
-            scale = float(np.nanstd(x - mean)) if scale_views else 1.0
-            out.views.append(v)
-            out.features[v] = mdata.mod[v].var_names.copy()
-            out.means[v] = mean
-            out.scales[v] = scale if scale > 0 else 1.0
-            out.weights[v] = np.asarray(weights[m])
-            out.tau[v] = np.asarray(tau[m])
-            if weights2 is not None and weights2[m] is not None:
-                out.weights2[v] = np.asarray(weights2[m])
-        return out
-
-    def project(self, views: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """Posterior mean of the factors of new samples given the frozen weights: the fixed
-        point of MOFA+'s own factor update, so a projected discovery patient lands where the
-        fit put it.
-
-        MOFA+ updates each factor given the others (mean field), with precision
-        1 + sum_d tau_d E[w_dk^2] and the other factors entering through E[w]; its fixed point
-        solves A z = sum_m W_m' T_m y_m with A = sum_m W_m' T_m W_m (means) whose diagonal is
-        1 + sum_d tau_d E[w_dk^2].  Using E[w]^2 on the diagonal instead (the joint-Gaussian
-        formula) over-weights weak, uncertain factors (projected/fitted SD up to 1.3 on the
-        synthetic cohort).  Sums run over each sample's observed features, y_m centred and
-        scaled as in training; a feature absent from ``views`` is skipped.
-        """
-        samples = sorted(set().union(*(set(d.index) for d in views.values())), key=str)
-        k = len(self.factors)
-        prec = np.repeat(np.eye(k)[None, :, :], len(samples), axis=0)
-        diag = np.ones((len(samples), k))
-        rhs = np.zeros((len(samples), k))
-        pos = {s: i for i, s in enumerate(samples)}
-        for v in self.views:
-            if v not in views:
-                continue
-            d = views[v].reindex(columns=self.features[v])
-            y = (d.to_numpy(dtype=float) - self.means[v]) / self.scales[v]
-            obs = ~np.isnan(y)
-            w, t = self.weights[v], self.tau[v]
-            w2 = self.weights2.get(v, w**2)
-            rows = [pos[s] for s in d.index]
-            for i, r in enumerate(rows):
-                o = obs[i]
-                if not o.any():
-                    continue
-                wt = w[o] * t[o, None]
-                prec[r] += w[o].T @ wt
-                diag[r] += t[o] @ w2[o]
-                rhs[r] += wt.T @ y[i, o]
-        idx = np.arange(k)
-        prec[:, idx, idx] = diag
-        z = np.stack([np.linalg.solve(prec[i], rhs[i]) for i in range(len(samples))])
-        return pd.DataFrame(z, index=samples, columns=self.factors)
-
-
-@dataclass
 class FoldData:
     """What one outer fold trains and tests on.
 
@@ -163,6 +68,7 @@ class FoldData:
     raw: dict[str, Any] | None = None          # omic -> ingested AnnData (all features)
     omic_cfg: dict[str, Any] | None = None     # omic -> its config section
     sheet: pd.DataFrame | None = None
+    seed: int = 0                              # the discovery normaliser's seed (min_prob)
 
     def split(self, tr: list[str], te: list[str]) -> tuple[Any, dict[str, pd.DataFrame]]:
         """(training MuData, held-out patients' normalised tables per omic)."""
@@ -170,7 +76,6 @@ class FoldData:
             return self.mdata[tr].copy(), {
                 v: pd.DataFrame(view_matrix(self.mdata, v, te), index=te,
                                 columns=self.mdata.mod[v].var_names) for v in self.mdata.mod}
-        from .apply import normalization_spec, transform_new
         from .pp import OmicOptions, normalize_omic
         from .tl import build_mudata
 
@@ -178,12 +83,12 @@ class FoldData:
         mods, test = {}, {}
         for o, raw in self.raw.items():
             a = raw[[s for s in tr if s in raw.obs_names]].copy()
-            mods[o] = normalize_omic(a, OmicOptions.from_config(dict(self.omic_cfg[o])))
-            spec = normalization_spec(mods[o], self.omic_cfg[o])
+            mods[o] = normalize_omic(a, OmicOptions.from_config(dict(self.omic_cfg[o])),
+                                     seed=self.seed)
             held = [s for s in te if s in raw.obs_names]
             x = pd.DataFrame(np.asarray(raw[held].X, dtype=float), index=held,
                              columns=raw.var_names)
-            test[o] = transform_new(x, spec, name=o)[0].reindex(te)
+            test[o] = Normalizer.of(mods[o]).transform(x, name=o).x.reindex(te)
         return build_mudata(mods, self.sheet), test
 
 

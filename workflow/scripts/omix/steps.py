@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, pl, privacy, stats, tl
+from . import io, mofa, pl, privacy, stats, tl
 from . import predict as pr
 from .errors import ConfigError
 from .ingest import ingest_omic
-from .pp import OmicOptions, normalize_omic
+from .pp import Normalizer, OmicOptions, normalize_omic
 
 log = logging.getLogger("omix.steps")
 PathLike = str | os.PathLike[str]
@@ -93,11 +93,11 @@ def mudata(omic_h5ads: Mapping[str, PathLike], samples: PathLike, out_h5mu: Path
 def mofa_restart(in_h5mu: PathLike, model: PathLike, *, restart: int,
                  mofa_cfg: Mapping[str, Any]) -> None:
     """One MOFA+ fit with seed ``integrate.seed + restart``."""
-    opts = tl.MofaOptions.from_config(dict(mofa_cfg))
+    opts = mofa.MofaOptions.from_config(dict(mofa_cfg))
     opts = dataclasses.replace(opts, seed=opts.seed + restart)
     mdata = io.read_h5mu(in_h5mu)
     with io.atomic_path(model) as tmp:
-        tl.save_mofa(mdata, opts, tmp)
+        mofa.save_mofa(mdata, opts, tmp)
 
 
 def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
@@ -105,8 +105,8 @@ def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
               weights_tsv: PathLike, restarts_tsv: PathLike, stability_tsv: PathLike) -> None:
     """Keep the restart with the best ELBO; write its model, factors, weights, R2, stability."""
     mdata = io.read_h5mu(in_h5mu)
-    results = [tl.mofa_result(mdata, p) for p in restarts]
-    best, table, stability = tl.choose_restart(results)
+    results = [mofa.mofa_result(mdata, p) for p in restarts]
+    best, table, stability = mofa.choose_restart(results)
     res = results[best]
     res.info["restarts"] = len(results)
     log.info("MOFA+ restarts: %d; kept restart %d (seed %s, ELBO %.6g); smallest matched "
@@ -116,9 +116,9 @@ def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
              else f"{table['min_matched_r_to_best'].drop(best).min():.3f}")
     with io.atomic_path(model) as tmp:
         shutil.copyfile(restarts[best], tmp)
-    tl.attach_mofa(mdata, res)
+    mofa.attach_mofa(mdata, res)
     mdata.uns["mofa"]["stability"] = stability.drop(columns="factor").to_dict(orient="list")
-    io.write_tsv(tl.variance_explained_table(res), r2_tsv)
+    io.write_tsv(mofa.variance_explained_table(res), r2_tsv)
     io.write_tsv(res.factors.rename_axis("sample_id").reset_index(), factors_tsv)
     w = pd.concat([df.rename_axis("feature").reset_index().assign(omic=v)
                    for v, df in res.weights.items()], ignore_index=True)
@@ -134,15 +134,15 @@ def _outcome(samples: PathLike, outcome: str | None) -> pd.Series | None:
     return io.read_sample_sheet(samples)[outcome]
 
 
-def _result_from_h5mu(mdata: Any) -> tl.MofaResult:
+def _result_from_h5mu(mdata: Any) -> mofa.MofaResult:
     names = list(mdata.uns["mofa"]["factors"])
-    z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names, columns=names)
+    z = mofa.factor_table(mdata)
     weights = {v: pd.DataFrame(a.varm["LFs"], index=a.var_names, columns=names)
                for v, a in mdata.mod.items()}
     r2 = pd.DataFrame({v: np.asarray(x) for v, x in
                        mdata.uns["mofa"]["variance_explained"].items()}, index=names).T
     r2_total = pd.Series(dict(mdata.uns["mofa"]["variance_explained_total"]))
-    return tl.MofaResult(factors=z, weights=weights, r2=r2.loc[list(mdata.mod)],
+    return mofa.MofaResult(factors=z, weights=weights, r2=r2.loc[list(mdata.mod)],
                          r2_total=r2_total.loc[list(mdata.mod)])
 
 
@@ -234,7 +234,7 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
     from .errors import warn_user
 
     mdata = io.read_h5mu(h5mu)
-    z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names)
+    z = mofa.factor_table(mdata)
     opts = tl.ClusterOptions.from_config(dict(cluster_cfg))
     y = _outcome(samples, outcome)
     classes = y is not None and tl.is_categorical(y)
@@ -310,25 +310,10 @@ def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: P
     pl.biomarker_heatmap(values, ranked, clusters, yo, outcome, stems["heatmap"])
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages whose behaviour the results depend on."""
-    from importlib import metadata
-
-    pkgs: dict[str, str | None] = {}
-    for name in ("snakemake", "mofapy2", "scanpy", "anndata", "mudata", "numpy", "pandas",
-                 "scikit-learn", "scipy", "statsmodels", "leidenalg", "igraph", "umap-learn",
-                 "matplotlib", "lifelines"):
-        try:
-            pkgs[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pkgs[name] = None
-    return pkgs
-
-
 def manifest(inputs: Mapping[str, PathLike], config: Mapping[str, Any], out_json: PathLike
              ) -> None:
     """Run manifest: checksums of every input and the resolved config (for provenance)."""
-    pkgs = package_versions()
+    pkgs = io.package_versions()
     doc = {"inputs": {k: {"path": str(p), "sha256": io.sha256(p)} for k, p in
                       sorted(inputs.items())},
            "config": config, "versions": pkgs}
@@ -343,8 +328,7 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
               outcome: str | None) -> None:
     """Factors and clusters against every clinical column, survival, and the bias check."""
     mdata = io.read_h5mu(h5mu)
-    factors = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
-                           columns=list(mdata.uns["mofa"]["factors"]))
+    factors = mofa.factor_table(mdata)
     sheet = io.read_sample_sheet(samples)
     clusters = pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}).set_index(
         "sample_id")["cluster"]
@@ -375,9 +359,10 @@ def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] 
                  "cannot be applied to held-out samples); MOFA+ and the models still are")
         return pr.FoldData(mdata)
     log.info("normalisation, MOFA+ and the models are refitted inside every outer fold")
+    seeds = {Normalizer.of(a).seed for a in mdata.mod.values()}
     return pr.FoldData(mdata, raw={o: io.read_h5ad(p) for o, p in raw_h5ads.items()},
                        omic_cfg={o: dict(omics_cfg[o]) for o in raw_h5ads},
-                       sheet=io.read_sample_sheet(samples))
+                       sheet=io.read_sample_sheet(samples), seed=min(seeds))
 
 
 def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv: PathLike,
@@ -398,7 +383,7 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
     y = io.read_sample_sheet(samples)[endpoint]
     opts = dataclasses.replace(pr.PredictOptions.from_config(dict(predict_cfg)),
                                n_jobs=max(1, int(threads)))
-    per_fold, preds = pr.nested_cv(mdata, y, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
+    per_fold, preds = pr.nested_cv(mdata, y, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
                                    _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
     summary = pr.summarise(per_fold, opts.folds, pr.smallest_class(
         y.reindex(mdata.obs_names)))
@@ -421,8 +406,7 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
                           ignore_index=True) if classes else pd.DataFrame(
             columns=["model", "class", "n", "auc_one_vs_rest", "sensitivity", "precision"])
         io.write_tsv(table, per_class_tsv)
-    factors = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
-                           columns=list(mdata.uns["mofa"]["factors"]))
+    factors = mofa.factor_table(mdata)
     est, importance, contrib = pr.final_model(mdata, y, factors, best, opts)
     importance.insert(1, "model", best)
     io.write_tsv(importance, importance_tsv)
@@ -449,7 +433,7 @@ def bundle(norm_h5ads: Mapping[str, PathLike], h5mu: PathLike, model_hdf5: PathL
     ap.write_bundle(
         outdir, mdata=io.read_h5mu(h5mu),
         norm={o: io.read_h5ad(p) for o, p in norm_h5ads.items()},
-        omics_cfg=cfg["omics"], model_hdf5=model_hdf5,
+        model_hdf5=model_hdf5,
         clusters=pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}),
         sheet=io.read_sample_sheet(samples), survival=SurvivalSpec.from_config(cfg["survival"]),
         n_neighbors=int(cfg["cluster"]["n_neighbors"]), predictor=predictor,
@@ -594,7 +578,7 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
                           SurvivalSpec.from_config(dict(survival_cfg)))  # type: ignore[arg-type]
     opts = pr.PredictOptions.from_config(dict(predict_cfg))
     per_fold, preds = pr.nested_cv_survival(
-        mdata, surv, tl.MofaOptions.from_config(dict(mofa_cfg)), opts,
+        mdata, surv, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
         _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
     ev = surv.loc[[s for s in mdata.obs_names if s in surv.index], "event"]
     summary = pr.summarise(per_fold, opts.folds, int(min(ev.sum(), len(ev) - ev.sum())))
@@ -602,8 +586,7 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     r = summary[summary["model"] == "factors"].iloc[0]
     log.info("survival: C-index %.3f (95%% CI %.3f-%.3f) over %d outer folds", r["mean"],
              r["ci_low"], r["ci_high"], r["n_folds"])
-    z = pd.DataFrame(mdata.obsm["X_mofa"], index=mdata.obs_names,
-                     columns=list(mdata.uns["mofa"]["factors"]))
+    z = mofa.factor_table(mdata)
     _, coef = pr.final_survival_model(z, surv, opts)
     first = preds[preds["repeat"] == 1].set_index("sample_id")
     test = multivariate_logrank_test(first["time"], first["risk_group"], first["event"])
