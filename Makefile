@@ -7,12 +7,13 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/config.yaml
 CORES  ?= all
 
-.PHONY: setup run report test lint fmt synthetic validate bench holdout coverage clean help
+.PHONY: setup run test lint fmt docs synthetic validate bench holdout coverage clean help
 
 help:
 	@echo "make run    - set up .venv and run the workflow on the bundled cohort, with HTML report"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make lint   - ruff check, snakemake --lint and snakefmt --check"
+	@echo "make docs   - regenerate the README's config table and the rule graph (needs graphviz)"
 	@echo "make synthetic - regenerate resources/synthetic (deterministic)"
 	@echo "make validate - run on the synthetic cohort and score recovery of the planted truth"
 	@echo "make bench  - stock mofapy2 vs the fast MOFA+ engine (about 25 min; not part of test)"
@@ -41,6 +42,11 @@ lint: setup
 	$(BIN)/ruff check workflow/scripts tests
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+# the README's configuration table from the schema, the rule graph from the Snakefile
+docs: setup
+	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.config README.md
+	$(BIN)/snakemake --rulegraph --configfile $(CONFIG) | dot -Tsvg > workflow/report/rulegraph.svg
 
 fmt: setup
 	$(BIN)/snakefmt Snakefile workflow/rules

@@ -109,7 +109,7 @@ def test_multi_class_endpoint_is_predicted_by_every_model(data, three_classes):
     assert (per_class["auc_one_vs_rest"] > 0.7).all()
 
 
-@pytest.mark.parametrize("model", pr.MODELS)
+@pytest.mark.parametrize("model", pr.MODELS + pr.OPTIONAL_MODELS)
 def test_multi_class_final_model_explains_the_predicted_class(data, three_classes, model):
     mdata, _, _ = data
     _, z = quiet(mofa.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
@@ -178,3 +178,29 @@ def test_interval_does_not_collapse_when_every_fold_is_perfect():
     assert s.loc["baseline", "ci_low"] == s.loc["baseline", "ci_high"] == 0.5
     lo, hi = pr.wilson(0.8, 50)
     assert (lo, hi) == pytest.approx((0.6696, 0.8876), abs=1e-4)  # textbook value
+
+
+@pytest.mark.parametrize("endpoint", ["binary", "three_classes", "numeric"])
+def test_elastic_net_tunes_its_l1_share_inside_the_folds(endpoint):
+    """The optional elastic_net candidate: C (alpha) and l1_ratio tuned together by the inner
+    CV, chosen among the candidates, for every kind of endpoint."""
+    rng = np.random.default_rng(4)
+    x = pd.DataFrame(rng.normal(size=(150, 60)), columns=[f"v:{j}" for j in range(60)])
+    s = x.iloc[:, :6].sum(axis=1).to_numpy() / 2 + rng.normal(0, 0.5, 150)
+    y = pd.Series({"binary": np.where(s > 0, "R", "N"),
+                   "three_classes": np.select([s < -0.6, s < 0.6], ["A", "B"], "C"),
+                   "numeric": s}[endpoint], name="y")
+    opts = pr.PredictOptions(folds=3, repeats=1, inner_folds=3, l1_ratios=(0.3, 0.9),
+                             models=("features", "elastic_net"))
+    per = pr.nested_cv_matrix(x, y, opts)
+    summary = pr.summarise(per, 3).set_index(["model", "metric"])
+    metric = "r2" if endpoint == "numeric" else "auc"
+    floor = {"binary": 0.85, "three_classes": 0.75, "numeric": 0.5}[endpoint]
+    assert summary.loc[("elastic_net", metric), "mean"] > floor
+    assert set(per.loc[per["model"] == "inner_cv_choice", "chosen"]) <= {"features",
+                                                                         "elastic_net"}
+    kind = "regression" if endpoint == "numeric" else "classification"
+    est = pr.estimator(kind, "elastic_net", opts, 3, y.nunique() if kind != "regression" else 0)
+    est.fit(x.to_numpy(), y.to_numpy())
+    assert est.best_params_["est__l1_ratio"] in (0.3, 0.9)
+    assert len(est.cv_results_["params"]) == 2 * len(opts.c_grid)

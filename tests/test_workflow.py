@@ -216,6 +216,23 @@ def test_lint_and_format_are_clean():
     assert ruff.returncode == 0, ruff.stdout[-3000:]
 
 
+def test_readme_rule_graph_is_current():
+    """Every rule of the bundled run's DAG is a node of workflow/report/rulegraph.svg (the
+    README's picture); ``make docs`` regenerates it."""
+    import re
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    dag = subprocess.run([str(bin_dir / "snakemake"), "--rulegraph"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert dag.returncode == 0, dag.stderr[-2000:]
+    rules = set(re.findall(r'label = "([a-z_]+)"', dag.stdout))
+    drawn = set(re.findall(r">([a-z_]+)</text>", (ROOT / "workflow/report/rulegraph.svg")
+                           .read_text()))
+    assert len(rules) > 10 and rules == drawn, f"run make docs: {sorted(rules ^ drawn)}"
+
+
 def test_inputs_are_not_modified(finished_run: Path, small_cohort: Path):
     for p in (small_cohort / "data").rglob("*"):
         if p.is_file():

@@ -322,3 +322,26 @@ def schema_markdown() -> str:
 
     walk(schema["properties"], "")
     return "\n".join(rows) + "\n"
+
+
+def update_readme(readme: str | os.PathLike[str]) -> bool:
+    """Replace the configuration table of ``readme`` with :func:`schema_markdown`; True when
+    the file changed (``make docs``)."""
+    path = Path(readme)
+    lines = path.read_text().splitlines(keepends=True)
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("| key | type | default |"))
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    new = "".join([*lines[:start], schema_markdown(), *lines[end:]])
+    changed = new != path.read_text()
+    if changed:
+        path.write_text(new)
+    return changed
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("README.md configuration table", "updated" if update_readme(
+        sys.argv[1] if len(sys.argv) > 1 else "README.md") else "already current")

@@ -36,6 +36,8 @@ log = logging.getLogger("omix.predict")
 # candidates, each tuned inside the outer training part; the last two are the plain baselines
 # a reviewer would run (L2 logistic / ridge on all standardised features, a random forest)
 MODELS = ("factors", "features", "both", "stacked", "l2_features", "random_forest")
+# candidates a user can add to predict.models; not run unless asked (see _elastic_net)
+OPTIONAL_MODELS = ("elastic_net",)
 CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inner score
 ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
          "baseline": "baseline"}
@@ -52,6 +54,7 @@ class PredictOptions(FromConfig):
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     models: tuple[str, ...] = MODELS
     rf_trees: int = 300
+    l1_ratios: tuple[float, ...] = (0.2, 0.5, 0.8)
     n_jobs: int = 1               # threads of the random forest (the rule's threads)
 
 
@@ -135,6 +138,25 @@ def _linear(kind: str, l1: bool, n_classes: int, seed: int) -> tuple[Any, str]:
                               class_weight="balanced", random_state=seed), "C"
 
 
+def _elastic_net(kind: str, seed: int) -> Any:
+    """Elastic net: logistic regression with mixed L1/L2 penalty (saga; multinomial for three
+    or more classes) or ElasticNet for numbers; C and l1_ratio are tuned together.
+
+    Optional (``predict.models``), not a default candidate, because of its cost, measured on
+    this 2-core machine (800 x 6,000 standardised features, binary): one saga fit takes
+    3-27 s depending on C, 10-70x liblinear's L1 fit (0.4 s), so 3 inner folds x 4 C x 3
+    ratios add minutes per outer fold; glum's elastic-net path with CV took 400 s and
+    SGDClassifier 65 s on the same grid.  The L1 (features) and L2 (l2_features) candidates
+    are the two ends of the same path and cost seconds.
+    """
+    from sklearn.linear_model import ElasticNet, LogisticRegression
+
+    if kind == "regression":
+        return ElasticNet(max_iter=20000)
+    return LogisticRegression(solver="saga", l1_ratio=0.5, max_iter=5000, tol=1e-3,
+                              class_weight="balanced", random_state=seed)
+
+
 def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
                n_classes: int = 2, columns: list[str] | None = None) -> Any:
     """The tuned estimator of one candidate model: median imputation, scaling and the model
@@ -162,14 +184,20 @@ def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
         assert columns is not None, "the stacked model groups its columns by omic"
         return Pipeline([("impute", impute), ("est", OmicStack(
             columns, kind, opts.c_grid, n_inner=n_inner, seed=opts.seed))])
-    est, param = _linear(kind, l1=model in ("features", "both"), n_classes=n_classes,
-                         seed=opts.seed)
+    if model == "elastic_net":
+        est, param = _elastic_net(kind, opts.seed), ("C" if kind == "classification"
+                                                      else "alpha")
+    else:
+        est, param = _linear(kind, l1=model in ("features", "both"), n_classes=n_classes,
+                             seed=opts.seed)
     if kind == "classification":
         inner: Any = StratifiedKFold(n_inner, shuffle=True, random_state=opts.seed)
         grid, scoring = {f"est__{param}": list(opts.c_grid)}, "roc_auc_ovr"
     else:
         inner = KFold(n_inner, shuffle=True, random_state=opts.seed)
         grid, scoring = {f"est__{param}": [1.0 / c for c in opts.c_grid]}, "r2"
+    if model == "elastic_net":
+        grid["est__l1_ratio"] = list(opts.l1_ratios)
     pipe = Pipeline([("impute", impute), ("scale", StandardScaler()), ("est", est)])
     return GridSearchCV(pipe, grid, cv=inner, scoring=scoring, n_jobs=1)
 
@@ -295,7 +323,7 @@ def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.
     splitter: Any = (RepeatedStratifiedKFold if kind == "classification" else RepeatedKFold)(
         n_splits=opts.folds, n_repeats=opts.repeats, random_state=opts.seed)
     models = [m for m in opts.models if m in ("features", "stacked", "l2_features",
-                                              "random_forest")]
+                                              "random_forest", "elastic_net")]
     rows = []
     for i, (tr, te) in enumerate(splitter.split(x, yv)):
         b = (x.iloc[tr], x.iloc[te])
@@ -351,7 +379,8 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
         blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
                   "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
                            pd.concat([z_te.loc[te_s], f_te], axis=1))}
-        blocks["l2_features"] = blocks["random_forest"] = blocks["stacked"] = blocks["features"]
+        for m in ("l2_features", "random_forest", "stacked", "elastic_net"):
+            blocks[m] = blocks["features"]
         out, best = fit_candidates(kind, models, {m: blocks[m] for m in models}, y_arr[tr],
                                    len(classes), opts)
         for model, (pred, proba) in out.items():
@@ -512,7 +541,7 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
     n_classes = yy.nunique() if kind == "classification" else 0
     feats = feature_table(mdata, samples)
     x = {"factors": factors.loc[samples], "features": feats, "l2_features": feats,
-         "random_forest": feats, "stacked": feats,
+         "random_forest": feats, "stacked": feats, "elastic_net": feats,
          "both": pd.concat([factors.loc[samples], feats], axis=1)}[model]
     est = estimator(kind, model, opts, opts.inner_folds, n_classes, list(x.columns))
     est.fit(x.to_numpy(), yy.to_numpy())
