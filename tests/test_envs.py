@@ -104,7 +104,7 @@ def test_every_env_can_import_what_its_rules_import():
     # imported only when present: cloudpickle by pyarrow, idna by jsonschema's format checks
     optional = {"setuptools", "cloudpickle", "idna"}
     at_import = {n.lower().replace("_", "-") for n in out} - optional
-    assert {"numpy", "pandas", "matplotlib", "jsonschema"} <= at_import
+    assert {"numpy", "pandas", "matplotlib"} <= at_import
     for family, lazy in LAZY.items():
         listed = env_packages(family)
         missing = (at_import | lazy) - installed_with(listed)
