@@ -60,6 +60,7 @@ def finished_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -
     work = copy_cohort(small_cohort, tmp_path_factory.mktemp("run1"))
     proc = run_snakemake(work)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (work / "terminal.txt").write_text(proc.stderr)  # what the user saw (tests read it)
     return work
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 from omix import stability as st
 
 
@@ -12,9 +13,10 @@ def data(n=80, d=200, seed=0):
     return x, y
 
 
-def test_planted_features_are_stable_and_significant_noise_is_not():
+@pytest.mark.parametrize("solver", st.SOLVERS)
+def test_planted_features_are_stable_and_significant_noise_is_not(solver):
     x, y = data()
-    s = st.stability_summary(st.stability_counts(x, y, range(50), 5, c=0.2), 50)
+    s = st.stability_summary(st.stability_counts(x, y, range(50), 5, c=0.2, solver=solver), 50)
     s = s.set_index("feature")
     assert s.loc[["v:f000", "v:f001"], "selection_probability"].min() > 0.8
     assert s.loc[["v:f000", "v:f001"], "q_value"].max() < 0.05
@@ -61,3 +63,36 @@ def test_rf_permutation_importance_finds_planted_features_on_held_out_samples():
     noise = rf_permutation_importance(x, y.sample(frac=1, random_state=0).set_axis(y.index),
                                       **kw)
     assert noise["rf_importance"].max() < rf["rf_importance"].max() / 2
+
+
+def test_coordinate_descent_solves_the_same_logistic_model_as_saga():
+    """Two classes: IRLS with coordinate descent reaches saga's elastic-net logistic
+    coefficients (same objective, balanced weights), so the same features are selected."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 300))
+    y = np.where(x[:, :10].sum(axis=1) / 3 + rng.normal(size=200) > 0.5, "a", "b")
+    xs = st._standardised(x)
+    for c in (0.05, 0.3):
+        coef = st._logistic_enet_irls(xs, y == "b", c, 0.5)
+        exact = LogisticRegression(solver="saga", C=c, l1_ratio=0.5, class_weight="balanced",
+                                   max_iter=20000, tol=1e-8).fit(xs, y).coef_[0]
+        np.testing.assert_allclose(coef, exact, atol=2e-3)
+        assert np.array_equal(coef != 0, exact != 0)
+        assert np.array_equal(st._selected_cd(xs, y, True, c, 0.5), exact != 0)
+
+
+def test_coordinate_descent_selects_what_the_multinomial_model_selects():
+    """Three classes: one model per class against the rest selects nearly what saga's one
+    multinomial model selects, every planted feature included; the first to enter agrees."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(120, 150))
+    score = x[:, :9] @ np.kron(np.eye(3), np.ones(3)).T  # 3 features per class
+    y = np.array(["A", "B", "C"])[np.argmax(score + rng.gumbel(size=(120, 3)), axis=1)]
+    xs = st._standardised(x)
+    cd = st._selected_cd(xs, y, True, 0.1, 0.5)
+    saga = st._selected_saga(xs, y, True, 0.1, 0.5)
+    assert cd[:9].all() and saga[:9].all()
+    assert (cd & saga).sum() / (cd | saga).sum() > 0.6
+    assert not st._selected_cd(xs, y, True, 1e-4, 0.5).any()

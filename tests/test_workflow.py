@@ -216,6 +216,20 @@ def test_lint_and_format_are_clean():
     assert ruff.returncode == 0, ruff.stdout[-3000:]
 
 
+def test_long_steps_print_progress_to_the_terminal(finished_run: Path):
+    """What, how far and about how long, on the terminal (and in the rule's log)."""
+    import re
+
+    seen = (finished_run / "terminal.txt").read_text()
+    for pattern in (r"predict: outer fold 1/\d+ done \(inner choice: \w+\), ~\d+ (s|min) left",
+                    r"predict: outer fold (\d+)/\1 done",
+                    r"stability shard 1/\d+: resample \d+/\d+ \(x \d+ outcomes\), ~\d+",
+                    r"random-forest importance: fold 2/\d+, ~\d+ (s|min) left"):
+        assert re.search(pattern, seen), pattern
+    log = (finished_run / "logs" / "predict" / "small.log").read_text()
+    assert "predict: outer fold 1/" in log
+
+
 def test_readme_rule_graph_is_current():
     """Every rule of the bundled run's DAG is a node of workflow/report/rulegraph.svg (the
     README's picture); ``make docs`` regenerates it."""

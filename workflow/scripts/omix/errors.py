@@ -57,6 +57,26 @@ def warn_user(message: str) -> None:
     print(f"WARNING {' '.join(message.split())}", file=sys.__stderr__, flush=True)
 
 
+def eta(seconds: float) -> str:
+    """A remaining time as a person reads it: '~40 s', '~3 min', '~1.5 h'."""
+    if seconds < 90:
+        return f"~{seconds:.0f} s"
+    if seconds < 5400:
+        return f"~{seconds / 60:.0f} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+def progress(logger: logging.Logger, message: str, *args: Any) -> None:
+    """A progress line of a long step (what, how far, how long): in the rule's log and on
+    the terminal, where Snakemake's own output is."""
+    logger.info(message, *args)
+    if _TERMINAL_PROGRESS:
+        print(f"  {message % args if args else message}", file=sys.__stderr__, flush=True)
+
+
+_TERMINAL_PROGRESS = False  # set by rule_boundary: only rule jobs write to the terminal
+
+
 def setup_logging(log_file: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
     """Send the ``omix`` logger to ``log_file`` (and warnings to stderr)."""
     root = logging.getLogger("omix")
@@ -91,6 +111,8 @@ def rule_boundary(snakemake: Any) -> Iterator[None]:
     logging.getLogger("py.warnings").handlers = logging.getLogger("omix").handlers
     rule = getattr(snakemake, "rule", "rule")
     terminal = sys.__stderr__
+    global _TERMINAL_PROGRESS
+    _TERMINAL_PROGRESS = True
     stream = open(log_file, "a") if log_file else None  # noqa: SIM115 - closed below
     try:
         with contextlib.ExitStack() as stack:

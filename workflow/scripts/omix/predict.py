@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import AnalysisError
+from .errors import AnalysisError, eta, progress
 from .mofa import FrozenMofa, MofaOptions, view_matrix
 from .options import FromConfig
 from .outcome import endpoint_kind, is_classification
@@ -395,8 +395,8 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
                         rec[f"p_{cls}"] = proba[j, c]
                 preds.append(rec)
         left = (time.monotonic() - t0) / (i + 1) * (n_outer - i - 1)
-        log.info("predict: outer fold %d/%d done (inner choice: %s), ~%.0f s left", i + 1,
-                 n_outer, best, left)
+        progress(log, "predict: outer fold %d/%d done (inner choice: %s), %s left", i + 1,
+                 n_outer, best, eta(left))
     return pd.DataFrame(rows), pd.DataFrame(preds)
 
 
@@ -640,6 +640,7 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
                                        random_state=opts.seed)
     rows, preds = [], []
     folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts)
+    t0 = time.monotonic()
     for i, (_, te, _, _, z_tr, z_te) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
         te_s = [samples[j] for j in te]
@@ -656,7 +657,10 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
             preds.append({"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "risk": r,
                           "risk_group": "high" if r > cut else "low", "penalizer": pen,
                           "time": surv.loc[s, "time"], "event": int(surv.loc[s, "event"])})
-        log.info("survival outer fold %d/%d: C-index %.3f", i + 1, opts.folds * opts.repeats, c)
+        n_outer = opts.folds * opts.repeats
+        left = (time.monotonic() - t0) / (i + 1) * (n_outer - i - 1)
+        progress(log, "survival: outer fold %d/%d done (C-index %.3f), %s left", i + 1,
+                 n_outer, c, eta(left))
     return pd.DataFrame(rows), pd.DataFrame(preds)
 
 

@@ -159,7 +159,9 @@ def stability_shard(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, out
                                  int(select_cfg["permutations"]),
                                  c=float(select_cfg["stability_c"]),
                                  seed=int(select_cfg["seed"]),
-                                 l1_ratio=float(select_cfg["l1_ratio"]))
+                                 l1_ratio=float(select_cfg["l1_ratio"]),
+                                 solver=str(select_cfg["stability_solver"]),
+                                 progress=f"stability shard {shard + 1}/{shards}")
     io.write_tsv(counts, out_tsv)
 
 
