@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/config.yaml
 CORES  ?= all
 
-.PHONY: setup run test lint fmt docs synthetic validate bench holdout coverage clean help
+.PHONY: setup run test test-all lint fmt docs synthetic validate bench holdout coverage clean help
 
 help:
 	@echo "make run    - set up .venv and run the workflow on the bundled cohort, with HTML report"
-	@echo "make test   - set up .venv and run the test suite"
+	@echo "make test   - set up .venv and run the test suite without the slow end-to-end runs"
+	@echo "make test-all - the whole test suite, slow runs included (what CI runs)"
 	@echo "make lint   - ruff check, snakemake --lint and snakefmt --check"
 	@echo "make docs   - regenerate the README's config table and the rule graph (needs graphviz)"
 	@echo "make synthetic - regenerate resources/synthetic (deterministic)"
@@ -32,10 +33,16 @@ run: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
 	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report \
 		results/$$($(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)'))['cohort'])")/report.html
-	@cohort=$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['cohort'])"); \
-	echo ""; echo "Results are in results/$$cohort/ (open results/$$cohort/report.html)"
+	@echo ""
+	@PYTHONPATH=workflow/scripts $(BIN)/python -m omix.summary results/$$($(BIN)/python -c \
+		"import yaml; print(yaml.safe_load(open('$(CONFIG)'))['cohort'])")
 
+# make test: everything but the slow end-to-end runs (under 8 min on 2 cores);
+# make test-all: the whole suite, what CI (.ci/run) runs
 test: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -315,7 +315,15 @@ CASES: list[tuple[str, Case, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize("name,mutate,stage,pattern", CASES, ids=[c[0] for c in CASES])
+# one case per kind of failure runs in `make test`; the whole corpus in `make test-all` (CI)
+QUICK = {"config_unknown_key", "config_outcome_not_a_column", "sheet_duplicated_ids",
+         "table_non_numeric_cell", "table_header_lacks_first_cell", "table_truncated_gzip",
+         "counts_overflow_library_size", "apply_model_not_a_bundle",
+         "endpoint_class_too_small", "fewer_samples_than_factors"}
+
+
+@pytest.mark.parametrize("name,mutate,stage,pattern", [
+    pytest.param(*c, id=c[0], marks=() if c[0] in QUICK else pytest.mark.slow) for c in CASES])
 def test_bad_input_gives_one_line_and_nothing_behind(tiny: Path, tmp_path: Path, name: str,
                                                      mutate: Case, stage: str, pattern: str):
     work = tmp_path / "w"

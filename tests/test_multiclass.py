@@ -16,6 +16,7 @@ import yaml
 from conftest import run_snakemake
 from test_apply import split_cohort
 
+pytestmark = pytest.mark.slow  # make test-all (CI) runs it; make test does not
 
 @pytest.fixture(scope="module")
 def multiclass_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from conftest import copy_cohort, run_snakemake, snakemake_cmd, snakemake_env
 
@@ -17,6 +18,7 @@ COMPARED = ("biomarkers/ranked.tsv", "clusters.tsv", "mofa/factors.tsv",
             "associations/associations.tsv", "predict/predictions.tsv", "predict/metrics.tsv")
 
 
+@pytest.mark.slow
 def test_kill_9_during_integration_then_same_command_completes_identically(
         finished_run: Path, small_cohort: Path, tmp_path: Path):
     work = copy_cohort(small_cohort, tmp_path / "killed")
@@ -55,6 +57,7 @@ def test_logs_hold_no_sample_ids_and_no_data_values(finished_run: Path, small_co
     assert [v for v in values if v in text] == []
 
 
+@pytest.mark.slow
 def test_pseudonymised_run_contains_no_real_id_anywhere(small_cohort: Path, tmp_path: Path):
     from omix.privacy import pseudonym
 

@@ -19,6 +19,8 @@ import pytest
 import yaml
 from conftest import ROOT, copy_cohort, snakemake_env
 
+pytestmark = pytest.mark.slow  # make test-all (CI) runs it; make test does not
+
 SCRIPT = ROOT / "tests" / "cluster" / "slurm.sh"
 COMPARED = ("biomarkers/ranked.tsv", "clusters.tsv", "mofa/factors.tsv",
             "mofa/variance_explained.tsv", "clusters_vs_outcome.tsv", "qc/sample_overlap.tsv")
