@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import copy_cohort, run_snakemake
-from omix import apply as ap
-from omix import mofa
+from omix import bundle, mofa
 from omix.ingest import ingest_omic
 from omix.io import read_sample_sheet
 from omix.pp import Normalizer, OmicOptions, normalize_omic
@@ -36,7 +35,7 @@ def test_frozen_transform_reproduces_discovery_normalisation(small_cohort: Path,
     if ocfg["kind"] == "intensity" and ocfg.get("impute") != "none":
         assert norm.layers["censored"].any()  # the case worth testing: censored cells
     # through the bundle's JSON, as apply reads it
-    nz = Normalizer.from_json(json.loads(json.dumps(ap.normalization_spec(norm))))
+    nz = Normalizer.from_json(json.loads(json.dumps(bundle.normalization_spec(norm))))
     x = pd.DataFrame(np.asarray(raw.X), index=raw.obs_names, columns=raw.var_names)
     t = nz.transform(x, name=omic)
     assert list(t.x.columns) == list(norm.var_names)
@@ -78,17 +77,26 @@ def split_cohort(src: Path, dst: Path, perturb: float = 1.0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def split_runs(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    a = split_cohort(small_cohort, tmp_path_factory.mktemp("splitA"))
+def split_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Discovery on 40 patients, the other 20 scored as a validation cohort."""
+    work = split_cohort(small_cohort, tmp_path_factory.mktemp("splitA"))
+    proc = run_snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+@pytest.fixture(scope="module")
+def split_runs(split_run: Path, small_cohort: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, Path]:
+    """The same discovery run again, from scratch, with a perturbed validation table."""
     b = split_cohort(small_cohort, tmp_path_factory.mktemp("splitB"), perturb=8.0)
-    for work in (a, b):
-        proc = run_snakemake(work)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return a, b
+    proc = run_snakemake(b)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return split_run, b
 
 
-def test_validation_cohort_is_scored(split_runs):
-    work, _ = split_runs
+def test_validation_cohort_is_scored(split_run):
+    work = split_run
     out = work / "results" / "small" / "apply" / "val"
     val = pd.read_csv(work / "data" / "validation.tsv", sep="\t", dtype=str)
     factors = pd.read_csv(out / "factors.tsv", sep="\t", dtype={"sample_id": str})
@@ -139,10 +147,19 @@ def test_validation_cohort_is_scored(split_runs):
         page = (out / "patients" / f"{r['sample_id']}.html").read_text()
         assert (f"{r['model_variables_missing']} of {r['model_variables']} model variables were "
                 "not measured") in page
+    # the index: one row per patient with predicted class, its probability, observed, flags
+    index = (out / "patients" / "index.html").read_text()
+    assert "<th>predicted</th><th>probability</th><th>observed</th>" in index
+    for _, r in pred.iterrows():
+        prob = r[f"p_{r['predicted']}"]
+        assert (f'<a href="{r["sample_id"]}.html">{r["sample_id"]}</a>' in index)
+        assert (f"<td>{r['predicted']}</td><td class=\"num\">{prob:.2f}</td>"
+                f"<td>{r['observed']}</td>") in index
+    assert "@media print" in index and "@media print" in page  # one stylesheet, printable
 
 
-def test_projected_factors_match_a_model_fitted_on_all_patients(split_runs, finished_run):
-    work, _ = split_runs
+def test_projected_factors_match_a_model_fitted_on_all_patients(split_run, finished_run):
+    work = split_run
     proj = pd.read_csv(work / "results" / "small" / "apply" / "val" / "factors.tsv", sep="\t",
                        dtype={"sample_id": str}).set_index("sample_id")
     full = pd.read_csv(finished_run / "results" / "small" / "mofa" / "factors.tsv", sep="\t",
@@ -155,6 +172,7 @@ def test_projected_factors_match_a_model_fitted_on_all_patients(split_runs, fini
     assert (matched[strong] >= 0.95).all(), matched
 
 
+@pytest.mark.slow
 def test_no_statistic_of_the_validation_cohort_enters_the_bundle(split_runs):
     a, b = split_runs
     files = ["manifest.json", "normalization.json", "frozen.json", "predictor.joblib"]
@@ -169,17 +187,36 @@ def test_no_statistic_of_the_validation_cohort_enters_the_bundle(split_runs):
     assert db.loc["protein", "warning"]
 
 
-def test_tampered_bundle_is_refused(split_runs, tmp_path):
+def test_tampered_bundle_is_refused(split_run, tmp_path):
     import shutil
 
-    work, _ = split_runs
-    bundle = tmp_path / "model"
-    shutil.copytree(work / "results" / "small" / "model", bundle)
-    ap.Bundle.load(bundle)
-    doc = (bundle / "frozen.json").read_text()
-    (bundle / "frozen.json").write_text(doc.replace('"n_neighbors": 15', '"n_neighbors": 14'))
-    with pytest.raises(ap.ConfigError, match="does not match its checksum"):
-        ap.Bundle.load(bundle)
+    copy = tmp_path / "model"
+    shutil.copytree(split_run / "results" / "small" / "model", copy)
+    bundle.Bundle.load(copy)
+    doc = (copy / "frozen.json").read_text()
+    (copy / "frozen.json").write_text(doc.replace('"n_neighbors": 15', '"n_neighbors": 14'))
+    with pytest.raises(bundle.ConfigError, match="does not match its checksum"):
+        bundle.Bundle.load(copy)
+
+
+def test_old_bundle_format_is_refused_with_what_to_do(split_run, tmp_path):
+    """A bundle written before the Normalizer (no format number) is an error, not a guess."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(split_run / "results" / "small" / "model", copy)
+    norm = json.loads((copy / "normalization.json").read_text())
+    for d in norm.values():
+        d.pop("format")
+    (copy / "normalization.json").write_text(json.dumps(norm))
+    man = json.loads((copy / "manifest.json").read_text())
+    man["files"]["normalization.json"] = hashlib.sha256(
+        (copy / "normalization.json").read_bytes()).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(bundle.ConfigError) as err:
+        bundle.Bundle.load(copy)
+    assert "written by an older version of this workflow" in err.value.one_line()
+    assert "Re-run the discovery workflow to rebuild its model bundle" in err.value.one_line()
 
 
 def test_holdout_split_is_stratified_disjoint_and_seeded():
@@ -233,7 +270,7 @@ def test_projection_of_the_discovery_patients_keeps_the_factor_scale(finished_ru
     import mudata as md
 
     r = finished_run / "results" / "small"
-    b = ap.Bundle.load(r / "model")
+    b = bundle.Bundle.load(r / "model")
     m = md.read_h5mu(r / "small.h5mu")
     fitted = pd.DataFrame(m.obsm["X_mofa"], index=m.obs_names, columns=b.frozen["factors"])
     views = {v: pd.DataFrame(np.asarray(m.mod[v].X), index=m.mod[v].obs_names,

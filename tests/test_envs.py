@@ -59,7 +59,7 @@ LAZY = {"ingest": set(), "normalize": {"scanpy", "scikit-learn", "statsmodels"},
         "select": {"scikit-learn", "statsmodels", "lifelines"},
         "cluster": {"scanpy", "scikit-learn", "igraph", "leidenalg", "umap-learn"},
         "report": {"scikit-learn", "statsmodels", "lifelines"},
-        "apply": {"scikit-learn", "lifelines", "joblib"}}
+        "apply": {"scikit-learn", "lifelines", "joblib", "jinja2", "markupsafe"}}
 
 
 def env_packages(name: str) -> set[str]:

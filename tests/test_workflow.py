@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from conftest import ROOT, copy_cohort, run_snakemake
 
@@ -154,6 +155,7 @@ def test_report_renders_with_captions(finished_run: Path):
         assert f"{stem}.png" in html
 
 
+@pytest.mark.slow
 def test_rerun_elsewhere_is_byte_identical(finished_run: Path, small_cohort: Path,
                                            tmp_path: Path):
     work = copy_cohort(small_cohort, tmp_path / "run2")
@@ -228,6 +230,23 @@ def test_long_steps_print_progress_to_the_terminal(finished_run: Path):
         assert re.search(pattern, seen), pattern
     log = (finished_run / "logs" / "predict" / "small.log").read_text()
     assert "predict: outer fold 1/" in log
+
+
+def test_end_of_run_summary_quotes_the_run_tables(finished_run: Path):
+    """make run ends with a summary; its figures are those of the run's tables."""
+    from omix.summary import summary_lines
+
+    res = finished_run / "results" / "small"
+    text = "\n".join(summary_lines(res))
+    ranked = pd.read_csv(res / "biomarkers" / "ranked.tsv", sep="\t")
+    assert f"top biomarkers: {ranked['feature'].iloc[0]} ({ranked['omic'].iloc[0]})" in text
+    m = pd.read_csv(res / "predict" / "metrics.tsv", sep="\t").set_index(["model", "metric"])
+    p = m.loc[("inner_cv_choice", "auc")]
+    assert f"AUC {p['mean']:.3f} (95% CI {p['ci_low']:.3f}-{p['ci_high']:.3f}" in text
+    assert f"l2_features {m.loc[('l2_features', 'auc'), 'mean']:.3f}" in text
+    n_clusters = pd.read_csv(res / "clusters.tsv", sep="\t")["cluster"].nunique()
+    assert f"clusters: {n_clusters} (" in text
+    assert "samples: 60," in text and "  report: " in text
 
 
 def test_readme_rule_graph_is_current():

@@ -82,10 +82,11 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     """The plain reference models (L2 logistic on all standardised features, random forest)
     fitted on the discovery patients' normalised features and scored on the held-back ones,
     transformed with the frozen bundle exactly as the chosen model's inputs are."""
-    from .apply import Bundle, score_metrics, transform_cohort
+    from .bundle import Bundle
     from .io import read_h5mu
     from .outcome import endpoint_kind
     from .predict import PredictOptions, estimator, feature_table
+    from .score import score_metrics, transform_cohort
 
     r = Path("results") / cohort
     b = Bundle.load(r / "model")

@@ -49,12 +49,14 @@ def _standardised(x: np.ndarray) -> np.ndarray:
 
 
 def _logistic_enet_irls(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: float,
-                        max_steps: int = 30, tol: float = 1e-3) -> np.ndarray:
+                        max_steps: int = 30, tol: float = 1e-3, cd_tol: float = 1e-4
+                        ) -> np.ndarray:
     """Elastic-net logistic regression with balanced class weights, the objective of
     scikit-learn's ``LogisticRegression(C=c, l1_ratio=l1_ratio, class_weight="balanced")``,
     solved as glmnet does: iteratively reweighted least squares, each step a weighted elastic
-    net solved by coordinate descent (scikit-learn's ``ElasticNet``, warm-started).  Stops when
-    no linear predictor moves by more than ``tol``.  Returns the coefficients.
+    net solved by coordinate descent (scikit-learn's ``ElasticNet``, warm-started, duality-gap
+    tolerance ``cd_tol``).  Stops when no linear predictor moves by more than ``tol``.  Returns
+    the coefficients.
     """
     import warnings
 
@@ -65,7 +67,7 @@ def _logistic_enet_irls(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: flo
     cw = np.where(pos, n / (2.0 * pos.sum()), n / (2.0 * (~pos).sum()))
     yv = pos.astype(float)
     eta = np.zeros(n)  # balanced weights: the weighted null model has p = 1/2
-    model = ElasticNet(l1_ratio=l1_ratio, max_iter=5000, tol=1e-4, warm_start=True)
+    model = ElasticNet(l1_ratio=l1_ratio, max_iter=5000, tol=cd_tol, warm_start=True)
     for _ in range(max_steps):
         p = np.clip(1.0 / (1.0 + np.exp(-eta)), 1e-6, 1 - 1e-6)
         w = cw * p * (1 - p)
@@ -110,6 +112,8 @@ def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, c: float,
     classes = np.unique(y)
     selected = np.zeros(xs.shape[1], dtype=bool)
     for k in (classes[-1:] if len(classes) == 2 else classes):
+        # cd_tol 1e-3 would be 1.7x faster at 1,000 x 5,000 but no longer selects exactly
+        # what the converged logistic model selects (features at the boundary differ)
         selected |= _logistic_enet_irls(xs, y == k, c, l1_ratio) != 0
     return selected
 

@@ -421,18 +421,18 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
 
 
 # --------------------------------------------------------------------------------------------
-# new-cohort mode (omix.apply)
+# new-cohort mode (omix.bundle, omix.score, omix.pages)
 # --------------------------------------------------------------------------------------------
 def bundle(norm_h5ads: Mapping[str, PathLike], h5mu: PathLike, model_hdf5: PathLike,
            clusters_tsv: PathLike, samples: PathLike, predictor: PathLike | None,
            metrics_tsv: PathLike | None, outdir: PathLike, *, config: Mapping[str, Any]
            ) -> None:
     """The frozen discovery bundle: every fitted parameter, nothing of any other cohort."""
-    from . import apply as ap
+    from . import bundle
     from .stats import SurvivalSpec
 
     cfg = dict(config)
-    ap.write_bundle(
+    bundle.write_bundle(
         outdir, mdata=io.read_h5mu(h5mu),
         norm={o: io.read_h5ad(p) for o, p in norm_h5ads.items()},
         model_hdf5=model_hdf5,
@@ -464,11 +464,11 @@ def apply_ingest(table: PathLike, samples: PathLike, bundle_dir: PathLike, out_h
 def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: PathLike,
                 out: Mapping[str, PathLike], *, outcome: str | None, name: str) -> None:
     """Project, assign, predict and check drift for a cohort, with frozen parameters only."""
-    from . import apply as ap
+    from . import bundle, score
 
-    b = ap.Bundle.load(bundle_dir)
+    b = bundle.Bundle.load(bundle_dir)
     sheet = io.read_sample_sheet(samples)
-    views, missing = ap.transform_cohort(h5ads, b)
+    views, missing = score.transform_cohort(h5ads, b)
     frozen = b.mofa
     proj = {v: d for v, d in views.items() if v in frozen.views}
     if not proj:
@@ -481,22 +481,22 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
     skipped = len(sheet) - len(order)
     if skipped:
         log.info("%d sample(s) of the sheet have none of the omics and are not scored", skipped)
-    clusters = ap.assign_clusters(z, b)
-    pred, contrib = ap.predict_new(z, views, b, order)
+    clusters = score.assign_clusters(z, b)
+    pred, contrib = score.predict_new(z, views, b, order)
     ycol = outcome or b.predictor.get("endpoint")
     y = sheet[ycol] if ycol is not None and ycol in sheet.columns else None
     if y is not None and "predicted" in pred:
         pred.insert(1, "observed", y.reindex(order).to_numpy())
-        metrics = ap.score_metrics(pred, y)
+        metrics = score.score_metrics(pred, y)
         for _, r in metrics.iterrows():
             log.info("%s on %d patients with a known outcome: %.3f", r["metric"], r["n"],
                      r["value"])
     else:
         metrics = pd.DataFrame(columns=["metric", "value", "n"])
         log.info("no observed outcome in the sheet: metrics.tsv is empty")
-    drift = ap.drift_report(views, z, b)
-    qc = _qc_flags(z, views, clusters, b, order)
-    drivers = ap.feature_drivers(views, contrib, b)
+    drift = score.drift_report(views, z, b)
+    qc = score.qc_flags(z, views, clusters, b, order)
+    drivers = score.feature_drivers(views, contrib, b)
     io.write_tsv(z.rename_axis("sample_id").reset_index(), out["factors"])
     io.write_tsv(clusters, out["clusters"])
     io.write_tsv(pred, out["predictions"])
@@ -508,54 +508,17 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
     io.write_tsv(drivers, out["drivers"])
 
 
-def _qc_flags(z: pd.DataFrame, views: Mapping[str, pd.DataFrame], clusters: pd.DataFrame,
-              b: Any, order: list[str]) -> pd.DataFrame:
-    """Per patient: omics not measured, model features missing, values outside the discovery
-    range, extreme factor values, an uncertain stratum."""
-    from .apply import _array
-
-    ref = b.frozen["reference"]
-    zref = b.reference_factors.to_numpy()
-    zs = (z.to_numpy() - zref.mean(0)) / zref.std(0, ddof=1)
-    agree = clusters.set_index("sample_id")["agreement"]
-    flags: dict[str, list[str]] = {s: [] for s in order}
-    for o in b.normalization:
-        d = views.get(o)
-        for s in order:
-            if d is None or s not in d.index or d.loc[s].isna().all():
-                flags[s].append(f"{o} not measured")
-                continue
-            row = d.loc[s].to_numpy(dtype=float)
-            miss = float(np.mean(np.isnan(row)))
-            if miss > 0.2:
-                flags[s].append(f"{o}: {miss:.0%} of model features missing")
-            r = ref["omics"].get(o)
-            if r is not None:
-                with np.errstate(invalid="ignore"):
-                    out = np.nanmean((row < _array(r["min"])) | (row > _array(r["max"])))
-                if out > 0.1:
-                    flags[s].append(f"{o}: {out:.0%} of values outside the discovery range")
-    for i, s in enumerate(order):
-        big = [f for f, v in zip(z.columns, zs[i], strict=True) if abs(v) > 3]
-        if big:
-            flags[s].append(f"factor value beyond 3 discovery SD: {', '.join(big)}")
-        if agree.get(s, 1.0) < 0.5:
-            flags[s].append(f"uncertain stratum ({agree[s]:.0%} neighbour agreement)")
-    return pd.DataFrame({"sample_id": order, "n_flags": [len(flags[s]) for s in order],
-                         "flags": [";".join(flags[s]) for s in order]})
-
-
 def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir: PathLike,
                    *, name: str) -> None:
     """One HTML page per scored patient, and an index."""
-    from . import apply as ap
+    from . import bundle, pages
 
     def read(key: str) -> pd.DataFrame:
         return pd.read_csv(scored[key], sep="\t", dtype={"sample_id": str,
                                                           "predicted": str})
 
     factors = read("factors").set_index("sample_id")
-    pages = ap.patient_pages(outdir, bundle=ap.Bundle.load(bundle_dir), factors=factors,
+    pages = pages.patient_pages(outdir, bundle=bundle.Bundle.load(bundle_dir), factors=factors,
                              clusters=read("clusters"), predictions=read("predictions"),
                              contributions=read("contributions"),
                              qc=read("qc").fillna({"flags": ""}), drift=read("drift"),

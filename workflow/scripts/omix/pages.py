@@ -1,0 +1,179 @@
+"""Patient pages: one printable HTML page per scored patient and an index, rendered from
+the Jinja2 templates in ``omix/templates/`` with one stylesheet (plots inline as SVG)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from markupsafe import Markup
+
+from .bundle import Bundle
+from .io import atomic_path
+from .io import floats_from_json as _array
+
+log = logging.getLogger("omix.pages")
+PathLike = str | os.PathLike[str]
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                       autoescape=select_autoescape(["html", "j2"]),
+                       undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
+                  clusters: pd.DataFrame, predictions: pd.DataFrame,
+                  contributions: pd.DataFrame, qc: pd.DataFrame, drift: pd.DataFrame,
+                  cohort_name: str, drivers: pd.DataFrame | None = None) -> list[Path]:
+    """One small HTML page per patient and an index, plots inline (SVG), no external files.
+
+    IDs shown are those of the results (pseudonyms when pseudonymisation is on).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io as _io
+
+    import matplotlib.pyplot as plt
+
+    from . import pl  # noqa: F401  (deterministic SVG settings)
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    zref = bundle.reference_factors
+    surv = bundle.frozen.get("survival")
+    cv = bundle.predictor.get("cv", {})
+    endpoint = bundle.predictor.get("endpoint")
+    drift_warn = drift[drift["warning"]]
+    pages = []
+
+    def svg(fig: Any) -> str:
+        buf = _io.StringIO()
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)
+        text = buf.getvalue()
+        return text[text.index("<svg"):]
+
+    for sid in factors.index:
+        cl = clusters.set_index("sample_id").loc[sid]
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
+        ax = axes[0]
+        if surv and surv.get("curves"):
+            for c, cur in sorted(surv["curves"].items()):
+                mine = c == cl["cluster"]
+                ax.step(_array(cur["time"]), _array(cur["survival"]), where="post",
+                        lw=2.5 if mine else 1, color="#d95f02" if mine else "#999999",
+                        label=f"{c} (n={cur['n']})" + (" - this patient" if mine else ""))
+            ax.set_xlabel(surv.get("time_column", "time"))
+            ax.set_ylabel("survival (discovery)")
+            ax.set_ylim(0, 1.02)
+            ax.legend(frameon=False, fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no survival data in the discovery bundle", ha="center",
+                    va="center", fontsize=8)
+            ax.set_axis_off()
+        ax.set_title(f"stratum {cl['cluster']}")
+        ax = axes[1]
+        zs = (factors.loc[sid] - zref.mean()) / zref.std(ddof=1)
+        ax.barh(list(zs.index)[::-1], zs.to_numpy()[::-1],
+                color=["#d95f02" if abs(v) > 2 else "#7570b3" for v in zs.to_numpy()[::-1]])
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_xlabel("factor value (discovery SD units)")
+        ax.set_title("factors")
+        ax = axes[2]
+        c = contributions[contributions["sample_id"] == sid].head(8)
+        if len(c):
+            ax.barh(list(c["variable"])[::-1], c["contribution"].to_numpy()[::-1],
+                    color=["#1b9e77" if v > 0 else "#e7298a" for v in c["contribution"][::-1]])
+            ax.axvline(0, color="black", lw=0.5)
+            pos = [k[2:] for k in predictions.columns if k.startswith("p_")]
+            if bundle.predictor.get("kind") in ("random_forest", "stacked"):  # occlusion
+                ax.set_xlabel("change of the prediction when set to the discovery median")
+            elif len(pos) > 2:
+                ax.set_xlabel("contribution to the log-odds of the predicted class")
+            else:
+                ax.set_xlabel(f"contribution to the log-odds of {pos[-1]}" if pos
+                              else "contribution to the predicted value")
+        else:
+            ax.set_axis_off()
+        ax.set_title("top drivers of the prediction")
+        fig.tight_layout()
+        figure = svg(fig)
+
+        pred = predictions.set_index("sample_id").loc[sid]
+        q = qc.set_index("sample_id").loc[sid]
+        flags = [f for f in str(q["flags"]).split(";") if f]
+        flags += [f"cohort drift: {r['level']} {r['name']}" for _, r in drift_warn.iterrows()]
+        drv = drivers[drivers["sample_id"] == sid] if drivers is not None else pd.DataFrame()
+        body = env.get_template("patient.html.j2").render(
+            sid=sid, cohort=cohort_name, discovery=bundle.manifest["discovery_cohort"],
+            n_discovery=bundle.manifest["n_samples"], cluster=cl["cluster"],
+            agreement=float(cl["agreement"]), n_neighbors=bundle.frozen["reference"][
+                "n_neighbors"], figure=Markup(figure), flags=flags,
+            prediction=_prediction(pred, endpoint, cv), drivers=_drivers(drv))
+        path = out / f"{_safe(sid)}.html"
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(body)
+        pages.append(path)
+    pr = predictions.set_index("sample_id")
+    cl_all = clusters.set_index("sample_id")["cluster"]
+    fl_all = qc.set_index("sample_id")["flags"]
+    observed = "observed" in pr.columns and pr["observed"].notna().any()
+    rows = []
+    for sid in factors.index:
+        r = pr.loc[sid]
+        pcol = f"p_{r.get('predicted')}"
+        rows.append({"sid": sid, "href": f"{_safe(sid)}.html", "cluster": cl_all.loc[sid],
+                     "predicted": r.get("predicted", ""),
+                     "probability": f"{r[pcol]:.2f}" if pcol in r.index else "",
+                     "observed": "" if not observed or pd.isna(r.get("observed")) else
+                     r["observed"],
+                     "flags": [f for f in str(fl_all.loc[sid]).split(";") if f]})
+    index = env.get_template("index.html.j2").render(
+        cohort=cohort_name, discovery=bundle.manifest["discovery_cohort"], rows=rows,
+        endpoint=endpoint if "predicted" in pr.columns else None, observed=observed)
+    with atomic_path(out / "index.html") as tmp:
+        Path(tmp).write_text(index)
+    return pages
+
+
+def _prediction(p: pd.Series, endpoint: Any, cv: dict[str, Any]) -> dict[str, Any] | None:
+    """What the page says about the prediction: class, probabilities, the honest estimate,
+    how much of it rests on imputed variables."""
+    if "predicted" not in p.index:
+        return None
+    metric = "auc" if "auc" in cv else "r2" if "r2" in cv else None
+    n_miss, n_var = int(p.get("model_variables_missing", 0)), int(p.get("model_variables", 0))
+    return {"endpoint": str(endpoint), "predicted": str(p["predicted"]),
+            "probabilities": [(k[2:], float(p[k])) for k in p.index if k.startswith("p_")],
+            "estimate": None if metric is None else {
+                "metric": metric.upper(), "mean": cv[metric]["mean"],
+                "low": cv[metric]["ci_low"], "high": cv[metric]["ci_high"]},
+            "n_missing": n_miss, "n_variables": n_var,
+            "caution": bool(n_var and n_miss > 0.5 * n_var)}
+
+
+def _drivers(drv: pd.DataFrame) -> dict[str, Any] | None:
+    """The measured variables behind the prediction (or behind its leading factor)."""
+    if not len(drv):
+        return None
+    lead = str(drv["factor"].iloc[0])
+    direct = lead == "(direct)"
+    return {"title": "Measured variables behind the prediction" if direct
+            else f"Measurements behind {lead}",
+            "what": "contribution to the prediction" if direct
+            else "evidence for the factor (w tau y)",
+            "rows": [{"omic": r["omic"], "feature": r["feature"],
+                      "value": float(r["value_sd_units"]), "share": float(r["share"])}
+                     for _, r in drv.iterrows()]}
+
+
+def _safe(sid: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(sid))
