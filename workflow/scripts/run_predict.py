@@ -4,11 +4,8 @@ from omix.errors import rule_boundary
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_boundary(sm):
-    o = sm.output
-    steps.predict(sm.input.h5mu, sm.input.samples, o.metrics, o.folds, o.predictions,
-                  o.importance, o.contributions, o.model, o.roc.removesuffix(".png"),
-                  o.calibration.removesuffix(".png"), endpoint=sm.params.endpoint,
-                  predict_cfg=sm.params.predict, mofa_cfg=sm.params.mofa,
+    steps.predict(sm.input.h5mu, sm.input.samples, dict(sm.output.items()),
+                  endpoint=sm.params.endpoint, predict_cfg=sm.params.predict,
+                  mofa_cfg=sm.params.mofa,
                   raw_h5ads=dict(zip(sm.params.omics, sm.input.raw, strict=True)),
-                  omics_cfg=sm.params.omics, batch=sm.params.batch,
-                  per_class_tsv=o.per_class, threads=sm.threads)
+                  omics_cfg=sm.params.omics, batch=sm.params.batch, threads=sm.threads)

@@ -62,6 +62,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+# columns of the workflow's own tables that hold identifiers: always read as text (an ID
+# '007' or a gene '1' is not a number)
+ID_COLUMNS = ("sample_id", "feature", "variable", "omic", "cluster", "predicted", "observed",
+              "class", "factor", "model", "name")
+
+
+def read_tsv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A table the workflow wrote (:func:`write_tsv`), read the one way every step reads it:
+    tab-separated, identifier columns (:data:`ID_COLUMNS`) as text."""
+    head = pd.read_csv(path, sep="\t", nrows=0).columns
+    return pd.read_csv(path, sep="\t", dtype={c: str for c in head if c in ID_COLUMNS})
+
+
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = False,
               float_format: str | None = "%.6g") -> None:
     """Write a TSV atomically, with a fixed float format so reruns are byte-identical."""

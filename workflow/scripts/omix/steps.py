@@ -175,7 +175,7 @@ def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
     if stability_shards:
         from .stability import stability_summary
 
-        counts = pd.concat([pd.read_csv(p, sep="\t", dtype={"feature": str})
+        counts = pd.concat([io.read_tsv(p)
                             for p in stability_shards], ignore_index=True)
         summ = stability_summary(counts, resamples).set_index("feature")
         key = ranked["omic"] + ":" + ranked["feature"]
@@ -187,7 +187,7 @@ def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
     if stability_shards:
         ranks.append(ranked["selection_probability"].rank(ascending=False, method="min"))
     if rf_tsv is not None:
-        rf = pd.read_csv(rf_tsv, sep="\t", dtype={"feature": str}).set_index("feature")
+        rf = io.read_tsv(rf_tsv).set_index("feature")
         key = ranked["omic"] + ":" + ranked["feature"]
         for col in ("rf_importance", "rf_importance_sd"):
             ranked[col] = rf[col].reindex(key).to_numpy()
@@ -296,10 +296,10 @@ def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: P
     mdata = io.read_h5mu(h5mu)
     res = _result_from_h5mu(mdata)
     y = _outcome(samples, outcome)
-    ftab = pd.read_csv(factor_tsv, sep="\t")
-    clusters = pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}).set_index(
+    ftab = io.read_tsv(factor_tsv)
+    clusters = io.read_tsv(clusters_tsv).set_index(
         "sample_id")["cluster"]
-    umap = pd.read_csv(umap_tsv, sep="\t", dtype={"sample_id": str}).set_index("sample_id")
+    umap = io.read_tsv(umap_tsv).set_index("sample_id")
     yo = y.reindex(res.factors.index) if y is not None else None
     pl.variance_explained(res.r2, res.r2_total, stems["variance_explained"])
     pl.factor_scatter(res.factors, yo, ftab if outcome else None, outcome,
@@ -307,7 +307,7 @@ def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: P
     pl.umap_clusters(umap.loc[clusters.index, ["UMAP1", "UMAP2"]].to_numpy(), clusters,
                      y.reindex(clusters.index) if y is not None else None, outcome,
                      stems["umap"])
-    ranked = pd.read_csv(ranked_tsv, sep="\t", dtype={"feature": str}).head(heatmap_top)
+    ranked = io.read_tsv(ranked_tsv).head(heatmap_top)
     values = pr.feature_table(mdata, list(mdata.obs_names))
     pl.biomarker_heatmap(values, ranked, clusters, yo, outcome, stems["heatmap"])
 
@@ -332,7 +332,7 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
     mdata = io.read_h5mu(h5mu)
     factors = mofa.factor_table(mdata)
     sheet = io.read_sample_sheet(samples)
-    clusters = pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}).set_index(
+    clusters = io.read_tsv(clusters_tsv).set_index(
         "sample_id")["cluster"]
     spec = stats.SurvivalSpec.from_config(dict(survival_cfg) if survival_cfg else None)
     table = stats.associations(factors, clusters, sheet, spec, exclude=bias_columns)
@@ -367,18 +367,18 @@ def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] 
                        sheet=io.read_sample_sheet(samples), seed=min(seeds))
 
 
-def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv: PathLike,
-            predictions_tsv: PathLike, importance_tsv: PathLike, contributions_tsv: PathLike,
-            model_out: PathLike, roc_stem: PathLike, cal_stem: PathLike, *, endpoint: str,
+def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, endpoint: str,
             predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
             raw_h5ads: Mapping[str, PathLike] | None = None,
             omics_cfg: Mapping[str, Any] | None = None, batch: str | None = None,
-            per_class_tsv: PathLike | None = None, threads: int = 1) -> None:
+            threads: int = 1) -> None:
     """Nested-CV prediction of ``endpoint``; final model refitted on all samples, explained.
 
     ``metrics.tsv``: every candidate, the reference baselines, the prevalence baseline and the
     ``inner_cv_choice`` row (the honest estimate of the whole procedure, model choice
-    included); ``selected`` marks the candidate refitted on all patients."""
+    included); ``selected`` marks the candidate refitted on all patients.  ``out`` maps the
+    rule's output names (metrics, folds, predictions, per_class, importance, contributions,
+    model, roc, calibration) to paths."""
     import joblib
 
     mdata = io.read_h5mu(h5mu)
@@ -398,26 +398,27 @@ def predict(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike, folds_tsv:
     chosen = per_fold.loc[per_fold["model"] == pr.CHOICE, "chosen"].value_counts()
     log.info("inner-CV choice per outer fold: %s; refitted on all patients: %s",
              ", ".join(f"{m} {n}x" for m, n in chosen.items()), best)
-    io.write_tsv(summary, metrics_tsv)
-    io.write_tsv(per_fold, folds_tsv)
+    io.write_tsv(summary, out["metrics"])
+    io.write_tsv(per_fold, out["folds"])
     io.write_tsv(preds.sort_values(["model", "repeat", "fold", "sample_id"], kind="mergesort"),
-                 predictions_tsv)
-    if per_class_tsv is not None:
+                 out["predictions"])
+    if "per_class" in out:
         classes = any(c.startswith("p_") for c in preds.columns)
         table = pd.concat([pr.per_class_metrics(preds, m) for m in preds["model"].unique()],
                           ignore_index=True) if classes else pd.DataFrame(
             columns=["model", "class", "n", "auc_one_vs_rest", "sensitivity", "precision"])
-        io.write_tsv(table, per_class_tsv)
+        io.write_tsv(table, out["per_class"])
     factors = mofa.factor_table(mdata)
     est, importance, contrib = pr.final_model(mdata, y, factors, best, opts)
     importance.insert(1, "model", best)
-    io.write_tsv(importance, importance_tsv)
-    io.write_tsv(contrib.rename_axis("sample_id").reset_index(), contributions_tsv)
-    with io.atomic_path(model_out) as tmp:
+    io.write_tsv(importance, out["importance"])
+    io.write_tsv(contrib.rename_axis("sample_id").reset_index(), out["contributions"])
+    with io.atomic_path(out["model"]) as tmp:
         joblib.dump({"model": est, "kind": best, "endpoint": endpoint,
                      "variables": list(importance["variable"]),
                      "columns": list(est.omix_columns)}, tmp)
-    pl.prediction_plots(preds, summary, endpoint, roc_stem, cal_stem)
+    pl.prediction_plots(preds, summary, endpoint, str(out["roc"]).removesuffix(".png"),
+                        str(out["calibration"]).removesuffix(".png"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,10 +437,10 @@ def bundle(norm_h5ads: Mapping[str, PathLike], h5mu: PathLike, model_hdf5: PathL
         outdir, mdata=io.read_h5mu(h5mu),
         norm={o: io.read_h5ad(p) for o, p in norm_h5ads.items()},
         model_hdf5=model_hdf5,
-        clusters=pd.read_csv(clusters_tsv, sep="\t", dtype={"sample_id": str}),
+        clusters=io.read_tsv(clusters_tsv),
         sheet=io.read_sample_sheet(samples), survival=SurvivalSpec.from_config(cfg["survival"]),
         n_neighbors=int(cfg["cluster"]["n_neighbors"]), predictor=predictor,
-        cv_metrics=pd.read_csv(metrics_tsv, sep="\t") if metrics_tsv else None,
+        cv_metrics=io.read_tsv(metrics_tsv) if metrics_tsv else None,
         config=cfg, cohort=str(cfg["cohort"]))
 
 
@@ -514,8 +515,7 @@ def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir:
     from . import bundle, pages
 
     def read(key: str) -> pd.DataFrame:
-        return pd.read_csv(scored[key], sep="\t", dtype={"sample_id": str,
-                                                          "predicted": str})
+        return io.read_tsv(scored[key])
 
     factors = read("factors").set_index("sample_id")
     pages = pages.patient_pages(outdir, bundle=bundle.Bundle.load(bundle_dir), factors=factors,
