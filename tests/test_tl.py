@@ -171,3 +171,17 @@ def test_relabel_by_size_and_partition_comparison():
     y = pd.Series(["u", "u", "v", None], index=list("ABCD"))
     out = tl.compare_partitions(c, y).set_index("metric")
     assert out.loc["ARI", "value"] == pytest.approx(1.0) and out.loc["ARI", "n_samples"] == 3
+
+
+def test_consensus_rank_is_the_mean_of_the_available_ranks():
+    ranked = pd.DataFrame({"feature": ["a", "b", "c"], "omic": "v", "rank": [1, 2, 3]})
+    stab = pd.DataFrame({"feature": ["v:a", "v:b", "v:c"], "selection_probability": [0.1, 0.9, 0.5],
+                         "q_value": [1.0, 0.01, 0.2]})
+    rf = pd.DataFrame({"feature": ["v:a", "v:b", "v:c"], "rf_importance": [-0.1, 0.2, 0.3],
+                       "rf_importance_sd": 0.0})
+    out = tl.consensus_ranking(ranked, stab, rf)
+    # ranks: MOFA 1,2,3; stability 3,1,2; forest (a's drop <= 0 shares the last rank) 3,2,1
+    assert list(out["consensus_rank"]) == [3, 1, 2]  # means 7/3, 5/3, 2
+    assert list(out["q_value"]) == [1.0, 0.01, 0.2]
+    only_mofa = tl.consensus_ranking(ranked, None, None)
+    assert "consensus_rank" not in only_mofa and list(only_mofa.columns) == list(ranked.columns)

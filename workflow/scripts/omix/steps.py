@@ -172,32 +172,15 @@ def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
     mdata = io.read_h5mu(h5mu)
     res = _result_from_h5mu(mdata)
     ranked, ftab = tl.rank_features(res, _outcome(samples, outcome))
+    stab = rf = None
     if stability_shards:
         from .stability import stability_summary
 
-        counts = pd.concat([io.read_tsv(p)
-                            for p in stability_shards], ignore_index=True)
-        summ = stability_summary(counts, resamples).set_index("feature")
-        key = ranked["omic"] + ":" + ranked["feature"]
-        ranked["selection_probability"] = summ["selection_probability"].reindex(key).to_numpy()
-        ranked["q_value"] = summ["q_value"].reindex(key).to_numpy()
-        log.info("stability selection: %d feature(s) with q < 0.05",
-                 int((ranked["q_value"] < 0.05).sum()))
-    ranks = [ranked["rank"]]
-    if stability_shards:
-        ranks.append(ranked["selection_probability"].rank(ascending=False, method="min"))
+        counts = pd.concat([io.read_tsv(p) for p in stability_shards], ignore_index=True)
+        stab = stability_summary(counts, resamples)
     if rf_tsv is not None:
-        rf = io.read_tsv(rf_tsv).set_index("feature")
-        key = ranked["omic"] + ":" + ranked["feature"]
-        for col in ("rf_importance", "rf_importance_sd"):
-            ranked[col] = rf[col].reindex(key).to_numpy()
-        # a drop <= 0 is no evidence: those features share the rank after the positive ones
-        ranks.append(ranked["rf_importance"].clip(lower=0).rank(ascending=False, method="min"))
-    if len(ranks) > 1:
-        # consensus: mean of the MOFA-score rank, the selection-probability rank and the
-        # random-forest importance rank (those available)
-        mean_rank = sum(ranks) / len(ranks)
-        ranked["consensus_rank"] = mean_rank.rank(method="first").astype(int)
+        rf = io.read_tsv(rf_tsv)
+    ranked = tl.consensus_ranking(ranked, stab, rf)
     io.write_tsv(ranked, ranked_tsv)
     for omic, path in per_omic.items():
         sub = ranked[ranked["omic"] == omic].drop(columns=["rank"])

@@ -179,6 +179,32 @@ def rank_features(res: MofaResult, y: pd.Series | None = None) -> tuple[pd.DataF
     return ranked, ftab
 
 
+def consensus_ranking(ranked: pd.DataFrame, stability: pd.DataFrame | None,
+                      rf: pd.DataFrame | None) -> pd.DataFrame:
+    """Add the stability-selection and random-forest evidence to the MOFA+ ranking and a
+    ``consensus_rank``: the mean of the MOFA-score rank, the selection-probability rank and
+    the forest-importance rank (those available); features with a forest drop <= 0 share the
+    rank after the positive ones (no evidence)."""
+    ranked = ranked.copy()
+    key = ranked["omic"] + ":" + ranked["feature"]
+    ranks = [ranked["rank"]]
+    if stability is not None:
+        summ = stability.set_index("feature")
+        ranked["selection_probability"] = summ["selection_probability"].reindex(key).to_numpy()
+        ranked["q_value"] = summ["q_value"].reindex(key).to_numpy()
+        log.info("stability selection: %d feature(s) with q < 0.05",
+                 int((ranked["q_value"] < 0.05).sum()))
+        ranks.append(ranked["selection_probability"].rank(ascending=False, method="min"))
+    if rf is not None:
+        r = rf.set_index("feature")
+        for col in ("rf_importance", "rf_importance_sd"):
+            ranked[col] = r[col].reindex(key).to_numpy()
+        ranks.append(ranked["rf_importance"].clip(lower=0).rank(ascending=False, method="min"))
+    if len(ranks) > 1:
+        ranked["consensus_rank"] = (sum(ranks) / len(ranks)).rank(method="first").astype(int)
+    return ranked
+
+
 # --------------------------------------------------------------------------------------------
 # clustering
 # --------------------------------------------------------------------------------------------
