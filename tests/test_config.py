@@ -139,3 +139,56 @@ def test_options_dataclass_defaults_equal_the_schema_defaults(section, cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         want = props[f.name]["default"]
         assert (list(default) if isinstance(default, tuple) else default) == want, f.name
+
+
+def test_outcome_and_endpoint_kinds_are_resolved_once_on_the_whole_sheet(tmp_path):
+    """auto becomes classes or numbers at parse time, from the whole sample sheet, and every
+    rule receives that answer; an explicit choice is kept; text declared numbers is refused."""
+    import numpy as np
+    import pandas as pd
+
+    sheet = pd.read_csv(ROOT / "config" / "samples.tsv", sep="\t", dtype=str)
+    rng = np.random.default_rng(0)
+    sheet["stage_code"] = rng.integers(1, 5, len(sheet))         # 4 levels coded as numbers
+    sheet["dose"] = rng.normal(10, 2, len(sheet)).round(3)       # numbers
+    path = tmp_path / "samples.tsv"
+    sheet.to_csv(path, sep="\t", index=False)
+
+    def resolved(**cfg_updates):
+        cfg = base()
+        cfg["samples"] = str(path)
+        for k, v in cfg_updates.items():
+            if k == "endpoint":
+                cfg.setdefault("predict", {})["endpoint"] = v
+            elif k == "endpoint_kind":
+                cfg.setdefault("predict", {})["endpoint_kind"] = v
+            else:
+                cfg[k] = v
+        out = check_config(cfg, workdir=ROOT)
+        return out["outcome_kind"], out["predict"]["endpoint_kind"]
+
+    assert resolved(outcome="stage_code", endpoint="dose") == ("classes", "numbers")
+    assert resolved(outcome="dose") == ("numbers", "numbers")      # endpoint = outcome
+    assert resolved(outcome="stage_code", endpoint="stage_code",
+                    endpoint_kind="numbers") == ("classes", "numbers")
+    with pytest.raises(ConfigError) as err:
+        resolved(outcome="C1A.C1B", outcome_kind="numbers")
+    assert re.search(r"outcome_kind: outcome_kind is numbers but column 'C1A\.C1B' holds "
+                     r"text \(e\.g\. '\w+'\)\. Set it to classes or auto", err.value.one_line())
+
+
+def test_steps_use_the_resolved_kind_not_their_subset():
+    """A numeric column with few levels is a class by the rule on a small subset but numbers
+    when the config says so: prediction then reports R2, not AUC."""
+    import numpy as np
+    import pandas as pd
+    from omix import predict as pr
+
+    rng = np.random.default_rng(2)
+    x = pd.DataFrame(rng.normal(size=(60, 8)), columns=[f"v:{j}" for j in range(8)])
+    y = pd.Series(np.round(x.iloc[:, 0] * 1.5).clip(-2, 2) + 3, name="score")  # 5 levels
+    opts = pr.PredictOptions(folds=3, repeats=1, inner_folds=3, models=("l2_features",))
+    per_auto = pr.nested_cv_matrix(x, y, opts)
+    per_numbers = pr.nested_cv_matrix(x, y, pr.PredictOptions(
+        folds=3, repeats=1, inner_folds=3, models=("l2_features",), endpoint_kind="numbers"))
+    assert "auc" in per_auto and "auc" not in per_numbers and "r2" in per_numbers

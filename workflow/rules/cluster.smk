@@ -22,5 +22,6 @@ rule cluster:
     params:
         cluster=config["cluster"],
         outcome=config["outcome"],
+        outcome_kind=config["outcome_kind"],
     script:
         "../scripts/run_cluster.py"

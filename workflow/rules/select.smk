@@ -14,6 +14,7 @@ rule stability:
     threads: 1
     params:
         outcome=config["outcome"],
+        outcome_kind=config["outcome_kind"],
         select=config["select"],
     script:
         "../scripts/run_stability.py"
@@ -35,6 +36,7 @@ rule rf_importance:
     threads: 2
     params:
         outcome=config["outcome"],
+        outcome_kind=config["outcome_kind"],
         select=config["select"],
     script:
         "../scripts/run_rf_importance.py"
@@ -62,6 +64,7 @@ rule select:
     threads: 1
     params:
         outcome=config["outcome"],
+        outcome_kind=config["outcome_kind"],
         omics=OMICS,
         resamples=config["select"]["resamples"],
     script:

@@ -5,5 +5,6 @@ from omix.errors import rule_boundary
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with rule_boundary(sm):
     steps.rf_importance(sm.input.h5mu, sm.input.samples, sm.output.tsv,
-                        outcome=sm.params.outcome, select_cfg=sm.params.select,
+                        outcome=sm.params.outcome, outcome_kind=sm.params.outcome_kind,
+                        select_cfg=sm.params.select,
                         threads=sm.threads)

@@ -195,6 +195,7 @@ def check_config(config: dict[str, Any], *, source: str = "config",
         from .privacy import load_key
 
         load_key(priv["key_env"], priv.get("key_file") and str(wd / priv["key_file"]))
+    _resolve_kinds(cfg, sheet, source)
     endpoint = ep or cfg.get("outcome")
     if endpoint is not None:
         from .errors import AnalysisError
@@ -202,7 +203,7 @@ def check_config(config: dict[str, Any], *, source: str = "config",
 
         try:
             check_classes(sheet[endpoint], cfg["predict"]["folds"],
-                          cfg["predict"]["inner_folds"])
+                          cfg["predict"]["inner_folds"], cfg["predict"]["endpoint_kind"])
         except AnalysisError as err:
             raise ConfigError(err.what, file=source,
                               where="predict.endpoint" if ep else "outcome (predicted)",
@@ -213,6 +214,32 @@ def check_config(config: dict[str, Any], *, source: str = "config",
         log.warning("only one omic configured: MOFA+ then acts as a sparse factor analysis of "
                     "that omic, not a multi-omic integration")
     return cfg
+
+
+def _resolve_kinds(cfg: dict[str, Any], sheet: Any, source: str) -> None:
+    """Decide once, on the whole sample sheet, whether the outcome and the endpoint are
+    classes or numbers (``auto`` becomes ``classes`` or ``numbers`` in the config every rule
+    receives); a column of text declared numbers is an error."""
+    import pandas as pd
+
+    from .outcome import resolve
+
+    endpoint = cfg["predict"].get("endpoint") or cfg.get("outcome")
+    for col, where, holder, key in ((cfg.get("outcome"), "outcome_kind", cfg, "outcome_kind"),
+                                    (endpoint, "predict.endpoint_kind", cfg["predict"],
+                                     "endpoint_kind")):
+        if col is None:
+            continue
+        y = sheet[col].dropna()
+        if holder[key] == "numbers":
+            numeric = pd.to_numeric(y, errors="coerce")
+            if numeric.isna().any():
+                bad = y[numeric.isna()].iloc[0]
+                raise ConfigError(f"{where} is numbers but column '{col}' holds text (e.g. "
+                                  f"{bad!r})", file=source, where=where,
+                                  hint="set it to classes or auto, or fix the column")
+        holder[key] = resolve(holder[key], y)
+        log.info("%s: column '%s' holds %s", where, col, holder[key])
 
 
 def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str, sf: Any) -> None:
@@ -227,10 +254,8 @@ def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str, sf: Any) -> None:
     outcome = cfg.get("outcome")
     sel = cfg["select"]
     if outcome is not None:
-        from .outcome import is_classification
-
         y = sheet[outcome].dropna()
-        if is_classification(y):
+        if cfg["outcome_kind"] == "classes":
             counts = y.astype(str).value_counts()
             small, k = counts.idxmin(), int(counts.min())
             if sel["rf"] and k < sel["rf_folds"]:

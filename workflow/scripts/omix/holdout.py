@@ -84,7 +84,6 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     transformed with the frozen bundle exactly as the chosen model's inputs are."""
     from .bundle import Bundle
     from .io import read_h5mu
-    from .outcome import endpoint_kind
     from .predict import PredictOptions, estimator, feature_table
     from .score import score_metrics, transform_cohort
 
@@ -103,7 +102,8 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
     ids = [s for s in held.index if any(s in v.index for v in views.values())]
     x_te = pd.concat([v.reindex(ids).add_prefix(f"{o}:") for o, v in views.items()], axis=1
                      ).reindex(columns=x_tr.columns)
-    kind = endpoint_kind(y)
+    # the discovery's own decision (classes or numbers), as its frozen model embodies it
+    kind = "classification" if hasattr(b.predictor["model"], "classes_") else "regression"
     yy = y.astype(str) if kind == "classification" else y.astype(float)
     rows = []
     for model in ("l2_features", "random_forest"):

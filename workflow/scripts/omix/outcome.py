@@ -1,7 +1,9 @@
 """What kind of endpoint a column is: the one rule every step that uses the outcome follows.
 
 Prediction, stability selection, the random forest, ranking and clustering comparisons all ask
-this module, so a column cannot be a class for one step and a number for another.
+this module, with the kind the config resolved once on the whole sample sheet
+(``outcome_kind``, ``predict.endpoint_kind``), so a column cannot be a class for one step and a
+number for another.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ def is_classification(y: pd.Series, max_levels: int = MAX_CLASS_LEVELS) -> bool:
     return k <= max_levels and (k <= 2 or k <= len(y) / 2)
 
 
-def endpoint_kind(y: pd.Series) -> str:
-    """``classification`` or ``regression``."""
-    return "classification" if is_classification(y) else "regression"
+KINDS = ("auto", "classes", "numbers")
+
+
+def resolve(kind: str, y: pd.Series) -> str:
+    """``classes`` or ``numbers``: the config's answer, or (``auto``) :func:`is_classification`
+    of ``y``.  The config resolves ``auto`` once, on the whole sample sheet
+    (:func:`omix.config.check_config`), so steps that see a subset of the samples cannot
+    decide differently."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown endpoint kind {kind!r}")
+    if kind == "auto":
+        return "classes" if is_classification(y) else "numbers"
+    return kind
+
+
+def endpoint_kind(y: pd.Series, kind: str = "auto") -> str:
+    """``classification`` or ``regression`` (scikit-learn's words) for :func:`resolve`."""
+    return "classification" if resolve(kind, y) == "classes" else "regression"

@@ -28,7 +28,7 @@ import pandas as pd
 from .errors import AnalysisError, eta, progress
 from .mofa import FrozenMofa, MofaOptions, view_matrix
 from .options import FromConfig
-from .outcome import endpoint_kind, is_classification
+from .outcome import endpoint_kind, resolve
 from .pp import Normalizer
 
 log = logging.getLogger("omix.predict")
@@ -55,6 +55,7 @@ class PredictOptions(FromConfig):
     models: tuple[str, ...] = MODELS
     rf_trees: int = 300
     l1_ratios: tuple[float, ...] = (0.2, 0.5, 0.8)
+    endpoint_kind: str = "auto"  # classes / numbers: resolved once by the config
     n_jobs: int = 1               # threads of the random forest (the rule's threads)
 
 
@@ -262,9 +263,9 @@ def per_class_metrics(preds: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def check_classes(y: pd.Series, folds: int, inner_folds: int) -> None:
+def check_classes(y: pd.Series, folds: int, inner_folds: int, kind: str = "auto") -> None:
     """Raise unless every class has enough samples for the outer and inner folds."""
-    if not is_classification(y):
+    if resolve(kind, y) != "classes":
         return
     counts = y.dropna().astype(str).value_counts()
     if len(counts) < 2:
@@ -317,7 +318,7 @@ def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.
     (:mod:`omix.coverage`).  Returns the per-fold metrics."""
     from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
-    kind = endpoint_kind(y)
+    kind = endpoint_kind(y, opts.endpoint_kind)
     yv = y.astype(str).to_numpy() if kind == "classification" else y.to_numpy(dtype=float)
     classes = sorted(set(yv)) if kind == "classification" else []
     splitter: Any = (RepeatedStratifiedKFold if kind == "classification" else RepeatedKFold)(
@@ -353,11 +354,11 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
 
     samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
     yy = y.loc[samples]
-    kind = endpoint_kind(yy)
+    kind = endpoint_kind(yy, opts.endpoint_kind)
     classes: list[str] = []
     if kind == "classification":
         yy = yy.astype(str)
-        check_classes(yy, opts.folds, opts.inner_folds)  # on the samples that have data
+        check_classes(yy, opts.folds, opts.inner_folds, opts.endpoint_kind)  # with data
         classes = sorted(yy.unique())
         splitter: Any = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                                 random_state=opts.seed)
@@ -448,10 +449,10 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
     return pd.DataFrame(out)
 
 
-def smallest_class(y: pd.Series) -> int | None:
+def smallest_class(y: pd.Series, kind: str = "auto") -> int | None:
     """Patients in the smallest class of a class endpoint (None for numbers)."""
     y = y.dropna()
-    return int(y.astype(str).value_counts().min()) if is_classification(y) else None
+    return int(y.astype(str).value_counts().min()) if resolve(kind, y) == "classes" else None
 
 
 def choose_final(summary: pd.DataFrame) -> str:
@@ -535,7 +536,7 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
     """
     samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
     yy = y.loc[samples]
-    kind = endpoint_kind(yy)
+    kind = endpoint_kind(yy, opts.endpoint_kind)
     if kind == "classification":
         yy = yy.astype(str)
     n_classes = yy.nunique() if kind == "classification" else 0

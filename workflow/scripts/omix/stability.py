@@ -29,7 +29,7 @@ import pandas as pd
 
 from .errors import eta
 from .errors import progress as report
-from .outcome import is_classification
+from .outcome import resolve
 
 log = logging.getLogger("omix.stability")
 
@@ -136,7 +136,7 @@ def _selected_saga(xs: np.ndarray, y: np.ndarray, classification: bool, c: float
 def stability_counts(x: pd.DataFrame, y: pd.Series, resamples: Iterable[int],
                      permutations: int, c: float = 0.05, seed: int = 0,
                      l1_ratio: float = 0.5, solver: str = "cd",
-                     progress: str = "stability") -> pd.DataFrame:
+                     progress: str = "stability", kind: str = "auto") -> pd.DataFrame:
     """Selection counts per feature for the observed outcome (perm 0) and each permutation.
 
     Each resample's half-sample is imputed and scaled once and shared by the observed and
@@ -148,7 +148,7 @@ def stability_counts(x: pd.DataFrame, y: pd.Series, resamples: Iterable[int],
     fit = _selected_cd if solver == "cd" else _selected_saga
     samples = [s for s in x.index if pd.notna(y.get(s))]
     xx, yy = x.loc[samples].to_numpy(dtype=float), y.loc[samples]
-    classification = is_classification(yy)
+    classification = resolve(kind, yy) == "classes"
     yv = yy.astype(str).to_numpy() if classification else yy.to_numpy(dtype=float)
     n = len(samples)
     resamples = list(resamples)
@@ -198,8 +198,8 @@ def stability_summary(counts: pd.DataFrame, resamples: int) -> pd.DataFrame:
 
 def rf_permutation_importance(x: pd.DataFrame, y: pd.Series, *, trees: int = 200,
                               folds: int = 5, repeats: int = 2, candidates: int = 200,
-                              permutations: int = 3, seed: int = 0, n_jobs: int = 1
-                              ) -> pd.DataFrame:
+                              permutations: int = 3, seed: int = 0, n_jobs: int = 1,
+                              kind: str = "auto") -> pd.DataFrame:
     """Random-forest permutation importance, each fold judged on samples it did not train on.
 
     Repeated stratified k-fold: a forest (scikit-learn; median imputation fitted on the
@@ -219,7 +219,7 @@ def rf_permutation_importance(x: pd.DataFrame, y: pd.Series, *, trees: int = 200
 
     ok = y.notna()
     xv, yy = x.loc[ok].to_numpy(dtype=float), y.loc[ok]
-    classification = is_classification(yy)
+    classification = resolve(kind, yy) == "classes"
     if classification:
         yv = yy.astype(str).to_numpy()
         binary = len(set(yv)) == 2

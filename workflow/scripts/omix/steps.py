@@ -147,7 +147,8 @@ def _result_from_h5mu(mdata: Any) -> mofa.MofaResult:
 
 
 def stability_shard(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outcome: str,
-                    shard: int, shards: int, select_cfg: Mapping[str, Any]) -> None:
+                    shard: int, shards: int, select_cfg: Mapping[str, Any],
+                    outcome_kind: str = "auto") -> None:
     """Selection counts of the resamples r with r % shards == shard (all permutations)."""
     from . import stability as st
     from .predict import feature_table
@@ -161,17 +162,19 @@ def stability_shard(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, out
                                  seed=int(select_cfg["seed"]),
                                  l1_ratio=float(select_cfg["l1_ratio"]),
                                  solver=str(select_cfg["stability_solver"]),
-                                 progress=f"stability shard {shard + 1}/{shards}")
+                                 progress=f"stability shard {shard + 1}/{shards}",
+                                 kind=outcome_kind)
     io.write_tsv(counts, out_tsv)
 
 
 def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
            per_omic: Mapping[str, PathLike], factor_tsv: PathLike, *,
            outcome: str | None, stability_shards: list[PathLike] | None = None,
-           resamples: int = 0, rf_tsv: PathLike | None = None) -> None:
+           resamples: int = 0, rf_tsv: PathLike | None = None,
+           outcome_kind: str = "auto") -> None:
     mdata = io.read_h5mu(h5mu)
     res = _result_from_h5mu(mdata)
-    ranked, ftab = tl.rank_features(res, _outcome(samples, outcome))
+    ranked, ftab = tl.rank_features(res, _outcome(samples, outcome), outcome_kind)
     stab = rf = None
     if stability_shards:
         from .stability import stability_summary
@@ -191,7 +194,8 @@ def select(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike,
 
 
 def rf_importance(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outcome: str,
-                  select_cfg: Mapping[str, Any], threads: int = 1) -> None:
+                  select_cfg: Mapping[str, Any], threads: int = 1,
+                  outcome_kind: str = "auto") -> None:
     """Random-forest permutation importance of every feature for the outcome (inside CV)."""
     from .stability import rf_permutation_importance
 
@@ -202,7 +206,7 @@ def rf_importance(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outco
     table = rf_permutation_importance(
         x, y, trees=int(c["rf_trees"]), folds=int(c["rf_folds"]), repeats=int(c["rf_repeats"]),
         candidates=int(c["rf_candidates"]), permutations=int(c["rf_permutations"]),
-        seed=int(c["seed"]), n_jobs=threads)
+        seed=int(c["seed"]), n_jobs=threads, kind=outcome_kind)
     top = table.sort_values("rf_importance", ascending=False).head(5)
     log.info("random-forest permutation importance (%d folds x %d repeats): top %s",
              c["rf_folds"], c["rf_repeats"], ", ".join(top["feature"]))
@@ -211,7 +215,7 @@ def rf_importance(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, outco
 
 def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection_tsv: PathLike,
             umap_tsv: PathLike, vs_outcome_tsv: PathLike, *, cluster_cfg: Mapping[str, Any],
-            outcome: str | None) -> None:
+            outcome: str | None, outcome_kind: str = "auto") -> None:
     """Leiden clusters of the factors; every partition tried, and the PCA + k-means baseline
     on all features, compared with the chosen one and (classes) with the outcome."""
     from sklearn.metrics import adjusted_rand_score, silhouette_score
@@ -222,7 +226,7 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
     z = mofa.factor_table(mdata)
     opts = tl.ClusterOptions.from_config(dict(cluster_cfg))
     y = _outcome(samples, outcome)
-    classes = y is not None and tl.is_categorical(y)
+    classes = y is not None and tl.is_categorical(y, outcome_kind)
     yy = y.reindex(z.index) if classes and y is not None else None
     clusters, table, umap = tl.cluster_factors(z, opts, yy)
     chosen = table[table["chosen"]]
@@ -371,7 +375,7 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
     per_fold, preds = pr.nested_cv(mdata, y, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
                                    _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
     summary = pr.summarise(per_fold, opts.folds, pr.smallest_class(
-        y.reindex(mdata.obs_names)))
+        y.reindex(mdata.obs_names), opts.endpoint_kind))
     best = pr.choose_final(summary)
     summary["selected"] = summary["model"] == best
     key = "auc" if "auc" in per_fold else "r2"

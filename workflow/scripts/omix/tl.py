@@ -90,14 +90,15 @@ def overlap_table(mods: dict[str, Any], order: pd.Index) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # factor-outcome association and biomarker ranking
 # --------------------------------------------------------------------------------------------
-def is_categorical(y: pd.Series) -> bool:
-    """Classes or numbers, by the one rule of :mod:`omix.outcome` (prediction uses it too)."""
-    from .outcome import is_classification
+def is_categorical(y: pd.Series, kind: str = "auto") -> bool:
+    """Classes or numbers: the config's resolved ``kind`` (:func:`omix.outcome.resolve`)."""
+    from .outcome import resolve
 
-    return is_classification(y)
+    return resolve(kind, y) == "classes"
 
 
-def factor_outcome_association(factors: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+def factor_outcome_association(factors: pd.DataFrame, y: pd.Series, kind: str = "auto"
+                               ) -> pd.DataFrame:
     """Each factor against the outcome: Kruskal-Wallis (classes) or Spearman (numeric).
 
     ``effect`` is eta^2 from H, (H - g + 1) / (n - g), for classes and rho^2 for numbers, in
@@ -110,7 +111,7 @@ def factor_outcome_association(factors: pd.DataFrame, y: pd.Series) -> pd.DataFr
     ok = y.notna()
     f, yy = factors.loc[ok], y.loc[ok]
     rows = []
-    categorical = is_categorical(yy)
+    categorical = is_categorical(yy, kind)
     for k in factors.columns:
         if categorical:
             groups = [f.loc[yy == g, k].to_numpy() for g in sorted(yy.unique(), key=str)]
@@ -133,8 +134,8 @@ def factor_outcome_association(factors: pd.DataFrame, y: pd.Series) -> pd.DataFr
     return out
 
 
-def rank_features(res: MofaResult, y: pd.Series | None = None) -> tuple[pd.DataFrame,
-                                                                         pd.DataFrame]:
+def rank_features(res: MofaResult, y: pd.Series | None = None, kind: str = "auto"
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rank every feature of every view by its weight on the factors that matter.
 
     score = sum_k |w_dk| / max_d |w_dk| * R2_mk / 100 * a_k, with a_k the factor's effect size
@@ -142,7 +143,7 @@ def rank_features(res: MofaResult, y: pd.Series | None = None) -> tuple[pd.DataF
     """
     factors = list(res.factors.columns)
     if y is not None:
-        assoc = factor_outcome_association(res.factors, y)
+        assoc = factor_outcome_association(res.factors, y, kind)
         relevance = assoc.set_index("factor")["effect"]
     else:
         assoc = pd.DataFrame({"factor": factors})
