@@ -70,3 +70,30 @@ def test_bias_check_warns_on_confounding_only(cohort):
     row = stats.bias_check(factors, confounded, ["batch"], "response").iloc[0]
     assert "confounded with the outcome" in row["warning"]
     assert row["factors_associated"] == "Factor1" and row["outcome_cramers_v"] > 0.9
+
+
+def test_associations_follow_the_resolved_kind_of_the_outcome():
+    """A stage coded 1-4 is tested as classes (Kruskal-Wallis) unless the config resolved it
+    to numbers (Spearman); the kind is decided on the whole sheet, not on the patients that
+    have factors."""
+    import numpy as np
+    import pandas as pd
+    from omix import stats as st
+
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(60)]
+    stage = pd.Series(rng.integers(1, 5, 60), index=ids)
+    factors = pd.DataFrame({"Factor1": stage + rng.normal(0, 0.5, 60)}, index=ids)
+    sheet = pd.DataFrame({"stage": stage}, index=ids)
+    clusters = pd.Series(np.where(stage > 2, "k1", "k2"), index=ids)
+    auto = st.associations(factors, clusters, sheet)
+    as_numbers = st.associations(factors, clusters, sheet, kinds={"stage": "numbers"})
+    pick = lambda t: t[(t["variable"] == "Factor1") & (t["clinical"] == "stage")]  # noqa: E731
+    assert pick(auto)["test"].item() == "kruskal"
+    assert pick(as_numbers)["test"].item() == "spearman"
+    assert pick(as_numbers)["effect"].item() > 0.8
+    # factors for 7 patients only: on that subset 4 levels would count as numbers; the whole
+    # sheet says classes, so no Spearman test appears
+    assert st.column_kind(sheet["stage"].iloc[:7]) == "continuous"
+    few = st.associations(factors.iloc[:7], clusters, sheet)
+    assert "spearman" not in set(pick(few)["test"])

@@ -36,5 +36,6 @@ rule associate:
         survival=config["survival"],
         bias=config["bias"]["columns"],
         outcome=config["outcome"],
+        outcome_kind=config["outcome_kind"],
     script:
         "../scripts/run_associate.py"

@@ -7,4 +7,5 @@ with rule_boundary(sm):
     steps.associate(sm.input.h5mu, sm.input.samples, sm.input.clusters, sm.output.table,
                     sm.output.bias, sm.output.heatmap.removesuffix(".png"),
                     sm.output.km.removesuffix(".png"), survival_cfg=sm.params.survival,
-                    bias_columns=list(sm.params.bias), outcome=sm.params.outcome)
+                    bias_columns=list(sm.params.bias), outcome=sm.params.outcome,
+                    outcome_kind=sm.params.outcome_kind)

@@ -10,7 +10,7 @@ confounding with the outcome.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,15 +81,20 @@ def survival_frame(sheet: pd.DataFrame, spec: SurvivalSpec) -> pd.DataFrame:
     return out
 
 
-def column_kind(s: pd.Series, max_levels: int = 10) -> str | None:
-    """'categorical', 'continuous' or None (not testable: constant, unique text, too sparse)."""
+def column_kind(s: pd.Series, kind: str = "auto") -> str | None:
+    """'categorical', 'continuous' or None (not testable: constant, unique text, too sparse).
+
+    Classes or numbers by the one rule of :mod:`omix.outcome` (``kind``: the config's
+    resolved answer for the outcome, ``auto`` for other clinical columns)."""
+    from .outcome import MAX_CLASS_LEVELS, resolve
+
     v = s.dropna()
     if v.nunique() < 2:
         return None
-    if pd.api.types.is_numeric_dtype(v) and v.nunique() > max_levels:
-        return "continuous"
+    if resolve(kind, v) == "numbers":
+        return "continuous" if pd.api.types.is_numeric_dtype(v) else None
     counts = v.astype(str).value_counts()
-    if (counts >= MIN_GROUP).sum() < 2 or v.nunique() > max(max_levels, 0.5 * len(v)):
+    if (counts >= MIN_GROUP).sum() < 2 or v.nunique() > max(MAX_CLASS_LEVELS, 0.5 * len(v)):
         return None
     return "categorical"
 
@@ -100,19 +105,22 @@ def _cat_groups(x: pd.Series, g: pd.Series) -> list[np.ndarray]:
     return [x[g == lev].to_numpy() for lev in sorted(counts[counts >= MIN_GROUP].index)]
 
 
-def test_factor(x: pd.Series, y: pd.Series) -> dict[str, Any] | None:
-    """One factor against one clinical column."""
+def test_factor(x: pd.Series, y: pd.Series, kind: str | None = None) -> dict[str, Any] | None:
+    """One factor against one clinical column (``kind``: its :func:`column_kind` decided on
+    the whole sheet; None: decided here)."""
     from scipy import stats
 
     ok = x.notna() & y.notna()
     x, y = x[ok], y[ok]
-    kind = column_kind(y)
+    kind = column_kind(y) if kind is None else kind
     if kind == "continuous":
         rho, p = stats.spearmanr(x, y.astype(float))
         return {"test": "spearman", "statistic": float(rho), "effect": float(rho), "p": float(p),
                 "n": len(x)}
     if kind == "categorical":
         groups = _cat_groups(x, y)
+        if len(groups) < 2:
+            return None
         h, p = stats.kruskal(*groups)
         n, k = sum(map(len, groups)), len(groups)
         return {"test": "kruskal", "statistic": float(h),
@@ -121,15 +129,16 @@ def test_factor(x: pd.Series, y: pd.Series) -> dict[str, Any] | None:
     return None
 
 
-def test_clusters(c: pd.Series, y: pd.Series) -> dict[str, Any] | None:
-    """The cluster assignment against one clinical column."""
+def test_clusters(c: pd.Series, y: pd.Series, kind: str | None = None
+                  ) -> dict[str, Any] | None:
+    """The cluster assignment against one clinical column (``kind`` as for test_factor)."""
     from scipy import stats
 
     ok = c.notna() & y.notna()
     c, y = c[ok].astype(str), y[ok]
     if c.nunique() < 2:
         return None
-    kind = column_kind(y)
+    kind = column_kind(y) if kind is None else kind
     if kind == "continuous":
         groups = _cat_groups(y.astype(float), c)
         if len(groups) < 2:
@@ -176,10 +185,15 @@ def logrank_clusters(c: pd.Series, surv: pd.DataFrame) -> dict[str, Any] | None:
 
 def associations(factors: pd.DataFrame, clusters: pd.Series, sheet: pd.DataFrame,
                  survival: SurvivalSpec | None = None,
-                 exclude: Sequence[str] = ()) -> pd.DataFrame:
-    """All factor/cluster x clinical-column tests with BH q across the whole table."""
+                 exclude: Sequence[str] = (), kinds: Mapping[str, str] | None = None
+                 ) -> pd.DataFrame:
+    """All factor/cluster x clinical-column tests with BH q across the whole table.
+
+    Each column is classes or numbers as decided on the whole sample sheet (``kinds``: the
+    config's resolved answer for the outcome), not on the patients that have factors."""
     from statsmodels.stats.multitest import multipletests
 
+    col_kind = {c: column_kind(sheet[c], (kinds or {}).get(c, "auto")) for c in sheet.columns}
     sheet = sheet.reindex(factors.index)
     skip = set(exclude)
     if survival is not None:
@@ -188,12 +202,14 @@ def associations(factors: pd.DataFrame, clusters: pd.Series, sheet: pd.DataFrame
     for col in sheet.columns:
         if col in skip:
             continue
-        y = sheet[col]
+        y, kind = sheet[col], col_kind[col]
+        if kind is None:
+            continue
         for f in factors.columns:
-            r = test_factor(factors[f], y)
+            r = test_factor(factors[f], y, kind)
             if r:
                 rows.append({"variable": f, "clinical": col, **r})
-        r = test_clusters(clusters.reindex(factors.index), y)
+        r = test_clusters(clusters.reindex(factors.index), y, kind)
         if r:
             rows.append({"variable": "cluster", "clinical": col, **r})
     if survival is not None:

@@ -314,7 +314,7 @@ def manifest(inputs: Mapping[str, PathLike], config: Mapping[str, Any], out_json
 def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_tsv: PathLike,
               bias_tsv: PathLike, heatmap_stem: PathLike, km_stem: PathLike, *,
               survival_cfg: Mapping[str, Any] | None, bias_columns: list[str],
-              outcome: str | None) -> None:
+              outcome: str | None, outcome_kind: str = "auto") -> None:
     """Factors and clusters against every clinical column, survival, and the bias check."""
     mdata = io.read_h5mu(h5mu)
     factors = mofa.factor_table(mdata)
@@ -322,7 +322,8 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
     clusters = io.read_tsv(clusters_tsv).set_index(
         "sample_id")["cluster"]
     spec = stats.SurvivalSpec.from_config(dict(survival_cfg) if survival_cfg else None)
-    table = stats.associations(factors, clusters, sheet, spec, exclude=bias_columns)
+    table = stats.associations(factors, clusters, sheet, spec, exclude=bias_columns,
+                               kinds={outcome: outcome_kind} if outcome else None)
     io.write_tsv(table, table_tsv)
     io.write_tsv(stats.bias_check(factors, sheet, bias_columns, outcome), bias_tsv)
     n_sig = int((table["q"] < 0.05).sum())
