@@ -185,3 +185,12 @@ def test_consensus_rank_is_the_mean_of_the_available_ranks():
     assert list(out["q_value"]) == [1.0, 0.01, 0.2]
     only_mofa = tl.consensus_ranking(ranked, None, None)
     assert "consensus_rank" not in only_mofa and list(only_mofa.columns) == list(ranked.columns)
+
+
+def test_model_file_is_byte_identical_for_the_same_data_and_seed(tmp_path):
+    """No wall-clock time or other run state in mofa/model.hdf5 (results reproduce byte for
+    byte)."""
+    mdata, _, _ = planted(n=40)
+    for name in ("a.hdf5", "b.hdf5"):
+        mofa.save_mofa(mdata, mofa.MofaOptions(factors=3, seed=2), tmp_path / name)
+    assert (tmp_path / "a.hdf5").read_bytes() == (tmp_path / "b.hdf5").read_bytes()

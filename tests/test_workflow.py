@@ -162,7 +162,7 @@ def test_rerun_elsewhere_is_byte_identical(finished_run: Path, small_cohort: Pat
     proc = run_snakemake(work, "--until", "cluster", "select")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rel in ("biomarkers/ranked.tsv", "clusters.tsv", "mofa/factors.tsv",
-                "clusters_vs_outcome.tsv", "qc/sample_overlap.tsv"):
+                "clusters_vs_outcome.tsv", "qc/sample_overlap.tsv", "mofa/model.hdf5"):
         a = (finished_run / "results" / "small" / rel).read_bytes()
         b = (work / "results" / "small" / rel).read_bytes()
         assert a == b, rel
