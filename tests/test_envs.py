@@ -19,8 +19,8 @@ def pins():
 def test_every_env_parses_and_agrees_with_requirements():
     req = pins()
     envs = sorted((ROOT / "envs").glob("*.yaml"))
-    assert {p.stem for p in envs} == {"ingest", "normalize", "integrate", "select", "cluster",
-                                      "report", "apply"}
+    assert {p.stem for p in envs} == {"ingest", "normalize", "integrate", "select", "predict",
+                                      "cluster", "report", "apply"}
     for path in envs:
         env = yaml.safe_load(path.read_text())
         assert env["channels"][0] == "conda-forge"
@@ -53,13 +53,45 @@ def test_requirements_pin_every_package_exactly():
     assert req["snakemake"].startswith("9.")
 
 
-# What rules of each family import lazily, inside the library functions they call.
-LAZY = {"ingest": set(), "normalize": {"scanpy", "scikit-learn", "statsmodels"},
-        "integrate": {"mofapy2", "scikit-learn"},
-        "select": {"scikit-learn", "statsmodels", "lifelines"},
-        "cluster": {"scanpy", "scikit-learn", "igraph", "leidenalg", "umap-learn"},
-        "report": {"scikit-learn", "statsmodels", "lifelines"},
-        "apply": {"scikit-learn", "lifelines", "joblib", "jinja2", "markupsafe"}}
+# What each library entry point imports lazily (third-party packages its code path needs
+# beyond the import closure of omix.steps), per function of omix.steps a rule script calls.
+NEEDS = {"samples": set(), "ingest": {"pyarrow"}, "normalize": {"scanpy", "statsmodels"},
+         "mudata": set(), "mofa_restart": {"mofapy2", "scikit-learn"},
+         "integrate": {"mofapy2", "scikit-learn", "h5py"},
+         "stability_shard": {"scikit-learn"}, "rf_importance": {"scikit-learn"},
+         "select": {"scikit-learn", "statsmodels"},
+         "cluster": {"scanpy", "scikit-learn", "igraph", "leidenalg", "umap-learn"},
+         "plots": {"scikit-learn"}, "manifest": set(),
+         "associate": {"statsmodels", "lifelines"},
+         # every outer fold renormalises (scanpy) and refits MOFA+ (mofapy2)
+         "predict": {"scikit-learn", "mofapy2", "scanpy", "joblib"},
+         "predict_survival": {"lifelines", "mofapy2", "scanpy"},
+         "bundle": {"scikit-learn", "lifelines", "joblib", "h5py"},
+         "apply_ingest": {"pyarrow"}, "apply_score": {"scikit-learn", "joblib"},
+         "patient_report": {"jinja2", "markupsafe", "matplotlib", "joblib"}}
+
+
+def rules_with_scripts() -> list[tuple[str, str, str]]:
+    """(rule, env name, omix.steps function its script calls), read from workflow/rules."""
+    import ast
+    import re
+
+    out = []
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            name = block.split(":", 1)[0].strip()
+            env = re.search(r'conda:\s*"\.\./\.\./envs/(\w+)\.yaml"', block)
+            script = re.search(r'script:\s*"\.\./scripts/(\w+\.py)"', block)
+            if script is None:
+                continue
+            assert env is not None, f"rule {name} has a script but no conda env"
+            tree = ast.parse((ROOT / "workflow" / "scripts" / script.group(1)).read_text())
+            fns = [n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)
+                   and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                   and n.func.value.id == "steps"]
+            assert len(fns) == 1, (name, fns)
+            out.append((name, env.group(1), fns[0]))
+    return out
 
 
 def env_packages(name: str) -> set[str]:
@@ -89,8 +121,8 @@ def installed_with(packages: set[str]) -> set[str]:
 
 
 def test_every_env_can_import_what_its_rules_import():
-    """Every rule script imports omix.steps; each env must provide that import closure (found
-    by importing it here) and what its family's functions import lazily."""
+    """Derived from the rules: each rule's conda env provides the import closure of omix.steps
+    (found by importing it here) and what the library function its script calls needs."""
     import subprocess
     import sys
 
@@ -105,7 +137,10 @@ def test_every_env_can_import_what_its_rules_import():
     optional = {"setuptools", "cloudpickle", "idna"}
     at_import = {n.lower().replace("_", "-") for n in out} - optional
     assert {"numpy", "pandas", "matplotlib"} <= at_import
-    for family, lazy in LAZY.items():
-        listed = env_packages(family)
-        missing = (at_import | lazy) - installed_with(listed)
-        assert not missing, (family, sorted(missing))
+    rules = rules_with_scripts()
+    assert len(rules) == 20
+    unknown = sorted({fn for _, _, fn in rules} - set(NEEDS))
+    assert not unknown, f"declare what these entry points need in NEEDS: {unknown}"
+    for rule, env, fn in rules:
+        missing = (at_import | NEEDS[fn]) - installed_with(env_packages(env))
+        assert not missing, (rule, f"envs/{env}.yaml", sorted(missing))

@@ -37,7 +37,7 @@ rule predict:
     benchmark:
         f"{BENCH}/predict/{COHORT}.tsv"
     conda:
-        "../../envs/select.yaml"
+        "../../envs/predict.yaml"
     threads: 2
     params:
         endpoint=ENDPOINT,
@@ -74,7 +74,7 @@ rule predict_survival:
     benchmark:
         f"{BENCH}/predict_survival/{COHORT}.tsv"
     conda:
-        "../../envs/select.yaml"
+        "../../envs/predict.yaml"
     threads: 2
     params:
         survival=config.get("survival"),
