@@ -178,7 +178,7 @@ def _km_curves(sheet: pd.DataFrame, spec: Any, labels: pd.Series) -> dict[str, A
         s = km.survival_function_.iloc[:, 0]
         curves[str(c)] = {"time": _floats(s.index), "survival": _floats(s.to_numpy()),
                           "n": len(d), "events": int(d["event"].sum())}
-    return {"time_column": spec.time, "curves": curves}
+    return {"time_column": spec.time, "time_label": spec.axis_label, "curves": curves}
 
 
 @dataclass

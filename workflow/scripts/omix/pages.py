@@ -71,7 +71,7 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
                 ax.step(_array(cur["time"]), _array(cur["survival"]), where="post",
                         lw=2.5 if mine else 1, color="#d95f02" if mine else "#999999",
                         label=f"{c} (n={cur['n']})" + (" - this patient" if mine else ""))
-            ax.set_xlabel(surv.get("time_column", "time"))
+            ax.set_xlabel(surv.get("time_label", surv.get("time_column", "time")))
             ax.set_ylabel("survival (discovery)")
             ax.set_ylim(0, 1.02)
             ax.legend(frameon=False, fontsize=7)

@@ -267,31 +267,39 @@ def association_heatmap(table: pd.DataFrame, stem: str | os.PathLike[str]) -> li
 
 def survival_by_cluster(surv: pd.DataFrame | None, clusters: pd.Series, p_value: float | None,
                         stem: str | os.PathLike[str],
-                        title: str = "survival by patient cluster") -> list[Path]:
-    """Kaplan-Meier curves per group (lifelines) with the log-rank p-value."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+                        title: str = "survival by patient cluster",
+                        time_label: str = "time") -> list[Path]:
+    """Kaplan-Meier curves per group (lifelines) with the log-rank p-value and the number of
+    patients at risk under the axis (lifelines' add_at_risk_counts)."""
     if surv is None or len(surv) == 0:
+        fig, ax = plt.subplots(figsize=(6, 4))
         ax.text(0.5, 0.5, "no survival columns configured (config: survival)", ha="center",
                 va="center")
         ax.set_axis_off()
         return save(fig, stem)
     from lifelines import KaplanMeierFitter
+    from lifelines.plotting import add_at_risk_counts
 
     df = surv.join(clusters.rename("cluster"), how="inner").dropna()
     _, cmap = colours_for(df["cluster"])
+    fig, ax = plt.subplots(figsize=(6.4, 3.6 + 0.25 * len(cmap)))
+    fitters = []
     for lev, colour in cmap.items():
         d = df[df["cluster"].astype(str) == lev]
         kmf = KaplanMeierFitter(label=f"{lev} (n={len(d)}, events={int(d['event'].sum())})")
         kmf.fit(d["time"], d["event"])
         kmf.plot_survival_function(ax=ax, ci_show=False, color=colour, show_censors=True,
                                    censor_styles={"ms": 4, "marker": "|"})
-    ax.set_xlabel("time")
+        fitters.append(kmf)
+    ax.set_xlabel(time_label)
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.02)
     if p_value is not None:
         title += f" (log-rank p = {p_value:.2g})"
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
+    add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"],
+                       labels=[str(lev) for lev in cmap])
     fig.tight_layout()
     return save(fig, stem)
 

@@ -31,12 +31,20 @@ class SurvivalSpec:
     time: str
     event: str
     censor_time: str | None = None
+    time_unit: str | None = None
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> SurvivalSpec | None:
         if not cfg or not cfg.get("time") or not cfg.get("event"):
             return None
-        return cls(time=cfg["time"], event=cfg["event"], censor_time=cfg.get("censor_time"))
+        return cls(time=cfg["time"], event=cfg["event"], censor_time=cfg.get("censor_time"),
+                   time_unit=cfg.get("time_unit"))
+
+    @property
+    def axis_label(self) -> str:
+        """The time axis of a Kaplan-Meier plot, with its unit."""
+        return (f"time ({self.time_unit})" if self.time_unit else
+                "time (unit not set: survival.time_unit)")
 
 
 def survival_frame(sheet: pd.DataFrame, spec: SurvivalSpec) -> pd.DataFrame:

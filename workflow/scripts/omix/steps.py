@@ -336,7 +336,8 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
         p = float(lr["p"].iloc[0]) if len(lr) else None
         if p is not None:
             log.info("survival by cluster: log-rank p = %.3g", p)
-    pl.survival_by_cluster(surv, clusters, p, km_stem)
+    pl.survival_by_cluster(surv, clusters, p, km_stem,
+                           time_label=spec.axis_label if spec is not None else "time")
 
 
 def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] | None,
@@ -527,8 +528,9 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     from .stats import SurvivalSpec, survival_frame
 
     mdata = io.read_h5mu(h5mu)
-    surv = survival_frame(io.read_sample_sheet(samples),
-                          SurvivalSpec.from_config(dict(survival_cfg)))  # type: ignore[arg-type]
+    spec = SurvivalSpec.from_config(dict(survival_cfg))
+    assert spec is not None, "the rule runs only with survival columns configured"
+    surv = survival_frame(io.read_sample_sheet(samples), spec)
     opts = pr.PredictOptions.from_config(dict(predict_cfg))
     per_fold, preds = pr.nested_cv_survival(
         mdata, surv, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
@@ -549,4 +551,5 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
                  predictions_tsv)
     io.write_tsv(coef, coefficients_tsv)
     pl.survival_by_cluster(first[["time", "event"]], first["risk_group"], float(test.p_value),
-                           km_stem, title="out-of-fold predicted risk groups")
+                           km_stem, title="out-of-fold predicted risk groups",
+                           time_label=spec.axis_label)
