@@ -27,3 +27,30 @@ def test_kaplan_meier_has_time_unit_and_number_at_risk(tmp_path):
     assert "log-rank p = 0.03" in svg
     assert SurvivalSpec(time="t", event="e").axis_label == "time (unit not set: " \
                                                           "survival.time_unit)"
+
+
+def test_qc_plot_says_what_was_filtered_and_why(tmp_path):
+    import anndata as ad
+    from omix.pp import OmicOptions, normalize_omic
+
+    rng = np.random.default_rng(1)
+    x = rng.lognormal(8, 1, (30, 60))
+    x[:, :5] = 0.0                       # never detected: dropped for missingness
+    x[:4, 5] = 0.0                       # below detection in 4 samples
+    raw = ad.AnnData(X=x)
+    raw.obs_names = [f"s{i}" for i in range(30)]
+    raw.var_names = [f"f{j}" for j in range(60)]
+    raw.obs["n_measured"] = 60
+    raw.uns["omix"] = {"omic": "metab", "kind": "intensity"}
+    norm = normalize_omic(raw, OmicOptions(kind="intensity", n_top_features=40))
+    pl.qc_omic(raw, norm, tmp_path / "qc")
+    svg = (tmp_path / "qc.svg").read_text()
+    for text in ("features in the table", "dropped: too often missing or",
+                 "below detection (max_missing)", "dropped: not among the most",
+                 "variable (n_top_features)",
+                 "kept for MOFA+", "normalised value", "log2 raw value (non-zero)",
+                 "features (log scale)", "metab (intensity): 30 samples, 40 of 60 features kept"):
+        assert re.search(rf"<!-- (.*\n)?{re.escape(text)}(\n.*)? -->", svg), text
+    steps = norm.uns["omix"]["filter_steps"]
+    assert steps["dropped_missing"] == 5 and steps["dropped_top_n"] == 15
+    assert "<!--  5 -->" in svg and "<!--  15 -->" in svg and "<!--  40 -->" in svg

@@ -60,20 +60,39 @@ def _legend(ax: Any, cmap: dict[str, str], title: str, missing: bool = False,
     return leg
 
 
+# why features were dropped, in the words of the config keys that decide it
+FILTER_REASONS = {"dropped_missing": "too often missing or\nbelow detection (max_missing)",
+                  "dropped_prevalence": "too rare or too common\n(min_prevalence)",
+                  "dropped_low_variance": "no variance\n(min_variance)",
+                  "dropped_top_n": "not among the most\nvariable (n_top_features)"}
+
+
 def qc_omic(raw: Any, norm: Any, stem: str | os.PathLike[str]) -> list[Path]:
-    """Per-sample distributions before/after normalisation and feature missingness."""
+    """Per-sample distributions before/after normalisation, what the filters dropped and why,
+    and (when any) how missing values are spread over the features."""
     info = norm.uns.get("omix", {})
     kind, name = info.get("kind", "?"), info.get("omic", "omic")
     steps = info.get("filter_steps", {})
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [3, 3, 2]})
+    x0 = np.asarray(raw.X, dtype=float)
+    with np.errstate(invalid="ignore"):  # an intensity of 0 is below detection
+        miss = (np.isnan(x0) | ((x0 <= 0) if kind == "intensity" else False)).mean(axis=0)
+    after = np.asarray(norm.X, dtype=float)
+    if "censored" in norm.layers:
+        miss_after = norm.var["missing_fraction"].to_numpy()
+    else:
+        miss_after = np.isnan(after).mean(axis=0)
+    any_missing = bool(miss.max() > 0 or miss_after.max() > 0)
+    ratios = [3, 3, 3] + ([2] if any_missing else [])
+    fig, axes = plt.subplots(1, len(ratios), figsize=(3.6 * len(ratios), 3.8),
+                             gridspec_kw={"width_ratios": ratios})
     before = np.asarray(raw.X, dtype=float)
-    label = "raw"
+    label = "raw value"
     if kind in ("counts", "intensity"):
         before = np.log2(np.where(before > 0, before, np.nan))
-        label = "log2 raw (non-zero)"
-    after = np.asarray(norm.X, dtype=float)
-    for ax, mat, title in ((axes[0], before, f"before: {label}"),
-                           (axes[1], after, "after: normalised, filtered")):
+        label = "log2 raw value (non-zero)"
+    for ax, mat, title, ylab in ((axes[0], before, "before normalisation", label),
+                                 (axes[1], after, "after: normalised, filtered",
+                                  "normalised value")):
         data = [r[~np.isnan(r)] for r in mat]
         med = np.array([np.median(d) if len(d) else np.nan for d in data])
         order = np.argsort(np.nan_to_num(med, nan=-np.inf), kind="mergesort")
@@ -83,20 +102,38 @@ def qc_omic(raw: Any, norm: Any, stem: str | os.PathLike[str]) -> list[Path]:
                    capprops={"linewidth": 0.5})
         ax.set_xticks([])
         ax.set_xlabel(f"{mat.shape[0]} samples (sorted by median)")
+        ax.set_ylabel(ylab)
+        finite = np.concatenate([d for d in data if len(d)]) if any(len(d) for d in data) \
+            else np.array([0.0])
+        lo, hi = np.percentile(finite, [0.5, 99.5])  # one extreme sample cannot squeeze all
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(title)
-    miss = np.isnan(np.asarray(raw.X, dtype=float)).mean(axis=0)
-    if "censored" in norm.layers:
-        miss_after = norm.var["missing_fraction"].to_numpy()
-    else:
-        miss_after = np.isnan(after).mean(axis=0)
-    axes[2].hist([miss, miss_after], bins=np.linspace(0, 1, 21), color=["#999999", "#1b9e77"],
-                 label=["all features", "kept features"])
-    axes[2].set_xlabel("fraction missing / below detection")
-    axes[2].set_ylabel("features")
-    axes[2].legend(frameon=False, fontsize=8)
-    text = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in steps.items())
-    fig.suptitle(f"{name} ({kind}): {norm.n_obs} samples, {norm.n_vars} of "
-                 f"{raw.n_vars} features kept\n{text}", fontsize=9)
+    # what the filters dropped, and why
+    ax = axes[2]
+    rows = [("features in the table", steps.get("features_in", raw.n_vars), "#999999")]
+    rows += [(f"dropped: {why}", steps[k], "#e7298a") for k, why in FILTER_REASONS.items()
+             if steps.get(k)]
+    rows.append(("kept for MOFA+", norm.n_vars, "#1b9e77"))
+    ypos = np.arange(len(rows))[::-1]
+    ax.barh(ypos, [r[1] for r in rows], color=[r[2] for r in rows])
+    ax.set_yticks(ypos, [r[0] for r in rows], fontsize=7)
+    for y, (_, n, _) in zip(ypos, rows, strict=True):
+        ax.text(n, y, f" {n:,}", va="center", fontsize=7)
+    ax.set_xlabel("features")
+    ax.set_xlim(0, max(r[1] for r in rows) * 1.25)
+    ax.set_title("feature filters")
+    if any_missing:
+        ax = axes[3]
+        ax.hist([miss, miss_after], bins=np.linspace(0, 1, 21), color=["#999999", "#1b9e77"],
+                label=["all features", "kept features"])
+        ax.set_yscale("log")
+        ax.set_xlabel("fraction of samples missing / below detection")
+        ax.set_ylabel("features (log scale)")
+        ax.legend(frameon=False, fontsize=7, loc="upper right")
+        ax.set_title("missing values")
+    fig.suptitle(f"{name} ({kind}): {norm.n_obs} samples, {norm.n_vars:,} of "
+                 f"{raw.n_vars:,} features kept", fontsize=10)
     fig.tight_layout()
     return save(fig, stem)
 
