@@ -131,6 +131,15 @@ def test_model_file_is_a_mofa_model(finished_run: Path):
         for key in ("expectations/Z/group1", "expectations/W/rna", "variance_explained",
                     "model_options", "training_stats", "samples/group1", "features/protein"):
             assert key in f, key
+        # clinical columns as mofax / MOFA2 read them: one dataset per column, sample order
+        ids = [v.decode() for v in f["samples/group1"][()]]
+        meta = f["samples_metadata/group1"]
+        assert [v.decode() for v in meta["sample"][()]] == ids
+        sheet = pd.read_csv(finished_run / "data" / "samples.tsv", sep="\t",
+                            index_col="sample_id").reindex(ids)
+        assert [v.decode() for v in meta["response"][()]] == list(sheet["response"])
+        np.testing.assert_array_equal(meta["age"][()], sheet["age"].to_numpy(dtype=float))
+        assert not any(":" in k for k in meta)  # per-omic QC columns stay in the MuData
 
 
 def test_planted_factors_and_groups_are_recovered(finished_run: Path, small_cohort: Path):

@@ -212,6 +212,36 @@ def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) ->
              ent.omix_engine, ent.model.dim["K"], opts.factors)
 
 
+def write_samples_metadata(model: str | os.PathLike[str], obs: pd.DataFrame) -> None:
+    """Add the clinical columns to the model file as ``samples_metadata/<group>/<column>``
+    (one dataset per column, in the file's sample order: how mofapy2 writes metadata and what
+    mofax and MOFA2's load_model read), so tools that open the model attach them."""
+    import h5py
+
+    with h5py.File(model, "a") as f:
+        if "samples_metadata" in f:
+            del f["samples_metadata"]
+        root = f.create_group("samples_metadata")
+        for group in f["samples"]:
+            ids = [v.decode() if isinstance(v, bytes) else str(v) for v in f["samples"][group]]
+            g = root.create_group(group)
+            g.create_dataset("sample", data=np.array(ids, dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+            g.create_dataset("group", data=np.array([group] * len(ids), dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+            meta = obs.reindex(ids)
+            for col in meta.columns:
+                if str(col) in ("sample", "group"):
+                    continue
+                v = meta[col]
+                if pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
+                    g.create_dataset(str(col), data=v.to_numpy(dtype=float))
+                else:
+                    g.create_dataset(str(col), data=np.array(
+                        ["" if pd.isna(x) else str(x) for x in v], dtype=object),
+                        dtype=h5py.string_dtype("utf-8"))
+
+
 def mofa_result(mdata: Any, model: str | os.PathLike[str]) -> MofaResult:
     """A model file's result with the AnnData's feature names (the file may add _view)."""
     res = read_mofa_model(model)

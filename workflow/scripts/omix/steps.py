@@ -116,6 +116,8 @@ def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
              else f"{table['min_matched_r_to_best'].drop(best).min():.3f}")
     with io.atomic_path(model) as tmp:
         shutil.copyfile(restarts[best], tmp)
+        mofa.write_samples_metadata(tmp, mdata.obs[[c for c in mdata.obs.columns
+                                                    if ":" not in str(c)]])
     mofa.attach_mofa(mdata, res)
     mdata.uns["mofa"]["stability"] = stability.drop(columns="factor").to_dict(orient="list")
     io.write_tsv(mofa.variance_explained_table(res), r2_tsv)
