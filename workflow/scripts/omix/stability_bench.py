@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import io
 from . import stability as st
-from .mofa import view_matrix
+from .predict import feature_table
 
 
 def truth_features(truth: Path, outcome: str) -> set[str]:
@@ -43,10 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--solvers", nargs="+", default=list(st.SOLVERS))
     a = ap.parse_args(argv)
     mdata = io.read_h5mu(a.h5mu)
-    samples = list(mdata.obs_names)
-    x = pd.concat([pd.DataFrame(view_matrix(mdata, v, samples), index=samples,
-                                columns=[f"{v}:{f}" for f in mdata.mod[v].var_names])
-                   for v in mdata.mod], axis=1)
+    x = feature_table(mdata, list(mdata.obs_names))
     y = io.read_sample_sheet(a.samples)[a.outcome]
     truth = truth_features(Path(a.truth), a.outcome) & set(x.columns)
     print(f"# {x.shape[0]} samples x {x.shape[1]} features, outcome {a.outcome} "

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .io import read_tsv
+
 TOP = 5
 
 
 def _tsv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, sep="\t", dtype={"feature": str}) if path.is_file() else None
+    return read_tsv(path) if path.is_file() else None
 
 
 def summary_lines(results: str | os.PathLike[str]) -> list[str]:
