@@ -336,8 +336,8 @@ class Normalizer:
             with np.errstate(over="ignore", invalid="ignore"):
                 lib = np.nansum(xk, axis=1)
                 frac = np.nan_to_num(xk / lib[:, None])
-            nz.library_size_target = float(np.median(lib[np.isfinite(lib)])) if np.isfinite(
-                lib).any() else 1.0
+            # (an overflowing library is refused by the transform below, naming the sample)
+            nz.library_size_target = float(np.median(lib))
             nz.library_fraction = frac.mean(axis=0)
         if opts.kind == "intensity" and opts.pqn:
             nz.pqn_reference = np.nanmedian(np.where(cens, np.nan, xk), axis=0)
