@@ -178,3 +178,17 @@ def test_a_measured_value_that_turns_non_finite_is_an_error_naming_where():
                                             r"value\(s\) into an infinite value or NaN \(first: "
                                             r"sample row 2, feature 'g1'\)"):
         _require_finite(bad, x0, censored, ["g1", "g2"], "rna", "counts")
+
+
+def test_results_of_an_older_version_are_refused_with_what_to_do():
+    from omix.errors import ConfigError
+
+    out = normalize_omic(raw(np.random.default_rng(0).normal(size=(10, 5)), name="cnv"),
+                         OmicOptions(kind="continuous"))
+    assert Normalizer.of(out).features == list(out.var_names)
+    del out.uns["omix"]["normalize"]["normalizer"]
+    with pytest.raises(ConfigError) as err:
+        Normalizer.of(out)
+    assert err.value.one_line() == (
+        "the normalised data of cnv were written by an older version of this workflow (no "
+        "normaliser parameters). Re-run normalisation: snakemake --forcerun normalize")

@@ -191,8 +191,13 @@ class Normalizer:
     @classmethod
     def of(cls, a: Any) -> Normalizer:
         """The normaliser stored in a normalised AnnData (``uns["omix"]["normalize"]``)."""
-        return cls.from_json(json.loads(a.uns["omix"]["normalize"]["normalizer"]),
-                             source=f"the normalised AnnData of {a.uns['omix'].get('omic')}")
+        omic = a.uns.get("omix", {}).get("omic", "omic")
+        stored = a.uns.get("omix", {}).get("normalize", {}).get("normalizer")
+        if stored is None:  # results/ of a version before the Normalizer
+            raise ConfigError(f"the normalised data of {omic} were written by an older "
+                              "version of this workflow (no normaliser parameters)",
+                              hint="re-run normalisation: snakemake --forcerun normalize")
+        return cls.from_json(json.loads(stored), source=f"the normalised data of {omic}")
 
     # ---- transform ----------------------------------------------------------------------------
     def _censored(self, xi: np.ndarray, present: np.ndarray) -> np.ndarray:
