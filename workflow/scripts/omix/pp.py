@@ -296,7 +296,10 @@ class Normalizer:
         normalised scale over the model's features (NaN where a feature is absent)."""
         inp = pd.Index(self.input_features)
         present = inp.isin(x.columns)
-        xi = x.reindex(columns=inp).to_numpy(dtype=float)
+        # row-major: a row's sums must be computed the same way whether the table holds one
+        # patient or a thousand (pandas hands out column-major arrays, whose row sums numpy
+        # accumulates in another order than a single row's pairwise sum)
+        xi = np.ascontiguousarray(x.reindex(columns=inp).to_numpy(dtype=float))
         cens = self._censored(xi, present)
         y, stats, q01 = self._transform_inputs(xi, present, cens, name)
         y = self._impute(y, cens, q01, list(x.index))
