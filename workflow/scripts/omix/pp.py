@@ -109,6 +109,18 @@ NORMALIZER_FORMAT = 2  # version of the parameters' JSON (normalization.json of 
 _OPTION_KEYS = ("log_transform", "pqn", "detection_limit", "impute", "library_size")
 
 
+def _censored(xi: np.ndarray, present: np.ndarray, kind: str, options: dict[str, Any]
+              ) -> np.ndarray:
+    """Cells to impute as below detection: missing cells of features the table has, and for
+    intensities every value at or below the detection limit (0 by default: its log is -inf)."""
+    cens = np.isnan(xi) & present[None, :]
+    if kind == "intensity":
+        dl = options.get("detection_limit")
+        with np.errstate(invalid="ignore"):
+            cens |= xi <= (dl if dl is not None else 0.0)
+    return cens
+
+
 def _patient_rng(seed: int, sample: str) -> np.random.Generator:
     """The random stream of one patient: seeded by the normaliser's seed and the sample ID
     only, so a patient's draws do not depend on which other patients are transformed."""
@@ -200,16 +212,8 @@ class Normalizer:
         return cls.from_json(json.loads(stored), source=f"the normalised data of {omic}")
 
     # ---- transform ----------------------------------------------------------------------------
-    def _censored(self, xi: np.ndarray, present: np.ndarray) -> np.ndarray:
-        cens = np.isnan(xi) & present[None, :]
-        if self.kind == "intensity":
-            dl = self.options.get("detection_limit")
-            with np.errstate(invalid="ignore"):  # 0 is below detection: its log is -inf
-                cens |= xi <= (dl if dl is not None else 0.0)
-        return cens
-
-    def _transform_inputs(self, xi: np.ndarray, present: np.ndarray, cens: np.ndarray,
-                          name: str) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    def _transform_inputs(self, xi: np.ndarray, cens: np.ndarray, name: str
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Raw values over the input features -> the kind's scale, censored cells still NaN;
         per-sample statistics; each sample's 1st percentile of observed values (min_prob)."""
         kind, opts = self.kind, self.options
@@ -300,8 +304,8 @@ class Normalizer:
         # patient or a thousand (pandas hands out column-major arrays, whose row sums numpy
         # accumulates in another order than a single row's pairwise sum)
         xi = np.ascontiguousarray(x.reindex(columns=inp).to_numpy(dtype=float))
-        cens = self._censored(xi, present)
-        y, stats, q01 = self._transform_inputs(xi, present, cens, name)
+        cens = _censored(xi, present, self.kind, self.options)
+        y, stats, q01 = self._transform_inputs(xi, cens, name)
         y = self._impute(y, cens, q01, list(x.index))
         _require_finite(y, xi, cens, inp, name, self.kind)
         cols = inp.get_indexer(self.features)
@@ -322,8 +326,7 @@ class Normalizer:
         x0 = np.asarray(raw.X, dtype=np.float64)
         steps: dict[str, int] = {"features_in": int(x0.shape[1])}
         options = {k: getattr(opts, k) for k in _OPTION_KEYS}
-        probe = cls(kind=opts.kind, options=options, input_features=[], features=[], seed=seed)
-        censored = probe._censored(x0, np.ones(x0.shape[1], dtype=bool))
+        censored = _censored(x0, np.ones(x0.shape[1], dtype=bool), opts.kind, options)
         keep = censored.mean(axis=0) <= opts.max_missing
         steps["dropped_missing"] = int((~keep).sum())
         if opts.kind == "binary":
@@ -349,8 +352,7 @@ class Normalizer:
             nz.library_fraction = frac.mean(axis=0)
         if opts.kind == "intensity" and opts.pqn:
             nz.pqn_reference = np.nanmedian(np.where(cens, np.nan, xk), axis=0)
-        present = np.ones(len(inputs), dtype=bool)
-        y, _, _ = nz._transform_inputs(xk, present, cens, name)
+        y, _, _ = nz._transform_inputs(xk, cens, name)
         if opts.kind == "intensity":
             observed = np.where(cens, np.nan, y)
             with np.errstate(all="ignore"), warnings.catch_warnings():
