@@ -54,3 +54,26 @@ def test_qc_plot_says_what_was_filtered_and_why(tmp_path):
     steps = norm.uns["omix"]["filter_steps"]
     assert steps["dropped_missing"] == 5 and steps["dropped_top_n"] == 15
     assert "<!--  5 -->" in svg and "<!--  15 -->" in svg and "<!--  40 -->" in svg
+
+
+def test_calibration_for_three_classes_draws_one_curve_per_class(tmp_path):
+    """Three or more classes: a reliability curve per class against the rest, placed where
+    the class's probabilities lie (a calibrated model's points near the diagonal)."""
+    rng = np.random.default_rng(3)
+    n, classes = 300, ["A", "B", "C"]
+    logits = rng.normal(size=(n, 3)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    observed = [classes[rng.choice(3, p=row)] for row in p]  # calibrated by construction
+    preds = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "repeat": 1, "fold": 1,
+                          "model": "inner_cv_choice", "observed": observed,
+                          "predicted": [classes[i] for i in p.argmax(axis=1)],
+                          **{f"p_{c}": p[:, j] for j, c in enumerate(classes)}})
+    summary = pd.DataFrame({"model": ["inner_cv_choice"], "metric": ["auc"], "mean": [0.8],
+                            "ci_low": [0.7], "ci_high": [0.9], "selected": [False]})
+    pl.prediction_plots(preds, summary, "subtype", tmp_path / "roc", tmp_path / "cal")
+    svg = (tmp_path / "cal.svg").read_text()
+    assert "calibration is drawn for two classes" not in svg
+    for c in classes:
+        n_c = observed.count(c)
+        assert f"<!-- {c} (n={n_c}) -->" in svg
+    assert "<!-- observed fraction of the class -->" in svg

@@ -393,9 +393,25 @@ def prediction_plots(preds: pd.DataFrame, summary: pd.DataFrame, endpoint: str,
         ax.set_ylabel("true positive rate")
         ax.set_title(f"{endpoint}: each class vs rest, out-of-fold ({model})")
         ax.legend(frameon=False, fontsize=8, loc="lower right")
-        ax2.text(0.5, 0.5, "calibration is drawn for two classes;\nsee metrics_per_class.tsv",
-                 ha="center", va="center")
-        ax2.set_axis_off()
+        # calibration of each class against the rest (all repeats): a reliability curve per
+        # class, quantile bins so that rare classes still get points where their
+        # probabilities lie
+        dall = preds[preds["model"] == model]
+        for i, c in enumerate(p_cols):
+            truth = dall["observed"].astype(str) == c[2:]
+            if 0 < truth.sum() < len(truth):
+                bins = int(min(5, max(2, truth.sum() // 5)))
+                frac, mean_p = calibration_curve(truth, dall[c], n_bins=bins,
+                                                 strategy="quantile")
+                ax2.plot(mean_p, frac, marker="o", color=PALETTE[i % len(PALETTE)],
+                         label=f"{c[2:]} (n={int(truth.sum() / dall['repeat'].nunique())})")
+        ax2.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--")
+        ax2.set_xlim(0, 1)
+        ax2.set_ylim(0, 1)
+        ax2.set_xlabel("predicted probability of the class")
+        ax2.set_ylabel("observed fraction of the class")
+        ax2.set_title(f"calibration per class vs rest ({model}, all repeats)")
+        ax2.legend(frameon=False, fontsize=8, loc="upper left")
     else:
         for a, msg in ((ax, "ROC curves are drawn for classes only"),
                        (ax2, "calibration is drawn for classes only")):
