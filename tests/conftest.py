@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -68,3 +69,38 @@ def copy_cohort(src: Path, dst: Path) -> Path:
     shutil.copytree(src / "data", dst / "data")
     shutil.copy(src / "config.yaml", dst / "config.yaml")
     return dst
+
+
+def split_cohort(src: Path, dst: Path, perturb: float = 1.0) -> Path:
+    """Discovery = 40 of 60 samples, validation = the other 20 (every 3rd), same tables."""
+    work = copy_cohort(src, dst)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    sheet = pd.read_csv(work / cfg["samples"], sep="\t", dtype=str)
+    val = sheet.iloc[2::3]
+    sheet.drop(val.index).to_csv(work / "data" / "discovery.tsv", sep="\t", index=False)
+    val.to_csv(work / "data" / "validation.tsv", sep="\t", index=False)
+    cfg["samples"] = "data/discovery.tsv"
+    cfg["sample_id"] = {"ignore_unlisted": True}
+    omics = {}
+    for o, t in cfg["omics"].items():
+        path = t["path"]
+        if perturb != 1.0 and o == "protein":  # a different validation table, same samples
+            df = pd.read_csv(work / path, sep="\t", index_col=0)
+            half = df.columns[: df.shape[1] // 2]  # a shift sample medians cannot undo
+            df.loc[df.index.isin(val["sample_id"]), half] *= perturb
+            path = "data/protein_validation.tsv"
+            df.to_csv(work / path, sep="\t")
+        omics[o] = {"path": path, "layout": t["layout"]}
+    cfg["apply"] = {"val": {"model": "results/small/model", "samples": "data/validation.tsv",
+                            "omics": omics}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return work
+
+
+@pytest.fixture(scope="session")
+def split_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Discovery on 40 patients, the other 20 scored as a validation cohort."""
+    work = split_cohort(small_cohort, tmp_path_factory.mktemp("splitA"))
+    proc = run_snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work

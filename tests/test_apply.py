@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_cohort, run_snakemake
+from conftest import run_snakemake, split_cohort
 from omix import bundle, mofa
 from omix.ingest import ingest_omic
-from omix.io import read_sample_sheet
+from omix.io import omic_features, read_sample_sheet
 from omix.pp import Normalizer, OmicOptions, normalize_omic
 
 
@@ -48,41 +48,6 @@ def test_frozen_transform_reproduces_discovery_normalisation(small_cohort: Path,
     dropped = x.drop(columns=[norm.var_names[0]])
     t2 = nz.transform(dropped, name=omic)
     assert t2.info["model_features_missing"] == 1 and t2.x.iloc[:, 0].isna().all()
-
-
-def split_cohort(src: Path, dst: Path, perturb: float = 1.0) -> Path:
-    """Discovery = 40 of 60 samples, validation = the other 20 (every 3rd), same tables."""
-    work = copy_cohort(src, dst)
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
-    sheet = pd.read_csv(work / cfg["samples"], sep="\t", dtype=str)
-    val = sheet.iloc[2::3]
-    sheet.drop(val.index).to_csv(work / "data" / "discovery.tsv", sep="\t", index=False)
-    val.to_csv(work / "data" / "validation.tsv", sep="\t", index=False)
-    cfg["samples"] = "data/discovery.tsv"
-    cfg["sample_id"] = {"ignore_unlisted": True}
-    omics = {}
-    for o, t in cfg["omics"].items():
-        path = t["path"]
-        if perturb != 1.0 and o == "protein":  # a different validation table, same samples
-            df = pd.read_csv(work / path, sep="\t", index_col=0)
-            half = df.columns[: df.shape[1] // 2]  # a shift sample medians cannot undo
-            df.loc[df.index.isin(val["sample_id"]), half] *= perturb
-            path = "data/protein_validation.tsv"
-            df.to_csv(work / path, sep="\t")
-        omics[o] = {"path": path, "layout": t["layout"]}
-    cfg["apply"] = {"val": {"model": "results/small/model", "samples": "data/validation.tsv",
-                            "omics": omics}}
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return work
-
-
-@pytest.fixture(scope="module")
-def split_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Discovery on 40 patients, the other 20 scored as a validation cohort."""
-    work = split_cohort(small_cohort, tmp_path_factory.mktemp("splitA"))
-    proc = run_snakemake(work)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return work
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +239,7 @@ def test_projection_of_the_discovery_patients_keeps_the_factor_scale(finished_ru
     m = md.read_h5mu(r / "small.h5mu")
     fitted = pd.DataFrame(m.obsm["X_mofa"], index=m.obs_names, columns=b.frozen["factors"])
     views = {v: pd.DataFrame(np.asarray(m.mod[v].X), index=m.mod[v].obs_names,
-                             columns=m.mod[v].var_names) for v in b.mofa.views}
+                             columns=omic_features(m, v)) for v in b.mofa.views}
     proj = b.mofa.project(views).loc[fitted.index]
     ratio = proj.std() / fitted.std()
     assert ratio.between(0.98, 1.02).all(), ratio.round(3).to_dict()

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_snakemake
-from test_apply import split_cohort
+from conftest import run_snakemake, split_cohort
 
 pytestmark = pytest.mark.slow  # make test-all (CI) runs it; make test does not
 

@@ -7,6 +7,7 @@ import pytest
 from omix import mofa
 from omix import predict as pr
 from omix.errors import AnalysisError
+from omix.io import omic_features
 from omix.mofa import MofaOptions
 from test_tl import planted
 
@@ -29,7 +30,7 @@ def test_projection_of_training_samples_matches_the_fitted_factors(data):
     mdata, _, _ = data
     frozen, z = quiet(mofa.FrozenMofa.fit, mdata, MofaOptions(factors=3, seed=1))
     views = {v: pd.DataFrame(np.asarray(mdata.mod[v].X), index=mdata.mod[v].obs_names,
-                             columns=mdata.mod[v].var_names) for v in frozen.views}
+                             columns=omic_features(mdata, v)) for v in frozen.views}
     proj = frozen.project(views).loc[z.index]
     for f in z.columns:
         if z[f].std() > 1e-6:

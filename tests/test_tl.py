@@ -27,14 +27,31 @@ def test_build_mudata_sheet_order_union_and_overlap():
     assert dict(zip(tab["omics"], tab["n_samples"], strict=True))["x (any)"] == 2
 
 
-def test_model_feature_names_suffix_only_shared_names():
-    sheet_ids = ["S1", "S2"]
-    mods = {"rna": view(np.ones((2, 2)), sheet_ids, ["TP53", "MYC"]),
-            "cnv": view(np.ones((2, 2)), sheet_ids, ["TP53", "ERBB2"])}
-    import mudata as md
+def test_one_feature_name_everywhere_and_no_mudata_warning(tmp_path):
+    """A gene measured in two omics is two features, '<omic>:<feature>', in the MuData (whose
+    global var_names are then unique: no warning on build, write or read) and in the model
+    file; omic_features gives back the input tables' names."""
+    import warnings
 
-    names = mofa.model_feature_names(md.MuData(mods), ["rna", "cnv"])
-    assert names == [["TP53_rna", "MYC"], ["TP53_cnv", "ERBB2"]]
+    from omix import io
+
+    ids = ["S1", "S2"]
+    sheet = pd.DataFrame({"grp": ["a", "b"]}, index=pd.Index(ids, name="sample_id"))
+    mods = {"rna": view(np.ones((2, 2)), ids, ["TP53", "MYC"]),
+            "cnv": view(np.ones((2, 2)), ids, ["TP53", "ERBB2"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = tl.build_mudata(mods, sheet)
+        io.write_h5mu(m, tmp_path / "c.h5mu")
+        back = io.read_h5mu(tmp_path / "c.h5mu")
+    assert list(back.var_names) == ["rna:TP53", "rna:MYC", "cnv:TP53", "cnv:ERBB2"]
+    assert mofa.model_feature_names(back, ["rna", "cnv"]) == [["rna:TP53", "rna:MYC"],
+                                                               ["cnv:TP53", "cnv:ERBB2"]]
+    assert list(io.omic_features(back, "cnv")) == ["TP53", "ERBB2"]
+    # a MuData of an older version (bare names) is refused with what to do
+    old = io.mudata().MuData({"rna": view(np.ones((2, 1)), ids, ["TP53"])})
+    with pytest.raises(Exception, match="older version.*--forcerun mudata"):
+        io.omic_features(old, "rna")
 
 
 def planted(n=80, seed=0):
@@ -48,12 +65,12 @@ def planted(n=80, seed=0):
     x1 = z @ w1.T + rng.normal(0, 0.5, (n, 40))
     x2 = z @ w2.T + rng.normal(0, 0.5, (n, 30))
     keep2 = np.arange(n) % 5 != 0  # a fifth of the samples lack view b
-    mods = {"a": view(x1, samples, [f"a{j}" for j in range(40)]),
+    mods = {"a": view(x1, samples, [f"a:a{j}" for j in range(40)]),  # <omic>:<feature>
             "b": view(x2[keep2], [s for s, k in zip(samples, keep2, strict=True) if k],
-                      [f"b{j}" for j in range(30)])}
-    import mudata as md
+                      [f"b:b{j}" for j in range(30)])}
+    from omix.io import mudata
 
-    return md.MuData(mods), z, samples
+    return mudata().MuData(mods), z, samples
 
 
 def test_mofa_recovers_planted_factors_with_a_missing_view(tmp_path):
@@ -64,7 +81,7 @@ def test_mofa_recovers_planted_factors_with_a_missing_view(tmp_path):
     corr = np.abs(np.corrcoef(z.T, f.T)[:2, 2:])
     assert corr.max(axis=1).min() > 0.95
     assert res.r2.shape[0] == 2 and res.r2.to_numpy().max() > 20
-    assert list(res.weights["b"].index) == [f"b{j}" for j in range(30)]
+    assert list(res.weights["b"].index) == [f"b:b{j}" for j in range(30)]
     mofa.attach_mofa(mdata, res)
     assert mdata.obsm["X_mofa"].shape == (80, res.factors.shape[1])
     assert mdata["b"].obsm["X_mofa"].shape[0] == 64
@@ -166,7 +183,12 @@ def test_cluster_number_asked_for_and_the_outcome_agreement_of_every_partition()
 
 def test_relabel_by_size_and_partition_comparison():
     assert list(tl.relabel_by_size(np.array(["x", "y", "y", "z", "y", "x"]))) == [
-        "C2", "C1", "C1", "C3", "C1", "C2"]
+        "K2", "K1", "K1", "K3", "K1", "K2"]
+    # a name that would equal an outcome class: all names change, none collides
+    clash = tl.relabel_by_size(np.array(["x", "y", "y"]), avoid=["K2", "C1A"])
+    assert list(clash) == ["MOFA-K2", "MOFA-K1", "MOFA-K1"]
+    assert list(tl.relabel_by_size(np.array(["x", "y", "y"]), avoid=["K3", "C1"])) == [
+        "K2", "K1", "K1"]
     c = pd.Series(["C1", "C1", "C2", "C2"], index=list("ABCD"))
     y = pd.Series(["u", "u", "v", None], index=list("ABCD"))
     out = tl.compare_partitions(c, y).set_index("metric")
@@ -174,7 +196,8 @@ def test_relabel_by_size_and_partition_comparison():
 
 
 def test_consensus_rank_is_the_mean_of_the_available_ranks():
-    ranked = pd.DataFrame({"feature": ["a", "b", "c"], "omic": "v", "rank": [1, 2, 3]})
+    ranked = pd.DataFrame({"feature": ["a", "b", "c"], "omic": "v", "rank": [1, 2, 3],
+                           "var_name": ["v:a", "v:b", "v:c"]})
     stab = pd.DataFrame({"feature": ["v:a", "v:b", "v:c"], "selection_probability": [0.1, 0.9, 0.5],
                          "q_value": [1.0, 0.01, 0.2]})
     rf = pd.DataFrame({"feature": ["v:a", "v:b", "v:c"], "rf_importance": [-0.1, 0.2, 0.3],

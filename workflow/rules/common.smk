@@ -154,6 +154,34 @@ PLOTS = ["variance_explained", "factors_outcome", "umap_clusters", "biomarker_he
 ASSOCIATION_PLOTS = ["associations", "survival_clusters"]
 
 
+def survival_predicted():
+    return bool(
+        (config.get("survival") or {}).get("event") and config["predict"]["survival"]
+    )
+
+
+def overview_inputs(wildcards=None):
+    """The cohort-level tables the report's first page and key tables are made from (named
+    as in omix.summary.TABLES)."""
+    out = {
+        "overlap": f"{R}/qc/sample_overlap.tsv",
+        "variance": f"{R}/mofa/variance_explained.tsv",
+        "ranked": f"{R}/biomarkers/ranked.tsv",
+        "clusters": f"{R}/clusters.tsv",
+        "clusters_vs_outcome": f"{R}/clusters_vs_outcome.tsv",
+        "resolution": f"{R}/cluster/resolution_selection.tsv",
+        "associations": f"{R}/associations/associations.tsv",
+    }
+    if ENDPOINT is not None:
+        out["metrics"] = f"{R}/predict/metrics.tsv"
+    if survival_predicted():
+        out["survival"] = f"{R}/predict/survival_metrics.tsv"
+    return out
+
+
+OVERVIEW_TABLES = ["biomarkers", "prediction", "survival", "associations", "clustering"]
+
+
 def all_outputs():
     out = [
         f"{R}/{COHORT}.h5mu",
@@ -172,10 +200,12 @@ def all_outputs():
     if ENDPOINT is not None:
         out += [f"{R}/predict/metrics.tsv", f"{R}/predict/importance.tsv"]
         plots += ["roc", "calibration"]
-    if (config.get("survival") or {}).get("event") and config["predict"]["survival"]:
+    if survival_predicted():
         out += [f"{R}/predict/survival_metrics.tsv"]
         plots += ["survival_risk_groups"]
     for p in plots:
         out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
+    out += [f"{R}/report/overview.html"]
+    out += [f"{R}/report/tables/{t}.html" for t in OVERVIEW_TABLES]
     out += [f"{R}/model/manifest.json", *apply_outputs()]
     return out

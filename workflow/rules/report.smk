@@ -1,3 +1,51 @@
+rule overview:
+    """The report's first page (headline results) and its key tables rendered as HTML."""
+    input:
+        unpack(overview_inputs),
+    output:
+        overview=report(
+            f"{R}/report/overview.html",
+            caption="../report/overview.rst",
+            category="0. Headline results",
+        ),
+        biomarkers=report(
+            f"{R}/report/tables/biomarkers.html",
+            caption="../report/table.rst",
+            category="3. Biomarkers",
+        ),
+        prediction=report(
+            f"{R}/report/tables/prediction.html",
+            caption="../report/table.rst",
+            category="6. Prediction",
+        ),
+        survival=report(
+            f"{R}/report/tables/survival.html",
+            caption="../report/table.rst",
+            category="6. Prediction",
+        ),
+        associations=report(
+            f"{R}/report/tables/associations.html",
+            caption="../report/table.rst",
+            category="5. Clinical associations",
+        ),
+        clustering=report(
+            f"{R}/report/tables/clustering.html",
+            caption="../report/table.rst",
+            category="4. Patient clusters",
+        ),
+    log:
+        f"{LOGS}/overview/{COHORT}.log",
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    params:
+        cohort=COHORT,
+        outcome=config["outcome"],
+        endpoint=ENDPOINT,
+    script:
+        "../scripts/run_overview.py"
+
+
 rule plots:
     """Variance explained, factors by outcome, UMAP of clusters, top-biomarker heatmap."""
     input:

@@ -556,6 +556,33 @@ def write_h5ad(adata: Any, path: str | os.PathLike[str]) -> None:
         adata.write_h5ad(tmp)
 
 
+def mudata() -> Any:
+    """The mudata module, set to its coming default (``update()`` does not copy each
+    modality's obs/var columns into the global ones; silences its FutureWarning)."""
+    import mudata as md
+
+    md.set_options(pull_on_update=False)
+    return md
+
+
+def var_key(omic: str, feature: object) -> str:
+    """A feature's one name across the workflow: ``<omic>:<feature>``.  The cohort MuData's
+    var_names, the MOFA+ model file's features, the prediction's variables and every table's
+    ``var_name`` column use it; ``feature`` columns keep the name of the omic's input table."""
+    return f"{omic}:{feature}"
+
+
+def omic_features(mdata: Any, omic: str) -> pd.Index:
+    """An omic's feature names as in its input table: its var_names without ``<omic>:``."""
+    names = pd.Index(mdata.mod[omic].var_names.astype(str))
+    prefix = f"{omic}:"
+    if not names.str.startswith(prefix).all():
+        raise ConfigError(f"the cohort MuData's {omic} features are not named '{prefix}<feature>'"
+                          ": it was written by an older version of this workflow",
+                          hint="re-run from the MuData step: snakemake --forcerun mudata")
+    return pd.Index(names.str.slice(len(prefix)))
+
+
 def write_h5mu(mdata: Any, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         mdata.write(tmp)
@@ -568,9 +595,7 @@ def read_h5ad(path: str | os.PathLike[str]) -> Any:
 
 
 def read_h5mu(path: str | os.PathLike[str]) -> Any:
-    import mudata as md
-
-    return md.read_h5mu(path)
+    return mudata().read_h5mu(path)
 
 
 def json_floats(a: Any) -> list[float | None]:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnalysisError
+from .io import omic_features
 from .options import FromConfig
 from .pp import LIKELIHOOD
 
@@ -79,15 +80,10 @@ def mofa_inputs(mdata: Any) -> tuple[list[list[np.ndarray]], list[str], list[str
 
 
 def model_feature_names(mdata: Any, views: list[str]) -> list[list[str]]:
-    """Feature names for the model file: unique across views, as mofapy2 requires.
-
-    Like MOFA2's ``create_mofa``, a name shared by several views gets the suffix ``_<view>``
-    (in every view it occurs in); unique names stay as they are.
-    """
-    all_names = pd.Series([f for v in views for f in mdata.mod[v].var_names])
-    shared = set(all_names[all_names.duplicated(keep=False)])
-    return [[f"{f}_{v}" if f in shared else str(f) for f in mdata.mod[v].var_names]
-            for v in views]
+    """Feature names for the model file: the MuData's var_names, ``<omic>:<feature>``, unique
+    across views as mofapy2 requires (MOFA2's ``create_mofa`` would instead suffix ``_<view>``
+    to names shared by views; one spelling everywhere is easier to join on)."""
+    return [[str(f) for f in mdata.mod[v].var_names] for v in views]
 
 
 def drop_inactive_factors(model: Any, min_r2: float) -> int:
@@ -186,6 +182,9 @@ def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) ->
 
     ent = fit_mofa(mdata, opts)
     Path(outfile).parent.mkdir(parents=True, exist_ok=True)
+    # mofapy2 replaces an existing file but prints a "Warning: ... already exists" in the log
+    # (atomic_path hands over an empty temporary file): start from none
+    Path(outfile).unlink(missing_ok=True)
     ent.save(str(outfile), save_data=opts.save_data)
     with h5py.File(outfile, "a") as f:
         # mofapy2 does not save the noise precisions (its Tau expectation is N x D); new
@@ -243,7 +242,7 @@ def write_samples_metadata(model: str | os.PathLike[str], obs: pd.DataFrame) -> 
 
 
 def mofa_result(mdata: Any, model: str | os.PathLike[str]) -> MofaResult:
-    """A model file's result with the AnnData's feature names (the file may add _view)."""
+    """A model file's result with the MuData's feature names (``<omic>:<feature>``)."""
     res = read_mofa_model(model)
     views = list(mdata.mod)
     for v in views:
@@ -420,7 +419,7 @@ class FrozenMofa:
             mean = np.nanmean(x, axis=0)
             scale = float(np.nanstd(x - mean)) if scale_views else 1.0
             out.views.append(v)
-            out.features[v] = mdata.mod[v].var_names.copy()
+            out.features[v] = omic_features(mdata, v)  # as in new cohorts' tables
             out.means[v] = mean
             out.scales[v] = scale if scale > 0 else 1.0
             out.weights[v] = np.asarray(weights[m])

@@ -12,19 +12,12 @@ import pandas as pd
 from markupsafe import Markup
 
 from .bundle import Bundle
+from .html import environment
 from .io import atomic_path
 from .io import floats_from_json as _array
 
 log = logging.getLogger("omix.pages")
 PathLike = str | os.PathLike[str]
-
-
-def _environment() -> Any:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                       autoescape=select_autoescape(["html", "j2"]),
-                       undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
@@ -46,7 +39,7 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    env = _environment()
+    env = environment()
     zref = bundle.reference_factors
     surv = bundle.frozen.get("survival")
     cv = bundle.predictor.get("cv", {})

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnalysisError, eta, progress
+from .io import omic_features
 from .mofa import FrozenMofa, MofaOptions, view_matrix
 from .options import FromConfig
 from .outcome import endpoint_kind, resolve
@@ -79,7 +80,7 @@ class FoldData:
         if self.raw is None:
             return self.mdata[tr].copy(), {
                 v: pd.DataFrame(view_matrix(self.mdata, v, te), index=te,
-                                columns=self.mdata.mod[v].var_names) for v in self.mdata.mod}
+                                columns=omic_features(self.mdata, v)) for v in self.mdata.mod}
         from .pp import OmicOptions, normalize_omic
         from .tl import build_mudata
 
@@ -112,7 +113,7 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
     """All omics side by side, columns '<omic>:<feature>', NaN where a sample lacks the omic."""
     return pd.concat([pd.DataFrame(view_matrix(mdata, v, samples), index=samples,
-                                   columns=[f"{v}:{f}" for f in mdata.mod[v].var_names])
+                                   columns=[str(f) for f in mdata.mod[v].var_names])
                       for v in mdata.mod], axis=1)
 
 

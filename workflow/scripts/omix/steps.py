@@ -122,9 +122,10 @@ def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
     mdata.uns["mofa"]["stability"] = stability.drop(columns="factor").to_dict(orient="list")
     io.write_tsv(mofa.variance_explained_table(res), r2_tsv)
     io.write_tsv(res.factors.rename_axis("sample_id").reset_index(), factors_tsv)
-    w = pd.concat([df.rename_axis("feature").reset_index().assign(omic=v)
-                   for v, df in res.weights.items()], ignore_index=True)
-    io.write_tsv(w[["feature", "omic", *res.factors.columns]], weights_tsv)
+    w = pd.concat([df.rename_axis("var_name").reset_index().assign(
+        omic=v, feature=lambda d, v=v: d["var_name"].str.removeprefix(f"{v}:"))
+        for v, df in res.weights.items()], ignore_index=True)
+    io.write_tsv(w[["feature", "omic", *res.factors.columns, "var_name"]], weights_tsv)
     io.write_tsv(table, restarts_tsv)
     io.write_tsv(stability, stability_tsv)
     io.write_h5mu(mdata, out_h5mu)
@@ -230,7 +231,7 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
     y = _outcome(samples, outcome)
     classes = y is not None and tl.is_categorical(y, outcome_kind)
     yy = y.reindex(z.index) if classes and y is not None else None
-    clusters, table, umap = tl.cluster_factors(z, opts, yy)
+    clusters, table, umap = tl.cluster_factors(z, opts, yy, avoid=[] if y is None else y.dropna())
     chosen = table[table["chosen"]]
     n_chosen = int(chosen["n_clusters"].iloc[0]) if len(chosen) else 1
     if len(chosen):
@@ -277,6 +278,15 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
         log.info("clusters vs %s: ARI %.3f, NMI %.3f", outcome, cmp["value"].iloc[0],
                  cmp["value"].iloc[1])
     io.write_tsv(cmp, vs_outcome_tsv, float_format="%.4f")
+
+
+def overview(inputs: Mapping[str, PathLike], out_html: PathLike,
+             tables: Mapping[str, PathLike], *, cohort: str, outcome: str | None,
+             endpoint: str | None) -> None:
+    """The report's first page and its key tables as HTML (cohort-level figures only)."""
+    from .overview import write_overview
+
+    write_overview(inputs, out_html, tables, cohort, outcome, endpoint)
 
 
 def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: PathLike,

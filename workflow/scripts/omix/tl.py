@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +35,15 @@ def build_mudata(mods: dict[str, Any], sheet: pd.DataFrame) -> Any:
 
     Each omic keeps sample-sheet order; the MuData's samples are the union in MuData's own
     (deterministic) order: the first omic's samples, then those new in the next, and so on.
+    Features are named ``<omic>:<feature>`` (:func:`omix.io.var_key`; the AnnData in ``mods``
+    are renamed in place), so that the global var_names are unique: the same gene measured in
+    two omics is two features.
     """
-    import mudata as md
+    from .io import mudata, var_key
 
-    mdata = md.MuData({k: mods[k] for k in mods})
+    for k, a in mods.items():
+        a.var_names = pd.Index([var_key(k, f) for f in a.var_names])
+    mdata = mudata().MuData({k: mods[k] for k in mods})
     order = pd.Index(mdata.obs_names)
     clin = clinical_obs(sheet, order)
     for col in clin.columns:
@@ -158,8 +164,9 @@ def rank_features(res: MofaResult, y: pd.Series | None = None, kind: str = "auto
         wt = (absw / scale).fillna(0.0)
         contrib = wt * (res.r2.loc[view, factors] / 100.0) * relevance[factors]
         top = contrib.to_numpy().argmax(axis=1)
+        names = pd.Index(w.index.astype(str))
         df = pd.DataFrame({
-            "feature": w.index.astype(str),
+            "feature": names.str.removeprefix(f"{view}:"),
             "omic": view,
             "score": contrib.sum(axis=1).to_numpy(),
             "top_factor": [factors[i] for i in top],
@@ -171,6 +178,7 @@ def rank_features(res: MofaResult, y: pd.Series | None = None, kind: str = "auto
             q = assoc.set_index("factor")["q"]
             df["factor_outcome_effect"] = relevance[factors].to_numpy()[top]
             df["factor_outcome_q"] = q[factors].to_numpy()[top]
+        df["var_name"] = names  # <omic>:<feature>, as in the MuData and the model file
         frames.append(df)
     ranked = pd.concat(frames, ignore_index=True)
     ranked = ranked.sort_values(["score", "omic", "feature"], ascending=[False, True, True],
@@ -187,7 +195,7 @@ def consensus_ranking(ranked: pd.DataFrame, stability: pd.DataFrame | None,
     the forest-importance rank (those available); features with a forest drop <= 0 share the
     rank after the positive ones (no evidence)."""
     ranked = ranked.copy()
-    key = ranked["omic"] + ":" + ranked["feature"]
+    key = ranked["var_name"]
     ranks = [ranked["rank"]]
     if stability is not None:
         summ = stability.set_index("feature")
@@ -203,7 +211,7 @@ def consensus_ranking(ranked: pd.DataFrame, stability: pd.DataFrame | None,
         ranks.append(ranked["rf_importance"].clip(lower=0).rank(ascending=False, method="min"))
     if len(ranks) > 1:
         ranked["consensus_rank"] = (sum(ranks) / len(ranks)).rank(method="first").astype(int)
-    return ranked
+    return ranked[[c for c in ranked.columns if c != "var_name"] + ["var_name"]]  # last
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,16 +226,25 @@ class ClusterOptions(FromConfig):
     n_clusters: int | None = None   # asked for: the admissible resolution closest to it
 
 
-def relabel_by_size(labels: np.ndarray) -> np.ndarray:
-    """Cluster labels C1, C2, ... by decreasing size (ties: first appearance)."""
+def relabel_by_size(labels: np.ndarray, avoid: Iterable[object] = ()) -> np.ndarray:
+    """Cluster labels K1, K2, ... by decreasing size (ties: first appearance).
+
+    "K" rather than "C": outcome classes are often called C1, C2 (TCGA's clusters of clusters,
+    e.g. ACC's C1A/C1B), and a clinician must not read a data-driven cluster as a known class.
+    If a label would still equal one of ``avoid`` (the outcome's classes), every label gets the
+    prefix ``MOFA-`` instead.
+    """
     s = pd.Series(labels)
     first = {v: i for i, v in reversed(list(enumerate(s)))}
     order = sorted(s.unique(), key=lambda v: (-int((s == v).sum()), first[v]))
-    names = {v: f"C{i + 1}" for i, v in enumerate(order)}
+    taken = {str(a) for a in avoid}
+    prefix = "MOFA-K" if any(f"K{i + 1}" in taken for i in range(len(order))) else "K"
+    names = {v: f"{prefix}{i + 1}" for i, v in enumerate(order)}
     return s.map(names).to_numpy()
 
 
-def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None = None
+def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None = None,
+                    avoid: Iterable[object] = ()
                     ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Leiden on the kNN graph of the factors; resolution chosen by silhouette.
 
@@ -237,7 +254,8 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
     >= min_cluster_size; ties go to the lower resolution.  With ``n_clusters`` set, the
     admissible partition closest to that many clusters is kept (silhouette breaks ties).  If
     none qualifies, every sample is put in one cluster and the table says so.  With ``y``
-    (classes), each partition's ARI with it is added (``ari_outcome``).
+    (classes), each partition's ARI with it is added (``ari_outcome``).  Cluster names
+    (:func:`relabel_by_size`) never equal a value of ``y`` or of ``avoid``.
     """
     import anndata as ad
     import scanpy as sc
@@ -284,7 +302,8 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
                                 for r in table["resolution"]]
     sc.tl.umap(a, random_state=opts.seed)
     clusters = pd.DataFrame({"sample_id": z.index.astype(str),
-                             "cluster": relabel_by_size(best_labels)})
+                             "cluster": relabel_by_size(
+                                 best_labels, [*avoid, *([] if y is None else y.dropna())])})
     return clusters, table, np.asarray(a.obsm["X_umap"])
 
 
