@@ -59,17 +59,18 @@ def test_requirements_pin_every_package_exactly():
 
 # What each library entry point imports lazily (third-party packages its code path needs
 # beyond the import closure of omix.steps), per function of omix.steps a rule script calls.
-NEEDS = {"samples": set(), "ingest": {"pyarrow"}, "normalize": {"scanpy", "statsmodels"},
+NEEDS = {"samples": set(), "ingest": {"pyarrow"},
+         "normalize": {"scanpy", "statsmodels", "matplotlib"},
          "mudata": set(), "mofa_restart": {"mofapy2", "scikit-learn"},
          "integrate": {"mofapy2", "scikit-learn", "h5py"},
          "stability_shard": {"scikit-learn"}, "rf_importance": {"scikit-learn"},
          "select": {"scikit-learn", "statsmodels"},
          "cluster": {"scanpy", "scikit-learn", "igraph", "leidenalg", "umap-learn"},
-         "plots": {"scikit-learn"}, "manifest": set(), "overview": {"jinja2"},
-         "associate": {"statsmodels", "lifelines"},
+         "plots": {"scikit-learn", "matplotlib"}, "manifest": set(), "overview": {"jinja2"},
+         "associate": {"statsmodels", "lifelines", "matplotlib"},
          # every outer fold renormalises (scanpy) and refits MOFA+ (mofapy2)
-         "predict": {"scikit-learn", "mofapy2", "scanpy", "joblib"},
-         "predict_survival": {"lifelines", "mofapy2", "scanpy"},
+         "predict": {"scikit-learn", "mofapy2", "scanpy", "joblib", "matplotlib"},
+         "predict_survival": {"lifelines", "mofapy2", "scanpy", "matplotlib"},
          "bundle": {"scikit-learn", "lifelines", "joblib", "h5py"},
          "apply_ingest": {"pyarrow"}, "apply_score": {"scikit-learn", "joblib"},
          "patient_report": {"jinja2", "markupsafe", "matplotlib", "joblib"}}
@@ -140,7 +141,8 @@ def test_every_env_can_import_what_its_rules_import():
     # imported only when present: cloudpickle by pyarrow, idna by jsonschema's format checks
     optional = {"setuptools", "cloudpickle", "idna"}
     at_import = {n.lower().replace("_", "-") for n in out} - optional
-    assert {"numpy", "pandas", "matplotlib"} <= at_import
+    assert {"numpy", "pandas"} <= at_import
+    assert "matplotlib" not in at_import  # only the steps that draw import it (start-up time)
     rules = rules_with_scripts()
     assert len(rules) == len(list((ROOT / "workflow" / "scripts").glob("run_*.py"))) + 1
     unknown = sorted({fn for _, _, fn in rules} - set(NEEDS))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, mofa, pl, privacy, stats, tl
+from . import io, mofa, privacy, stats, tl
 from . import predict as pr
 from .errors import ConfigError
 from .ingest import ingest_omic
@@ -73,6 +73,7 @@ def normalize(raw_h5ad: PathLike, samples: PathLike, out_h5ad: PathLike, qc_stem
     norm = normalize_omic(raw, OmicOptions.from_config(dict(omic_cfg)),
                           batch=sheet[batch] if batch else None, seed=seed)
     io.write_h5ad(norm, out_h5ad)
+    from . import pl  # matplotlib is imported only by the steps that draw
     pl.qc_omic(raw, norm, qc_stem)
 
 
@@ -300,6 +301,7 @@ def plots(h5mu: PathLike, samples: PathLike, ranked_tsv: PathLike, factor_tsv: P
         "sample_id")["cluster"]
     umap = io.read_tsv(umap_tsv).set_index("sample_id")
     yo = y.reindex(res.factors.index) if y is not None else None
+    from . import pl  # matplotlib is imported only by the steps that draw
     pl.variance_explained(res.r2, res.r2_total, stems["variance_explained"])
     pl.factor_scatter(res.factors, yo, ftab if outcome else None, outcome,
                       stems["factors"])
@@ -340,6 +342,7 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
     io.write_tsv(stats.bias_check(factors, sheet, bias_columns, outcome), bias_tsv)
     n_sig = int((table["q"] < 0.05).sum())
     log.info("%d tests, %d with BH q < 0.05", len(table), n_sig)
+    from . import pl  # matplotlib is imported only by the steps that draw
     pl.association_heatmap(table, heatmap_stem)
     surv, p = None, None
     if spec is not None:
@@ -418,6 +421,7 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
         joblib.dump({"model": est, "kind": best, "endpoint": endpoint,
                      "variables": list(importance["variable"]),
                      "columns": list(est.omix_columns)}, tmp)
+    from . import pl  # matplotlib is imported only by the steps that draw
     pl.prediction_plots(preds, summary, endpoint, str(out["roc"]).removesuffix(".png"),
                         str(out["calibration"]).removesuffix(".png"))
 
@@ -562,6 +566,7 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     io.write_tsv(preds.sort_values(["repeat", "fold", "sample_id"], kind="mergesort"),
                  predictions_tsv)
     io.write_tsv(coef, coefficients_tsv)
+    from . import pl  # matplotlib is imported only by the steps that draw
     pl.survival_by_cluster(first[["time", "event"]], first["risk_group"], float(test.p_value),
                            km_stem, title="out-of-fold predicted risk groups",
                            time_label=spec.axis_label)
