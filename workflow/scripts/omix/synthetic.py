@@ -226,7 +226,7 @@ def write_scale_cohort(outdir: str | os.PathLike[str], n_samples: int = 1000, se
     prot.to_csv(out / "data" / "proteomics.tsv", sep="\t", float_format="%.6g",
                 lineterminator="\n")
     cfg = {"cohort": f"scale_{n_samples}", "samples": "data/samples.tsv", "outcome": "subtype",
-           "survival": {"time": "os_time", "event": "os_event"},
+           "survival": {"time": "os_time", "event": "os_event", "time_unit": "days"},
            "omics": {"rna": {"path": "data/rna_counts.csv", "kind": "counts"},
                      "mutations": {"path": "data/mutations.tsv.gz", "kind": "binary"},
                      "protein": {"path": "data/proteomics.tsv", "kind": "intensity",
