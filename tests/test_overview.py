@@ -74,3 +74,16 @@ def test_without_prediction_the_page_says_nothing_about_it(tmp_path: Path):
     assert "Prediction" not in html and "Headline results: cohort demo" in html
     lines = summary.summary_lines(tmp_path / "no-such-results")
     assert lines[-1].startswith("  report: not built")
+
+
+def test_overview_rule_inputs_are_the_headline_tables():
+    """The rule's named inputs (common.smk) and omix.summary.TABLES name the same files."""
+    import re
+
+    from conftest import ROOT
+
+    smk = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    body = smk[smk.index("def overview_inputs("):smk.index("OVERVIEW_TABLES")]
+    named = dict(re.findall(r'"(\w+)": f"\{R\}/([^"]+)"', body))
+    named.update(re.findall(r'out\["(\w+)"\] = f"\{R\}/([^"]+)"', body))
+    assert named == summary.TABLES
