@@ -72,8 +72,7 @@ def overview_html(paths: Mapping[str, PathLike], cohort: str, outcome: str | Non
                              for o in omics]}
     top = None
     if h.top is not None:
-        t = h.top.copy()
-        top = _rows(t, {"rank": "rank", "feature": "feature", "omic": "omic",
+        top = _rows(h.top, {"rank": "rank", "feature": "feature", "omic": "omic",
                         "top_factor": "factor", "factor_outcome_q": "factor-outcome q",
                         "selection_probability": "stability selection probability",
                         "q_value": "stability q", "consensus_rank": "consensus rank"})
@@ -90,8 +89,7 @@ def overview_html(paths: Mapping[str, PathLike], cohort: str, outcome: str | Non
         prediction = {"metric": models[0][1].metric.upper().replace("_", " "),
                       "rows": [[name, _fmt(e.mean), f"{_fmt(e.ci_low)} - {_fmt(e.ci_high)}"]
                                for name, e in models]}
-    env = environment()
-    return env.get_template("overview.html.j2").render(
+    return environment().get_template("overview.html.j2").render(
         cohort=cohort, outcome=outcome, endpoint=endpoint, h=h, cohort_table=cohort_table,
         top=top, prediction=prediction, fmt=_fmt,
         clusters=[[c, n] for c, n in h.cluster_sizes.items()])
