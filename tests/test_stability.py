@@ -96,3 +96,56 @@ def test_coordinate_descent_selects_what_the_multinomial_model_selects():
     assert cd[:9].all() and saga[:9].all()
     assert (cd & saga).sum() / (cd | saga).sum() > 0.6
     assert not st._selected_cd(xs, y, True, 1e-4, 0.5).any()
+
+
+def test_working_set_solver_meets_the_optimality_conditions_of_the_full_problem():
+    """Wide and correlated (p >> n, a shared latent axis): the working-set solution satisfies
+    the elastic-net logistic KKT conditions on every feature, not only those it visited, and
+    agrees with saga's solution of the whole problem."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    latent = rng.normal(size=(150, 2))
+    x = latent @ rng.normal(size=(2, 1500)) + rng.normal(size=(150, 1500))
+    y = np.where(latent[:, 0] + 0.5 * rng.normal(size=150) > 0, "a", "b")
+    xs = st._standardised(x)
+    c, l1 = 0.05, 0.5
+    coef = st._logistic_enet_irls(xs, y == "b", c, l1, tol=1e-8, cd_tol=1e-10)
+    assert 0 < (coef != 0).sum() < 1500
+    # KKT of sum_i cw_i logloss_i + (1/C) (l1 |b|_1 + (1 - l1) / 2 |b|^2), intercept free
+    pos = y == "b"
+    cw = np.where(pos, 150 / (2 * pos.sum()), 150 / (2 * (~pos).sum()))
+    lin = xs @ coef
+    b0 = np.log(np.sum(cw * pos) / np.sum(cw * ~pos))
+    for _ in range(100):  # the intercept that zeroes the weighted score
+        prob = 1 / (1 + np.exp(-(lin + b0)))
+        b0 += np.sum(cw * (pos - prob)) / np.sum(cw * prob * (1 - prob))
+    grad = xs.T @ (cw * (pos - 1 / (1 + np.exp(-(lin + b0))))) - (1 - l1) / c * coef
+    zero = coef == 0
+    assert np.abs(grad[zero]).max() <= l1 / c * (1 + 1e-3)
+    np.testing.assert_allclose(grad[~zero], l1 / c * np.sign(coef[~zero]), rtol=1e-3)
+    exact = LogisticRegression(solver="saga", C=c, l1_ratio=l1, class_weight="balanced",
+                               max_iter=20000, tol=1e-8).fit(xs, y).coef_[0]
+    np.testing.assert_allclose(coef, exact, atol=5e-3)
+
+
+def test_median_imputer_matches_scikit_learn():
+    """The fast median imputer learns scikit-learn's medians (odd and even counts, an empty
+    column filled with 0, a constant one) and fills the same values."""
+    from omix.impute import MedianImputer
+    from sklearn.impute import SimpleImputer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(41, 30))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 3] = np.nan
+    x[:, 4] = 2.5
+    x[:20, 5] = np.nan
+    ours, ref = MedianImputer().fit(x), SimpleImputer(strategy="median",
+                                                      keep_empty_features=True).fit(x)
+    np.testing.assert_array_equal(ours.statistics_, ref.statistics_)
+    assert ours.statistics_[3] == 0.0
+    xt = rng.normal(size=(5, 30))
+    xt[0, :] = np.nan
+    np.testing.assert_array_equal(ours.transform(xt), ref.transform(xt))
+    np.testing.assert_array_equal(ours.fit_transform(x), ref.fit_transform(x))

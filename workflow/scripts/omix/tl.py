@@ -324,11 +324,12 @@ def pca_kmeans_baseline(x: pd.DataFrame, n_components: int, ks: list[int], seed:
     min_size; labels per k)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
-    from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import StandardScaler
 
+    from .impute import MedianImputer
+
     xs = StandardScaler().fit_transform(
-        SimpleImputer(strategy="median", keep_empty_features=True).fit_transform(x.to_numpy()))
+        MedianImputer().fit_transform(x.to_numpy()))
     pcs = PCA(n_components=min(n_components, *xs.shape), random_state=seed).fit_transform(xs)
     rows, labels = [], {}
     for k in sorted(set(ks)):
