@@ -167,12 +167,13 @@ def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
     Linear models tune their regularisation by an inner k-fold (GridSearchCV); the random
     forest is not tuned (its defaults are robust) and is judged by its out-of-bag score."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-    from sklearn.impute import SimpleImputer
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    impute = SimpleImputer(strategy="median", keep_empty_features=True)
+    from .impute import MedianImputer
+
+    impute = MedianImputer()
     if model == "random_forest":
         rf = (RandomForestClassifier(n_estimators=opts.rf_trees, class_weight="balanced",
                                      oob_score=True, random_state=opts.seed, n_jobs=opts.n_jobs)
@@ -185,7 +186,7 @@ def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
 
         assert columns is not None, "the stacked model groups its columns by omic"
         return Pipeline([("impute", impute), ("est", OmicStack(
-            columns, kind, opts.c_grid, n_inner=n_inner, seed=opts.seed))])
+            columns, kind, opts.c_grid, n_inner=n_inner, seed=opts.seed, n_jobs=opts.n_jobs))])
     if model == "elastic_net":
         est, param = _elastic_net(kind, opts.seed), ("C" if kind == "classification"
                                                       else "alpha")
@@ -201,7 +202,8 @@ def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
     if model == "elastic_net":
         grid["est__l1_ratio"] = list(opts.l1_ratios)
     pipe = Pipeline([("impute", impute), ("scale", StandardScaler()), ("est", est)])
-    return GridSearchCV(pipe, grid, cv=inner, scoring=scoring, n_jobs=1)
+    # the inner folds x grid fits run in opts.n_jobs processes (see _one_blas_thread)
+    return GridSearchCV(pipe, grid, cv=inner, scoring=scoring, n_jobs=opts.n_jobs)
 
 
 def inner_score(est: Any, kind: str, y: np.ndarray) -> float:
@@ -282,6 +284,19 @@ def check_classes(y: pd.Series, folds: int, inner_folds: int, kind: str = "auto"
                                       "classes")
 
 
+def _one_blas_thread() -> Any:
+    """A context in which BLAS uses one thread.
+
+    The candidates are many small fits (lbfgs and liblinear on a few hundred patients): with
+    two BLAS threads each fit ran slower, not faster (OpenBLAS's thread hand-off costs more
+    than it saves on these shapes; one outer fold of the 1,000-patient scale cohort: stacked
+    23.8 s -> 4.9 s, l2_features 8.3 s -> 5.3 s with one thread).  The rule's threads go to
+    the grid search's parallel fits and the forest's trees instead."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _fit_predict(est: Any, kind: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     est.fit(xtr, ytr)
@@ -302,7 +317,8 @@ def fit_candidates(kind: str, models: list[str],
     for model in models:
         xtr, xte = blocks[model]
         est = estimator(kind, model, opts, opts.inner_folds, n_classes, list(xtr.columns))
-        out[model] = _fit_predict(est, kind, xtr.to_numpy(), y_tr, xte.to_numpy())
+        with _one_blas_thread():
+            out[model] = _fit_predict(est, kind, xtr.to_numpy(), y_tr, xte.to_numpy())
         scores[model] = inner_score(est, kind, y_tr)
     best = max(models, key=lambda mdl: (scores[mdl], -models.index(mdl)))
     out[CHOICE] = out[best]
@@ -546,7 +562,8 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
          "random_forest": feats, "stacked": feats, "elastic_net": feats,
          "both": pd.concat([factors.loc[samples], feats], axis=1)}[model]
     est = estimator(kind, model, opts, opts.inner_folds, n_classes, list(x.columns))
-    est.fit(x.to_numpy(), yy.to_numpy())
+    with _one_blas_thread():
+        est.fit(x.to_numpy(), yy.to_numpy())
     est.omix_columns = list(x.columns)  # the input columns, in order, for scoring new samples
     if hasattr(est, "cv_results_"):
         # wall-clock timings would make the saved model differ from run to run: drop them

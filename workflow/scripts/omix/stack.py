@@ -30,9 +30,9 @@ class OmicStack(BaseEstimator):
     """
 
     def __init__(self, columns: list[str], kind: str, c_grid: tuple[float, ...],
-                 n_inner: int = 3, seed: int = 0) -> None:
+                 n_inner: int = 3, seed: int = 0, n_jobs: int = 1) -> None:
         self.columns, self.kind, self.c_grid = columns, kind, c_grid
-        self.n_inner, self.seed = n_inner, seed
+        self.n_inner, self.seed, self.n_jobs = n_inner, seed, n_jobs
 
     def _groups(self) -> dict[str, np.ndarray]:
         omics = pd.Index([str(c).split(":", 1)[0] for c in self.columns])
@@ -71,7 +71,7 @@ class OmicStack(BaseEstimator):
             grid = GridSearchCV(self._base(1.0), {f"{self._base(1.0).steps[-1][0]}__" + (
                 "alpha" if self.kind == "regression" else "C"): [
                 1.0 / c if self.kind == "regression" else c for c in self.c_grid]},
-                cv=self._cv(), scoring=scoring, n_jobs=1).fit(x[:, idx], y)
+                cv=self._cv(), scoring=scoring, n_jobs=self.n_jobs).fit(x[:, idx], y)
             best = grid.best_estimator_
             method = "predict" if self.kind == "regression" else "predict_proba"
             p = cross_val_predict(clone(best), x[:, idx], y, cv=self._cv(), method=method)
