@@ -243,3 +243,45 @@ def test_projection_of_the_discovery_patients_keeps_the_factor_scale(finished_ru
     proj = b.mofa.project(views).loc[fitted.index]
     ratio = proj.std() / fitted.std()
     assert ratio.between(0.98, 1.02).all(), ratio.round(3).to_dict()
+
+
+def test_folds_fitted_in_worker_processes_equal_folds_fitted_in_turn(small_cohort: Path,
+                                                                      tmp_path: Path):
+    """The outer folds' normalisation + MOFA+ fits run two at a time in worker processes
+    (predict's threads): the same training tables, held-out tables and factors, bit for bit,
+    as one after the other in the rule's process; the workers' output goes to the log."""
+    import logging
+    from types import SimpleNamespace
+
+    from omix.errors import setup_logging
+    from omix.predict import FoldData, _mofa_folds
+    from sklearn.model_selection import KFold
+
+    cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
+    sheet = read_sample_sheet(small_cohort / cfg["samples"])
+    raw = {o: ingest_omic(small_cohort / t["path"], kind=t["kind"],
+                          sample_ids=list(sheet.index), layout=t["layout"], name=o)
+           for o, t in cfg["omics"].items() if o in ("rna", "metabolites")}
+    fd = FoldData(SimpleNamespace(), raw=raw, omic_cfg=cfg["omics"], sheet=sheet)
+    ids = list(sheet.index)
+    opts = mofa.MofaOptions(factors=3, iterations=50, seed=1)
+    split = KFold(3, shuffle=True, random_state=0)
+    log_file = tmp_path / "predict.log"
+    setup_logging(log_file)
+    try:
+        serial = list(_mofa_folds(ids, np.zeros(len(ids)), split, fd, opts, n_jobs=1))
+        parallel = list(_mofa_folds(ids, np.zeros(len(ids)), split, fd, opts, n_jobs=2))
+    finally:
+        logging.getLogger("omix").handlers.clear()
+    assert len(serial) == len(parallel) == 3
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        pd.testing.assert_frame_equal(a[2], b[2])                     # training features
+        for o in a[3]:
+            pd.testing.assert_frame_equal(a[3][o], b[3][o])           # held-out tables
+        pd.testing.assert_frame_equal(a[4], b[4])                     # training factors
+        pd.testing.assert_frame_equal(a[5], b[5])                     # held-out factors
+        assert a[4].shape[1] >= 1 and len(a[5]) == len(b[1])
+    text = log_file.read_text()
+    assert text.count("features_in=") >= 2 * 3 * len(raw)   # the workers' log lines arrive

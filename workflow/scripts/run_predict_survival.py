@@ -10,4 +10,5 @@ with rule_boundary(sm):
                            survival_cfg=sm.params.survival, predict_cfg=sm.params.predict,
                            mofa_cfg=sm.params.mofa,
                            raw_h5ads=dict(zip(sm.params.omics, sm.input.raw, strict=True)),
-                           omics_cfg=sm.params.omics, batch=sm.params.batch)
+                           omics_cfg=sm.params.omics, batch=sm.params.batch,
+                           threads=sm.threads)

@@ -97,17 +97,63 @@ class FoldData:
         return build_mudata(mods, self.sheet), test
 
 
-def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldData,
-                mofa_opts: MofaOptions) -> Any:
-    """The outer folds of both nested CVs: per fold (re)normalise on the training patients,
-    fit MOFA+ there, project the held-out ones.  Yields (training positions, held-out
-    positions, training MuData, held-out tables, training factors, held-out factors)."""
-    for tr, te in splitter.split(np.zeros(len(samples)), strata):
-        tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
+def _fit_fold(fd: FoldData, tr_s: list[str], te_s: list[str], mofa_opts: MofaOptions,
+              log_file: str | None, parent: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame],
+                                                        pd.DataFrame, pd.DataFrame]:
+    """One outer fold's unsupervised part, with one BLAS thread: (re)normalise on the training
+    patients, fit MOFA+ there, project the held-out ones.  Returns (training feature table,
+    held-out tables per omic, training factors, held-out factors).  In a worker process
+    (pid other than ``parent``) mofapy2's chatter and the omix log go to the rule's log."""
+    import contextlib
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    with contextlib.ExitStack() as stack:
+        if os.getpid() != parent and log_file is not None:
+            from .errors import setup_logging
+
+            setup_logging(log_file)
+            stream = stack.enter_context(open(log_file, "a"))
+            stack.enter_context(contextlib.redirect_stdout(stream))
+            stack.enter_context(contextlib.redirect_stderr(stream))
+        stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         m_tr, held = fd.split(tr_s, te_s)
         frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
         z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
-        yield tr, te, m_tr, held, z_tr.loc[tr_s], z_te
+        return feature_table(m_tr, tr_s), held, z_tr.loc[tr_s], z_te
+
+
+def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldData,
+                mofa_opts: MofaOptions, n_jobs: int = 1) -> Any:
+    """The outer folds of both nested CVs: per fold (re)normalise on the training patients,
+    fit MOFA+ there, project the held-out ones (:func:`_fit_fold`).  Yields (training
+    positions, held-out positions, training feature table, held-out tables, training factors,
+    held-out factors), in fold order.
+
+    Each fold's MOFA+ fit runs with one BLAS thread; with ``n_jobs`` > 1 (and the raw tables,
+    which can be sent to another process; a MuData cannot be pickled) up to ``n_jobs`` folds
+    are fitted at once in worker processes, ahead of the caller's use: independent fits two at
+    a time with one thread each ran 1.6-2.2x faster than one at a time with two
+    (../shared/notes), and the results do not depend on the number of jobs."""
+    import os
+
+    splits = list(splitter.split(np.zeros(len(samples)), strata))
+    log_file = next((h.baseFilename for h in logging.getLogger("omix").handlers
+                     if isinstance(h, logging.FileHandler)), None)
+    pid = os.getpid()
+    args = [(fd, [samples[j] for j in tr], [samples[j] for j in te], mofa_opts, log_file, pid)
+            for tr, te in splits]
+    if n_jobs > 1 and fd.raw is not None:
+        from joblib import Parallel, delayed
+
+        light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
+        results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_fit_fold)(light, *a[1:]) for a in args)
+    else:
+        results = (_fit_fold(*a) for a in args)
+    for (tr, te), out in zip(splits, results, strict=True):
+        yield (tr, te, *out)
 
 
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
@@ -387,12 +433,12 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
     y_arr = yy.to_numpy()
     n_outer = opts.folds * opts.repeats
     t0 = time.monotonic()
-    folds = _mofa_folds(samples, y_arr, splitter, fold_data or FoldData(mdata), mofa_opts)
-    for i, (tr, te, m_tr, held, z_tr, z_te) in enumerate(folds):
+    folds = _mofa_folds(samples, y_arr, splitter, fold_data or FoldData(mdata), mofa_opts,
+                        opts.n_jobs)
+    for i, (tr, te, f_tr, held, z_tr, z_te) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
         tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
-        f_tr = feature_table(m_tr, tr_s)
-        f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in m_tr.mod], axis=1
+        f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in held], axis=1
                          ).reindex(index=te_s, columns=f_tr.columns)
         blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
                   "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
@@ -658,7 +704,8 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
     splitter = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                        random_state=opts.seed)
     rows, preds = [], []
-    folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts)
+    folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts,
+                        opts.n_jobs)
     t0 = time.monotonic()
     for i, (_, te, _, _, z_tr, z_te) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)

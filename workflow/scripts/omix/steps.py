@@ -537,8 +537,9 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
                      predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
                      raw_h5ads: Mapping[str, PathLike] | None = None,
                      omics_cfg: Mapping[str, Any] | None = None,
-                     batch: str | None = None) -> None:
-    """Cross-validated Cox prediction of survival from the factors; KM of risk groups."""
+                     batch: str | None = None, threads: int = 1) -> None:
+    """Cross-validated Cox prediction of survival from the factors; KM of risk groups
+    (``threads`` folds fitted at once)."""
     from lifelines.statistics import multivariate_logrank_test
 
     from .stats import SurvivalSpec, survival_frame
@@ -547,7 +548,8 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     spec = SurvivalSpec.from_config(dict(survival_cfg))
     assert spec is not None, "the rule runs only with survival columns configured"
     surv = survival_frame(io.read_sample_sheet(samples), spec)
-    opts = pr.PredictOptions.from_config(dict(predict_cfg))
+    opts = dataclasses.replace(pr.PredictOptions.from_config(dict(predict_cfg)),
+                               n_jobs=max(1, int(threads)))
     per_fold, preds = pr.nested_cv_survival(
         mdata, surv, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
         _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
