@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from omix.workflow_bench import markdown, rule_table
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def bench(path: Path, wall: float, rss: float, cpu: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + f"{wall}\t0:00:00\t{rss}\t0\t0\t0\t0\t0\t0\t{cpu}\n")
+
+
+def test_rule_table_sums_jobs_of_a_rule_and_keeps_the_longest_and_the_peak(tmp_path: Path):
+    b = tmp_path / "benchmarks"
+    bench(b / "stability" / "c" / "shard_0.tsv", 100.0, 500.0, 140.0)
+    bench(b / "stability" / "c" / "shard_1.tsv", 120.0, 520.0, 150.0)
+    bench(b / "predict" / "c.tsv", 600.0, 1500.0, 900.0)
+    t = rule_table(b).set_index("rule")
+    assert list(t.index) == ["predict", "stability"]          # longest first
+    assert t.loc["stability", "jobs"] == 2
+    assert t.loc["stability", "wall_s"] == 220.0 and t.loc["stability", "longest_s"] == 120.0
+    assert t.loc["stability", "max_rss_mb"] == 520.0 and t.loc["stability", "cpu_s"] == 290.0
+    text = markdown(1000, 900.0, 1600.0, rule_table(b))
+    assert "15.0 min wall" in text and "1.56 GB" in text
+    assert "| stability | 2 | 220 | 120 | 520 | 290 |" in text
