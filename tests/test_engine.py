@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 
 import numpy as np
 import pandas as pd
@@ -13,13 +12,13 @@ from omix import engine, mofa
 from omix.bench import generate, matched_r
 
 
-def fit(data: list[np.ndarray], **kw):
+def fit(data: list[np.ndarray], likelihoods: list[str] | None = None, **kw):
     opts = mofa.MofaOptions(**{"factors": 6, "seed": 3, "min_r2": 0.0, **kw})
     views = [f"v{i}" for i in range(len(data))]
     feats = [[f"v{i}_{j}" for j in range(x.shape[1])] for i, x in enumerate(data)]
     with contextlib.redirect_stdout(io.StringIO()):
-        return mofa.train_mofa([[x.copy()] for x in data], ["gaussian"] * len(data), views,
-                             [f"s{i}" for i in range(data[0].shape[0])], feats, opts)
+        return mofa.train_mofa([[x.copy()] for x in data], likelihoods or ["gaussian"] * len(data),
+                             views, [f"s{i}" for i in range(data[0].shape[0])], feats, opts)
 
 
 def summary(ent) -> dict:
@@ -66,14 +65,36 @@ def test_fast_engine_with_samples_missing_a_view(views):
     assert_same_model(summary(stock), summary(fast))
 
 
-def test_scattered_missing_values_fall_back_to_stock_with_a_log_line(views, caplog):
+def test_fast_engine_with_scattered_missing_values(views):
+    """Missing cells inside measured samples (proteomics, metabolomics): per-sample and
+    per-feature Gram matrices weighted by the mask give stock mofapy2's iterates."""
+    rng = np.random.default_rng(1)
     data = [x.copy() for x in views]
-    data[0][3, 7] = np.nan
-    with caplog.at_level(logging.INFO, logger="omix.mofa"):
-        fast = fit(data, engine="fast")
-    assert fast.omix_engine == "mofapy2"
-    assert "fast engine not used (view 0: missing values inside measured samples)" in caplog.text
-    assert_same_model(summary(fit(data, engine="mofapy2")), summary(fast), tol=0)
+    data[0][rng.random(data[0].shape) < 0.1] = np.nan       # 10 % scattered
+    data[2][rng.random(data[2].shape) < 0.3] = np.nan       # 30 % scattered
+    data[1][:15] = np.nan                                   # and whole samples
+    stock, fast = fit(data, engine="mofapy2"), fit(data, engine="fast")
+    assert (stock.omix_engine, fast.omix_engine) == ("mofapy2", "fast")
+    s, f = summary(stock), summary(fast)
+    assert len(s["elbo"]) > 20
+    assert_same_model(s, f)
+
+
+def test_fast_engine_with_a_binary_view(views):
+    """A Bernoulli view (mutations; mofapy2's Jaakkola pseudo-data, a noise precision per
+    entry) next to Gaussian ones, with missing cells in the binary view too."""
+    rng = np.random.default_rng(2)
+    data = [x.copy() for x in views]
+    data[1] = (data[1] > 0.3).astype(float)
+    data[1][rng.random(data[1].shape) < 0.05] = np.nan
+    data[1][:10] = np.nan
+    lik = ["gaussian", "bernoulli", "gaussian"]
+    stock, fast = fit(data, lik, engine="mofapy2"), fit(data, lik, engine="fast")
+    assert (stock.omix_engine, fast.omix_engine) == ("mofapy2", "fast")
+    s, f = summary(stock), summary(fast)
+    assert len(s["elbo"]) > 20
+    assert_same_model(s, f)
+    assert s["r2"][1].max() > 0.01                           # the binary view is explained
 
 
 def test_unsupported_names_each_reason(views):
@@ -82,15 +103,10 @@ def test_unsupported_names_each_reason(views):
     ent.train_opts["stochastic"] = True
     assert engine.unsupported(ent) == "stochastic inference"
     ent.train_opts["stochastic"] = False
-    bern = [(x > 0).astype(float) for x in views]
-    opts = mofa.MofaOptions(factors=3, iterations=2, min_r2=0.0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        ent = mofa.train_mofa([[x] for x in bern], ["bernoulli"] * 3, ["a", "b", "c"],
-                            [f"s{i}" for i in range(80)],
-                            [[f"{v}{j}" for j in range(x.shape[1])]
-                             for v, x in zip("abc", bern, strict=True)], opts)
+    counts = [np.floor(np.exp(x)) for x in views]
+    ent = fit(counts, ["gaussian", "poisson", "gaussian"], engine="fast", iterations=2)
     assert ent.omix_engine == "mofapy2" and engine.unsupported(ent) == (
-        "view 0: non-Gaussian likelihood")
+        "view 1: Poisson_PseudoY likelihood (Poisson or zero-inflated)")
     ent = fit(views, engine="mofapy2", iterations=2, spikeslab_weights=False)
     assert engine.unsupported(ent) == "view 0: weights without the spike-and-slab prior"
 

@@ -48,13 +48,13 @@ def test_restarts_keep_the_best_elbo_and_report_stability(finished_run: Path):
 
     r = finished_run / "results" / "small" / "mofa"
     table = pd.read_csv(r / "restarts.tsv", sep="\t")
-    # the cohort has a binary (Bernoulli) omic: the fast engine hands over to stock mofapy2
-    # and each restart's log says why
-    assert list(table["seed"]) == [1, 2] and list(table["engine"]) == ["mofapy2", "mofapy2"]
+    # the cohort has a binary (Bernoulli) omic and scattered missing values: the fast engine
+    # trains it (no fall-back to stock mofapy2), and each restart's log says so
+    assert list(table["seed"]) == [1, 2] and list(table["engine"]) == ["fast", "fast"]
     for i in range(2):
         text = (finished_run / "logs" / "mofa_restart" / "small" / f"restart_{i}.log"
                 ).read_text()
-        assert "fast engine not used (view 1: non-Gaussian likelihood)" in text
+        assert "MOFA+ training engine: fast" in text and "fast engine not used" not in text
     best = int(table["elbo"].idxmax())
     assert list(table["best"]) == [i == best for i in range(2)]
     # the kept model is the best restart's file, every dataset equal, plus the clinical

@@ -21,9 +21,18 @@ object.  Everything else (priors, initialisation, ARD and spike-and-slab nodes, 
 terms, the convergence rule, the model file) is mofapy2's code.  ``make bench`` measures the
 speed-up and the agreement against stock mofapy2 on the same input.
 
-Anything else (scattered missing values, several groups, non-Gaussian likelihoods, Gaussian
-rather than spike-and-slab weights, factor-wise sparsity, stochastic inference) is left to
-stock mofapy2: :func:`unsupported` names the reason and the caller logs it.
+Views with missing values inside measured samples (proteomics, metabolomics) and binary views
+(mofapy2's Bernoulli likelihood: Jaakkola pseudo-data whose noise precision is per entry) do
+not factor through one Gram matrix: each entry has its own weight t_nd (tau_d where observed,
+0 where missing; 2 lambda(xi_nd) for Bernoulli).  The same sums then go through per-sample and
+per-feature K x K Gram matrices, G_n = sum_d t_nd w_d w_d' and H_d = sum_n t_nd z_n z_n', each
+one (N x D) x (D x K^2) product per view and iteration, still with no N x D temporary inside
+the factor loop.  The Bernoulli pseudo-data, its precisions and its ELBO term stay mofapy2's
+(a few N x D products per iteration).
+
+Anything else (several groups, Poisson or zero-inflated likelihoods, Gaussian rather than
+spike-and-slab weights, factor-wise sparsity, stochastic inference) is left to stock mofapy2:
+:func:`unsupported` names the reason and the caller logs it.
 """
 
 from __future__ import annotations
@@ -43,6 +52,14 @@ class _View:
     yy: np.ndarray           # D: sum over samples of y^2 (float64)
     ytz: np.ndarray | None = None   # D x K: Y'Z for the Z of version ``ytz_version``
     ytz_version: int = -1
+    # "rows": Gaussian, missing entries are whole samples (Gram matrices shared by all
+    # samples); "masked": Gaussian with scattered missing values; "bernoulli": mofapy2's
+    # Jaakkola pseudo-data with a noise precision per entry.  The last two use per-sample and
+    # per-feature K x K Gram matrices weighted by each entry's precision (0 where missing).
+    kind: str = "rows"
+    observed: np.ndarray | None = None   # N x D, 1.0 where observed ("masked", "bernoulli")
+    hm: np.ndarray | None = None         # D x K x K: sum over observed n of z_n z_n'
+    hm_version: int = -1
 
 
 class FastEngine:
@@ -56,9 +73,20 @@ class FastEngine:
         for node in model.nodes["Y"].getNodes():
             mask = node.getMask(full=True)
             obs = ~mask.all(axis=1)
+            if _is_bernoulli(node):
+                observed = (~mask).astype(np.float64)
+                self.views.append(_View(y=node.getExpectation(), obs=obs,
+                                        n_obs=observed.sum(axis=0), yy=np.zeros(0),
+                                        kind="bernoulli", observed=observed))
+                continue
             y = node.value
             yy = np.einsum("nd,nd->d", y, y, dtype=np.float64) if y.dtype != np.float64 \
                 else np.einsum("nd,nd->d", y, y)
+            if not np.array_equal(mask.any(axis=1), mask.all(axis=1)):
+                observed = (~mask).astype(np.float64)
+                self.views.append(_View(y=y, obs=obs, n_obs=observed.sum(axis=0), yy=yy,
+                                        kind="masked", observed=observed))
+                continue
             if float32 and y.dtype != np.float32:
                 node.value = y = y.astype(np.float32)
             self.views.append(_View(y=y, obs=obs, n_obs=np.full(y.shape[1], float(obs.sum())),
@@ -82,6 +110,31 @@ class FastEngine:
     def _tau(self, m: int) -> np.ndarray:
         return self.model.nodes["Tau"].nodes[m].Q.getExpectations()["E"][0]
 
+    def _y(self, m: int) -> np.ndarray:
+        """The view's data: the Y node's value, or the Bernoulli pseudo-data of this
+        iteration (mofapy2 recomputes it from the variational parameters every iteration)."""
+        v = self.views[m]
+        if v.kind == "bernoulli":
+            return self.model.nodes["Y"].nodes[m].getExpectation()
+        return v.y
+
+    def _entry_tau(self, m: int) -> np.ndarray:
+        """N x D noise precision of every entry, 0 where missing (mofapy2's masked tau)."""
+        v = self.views[m]
+        assert v.observed is not None
+        if v.kind == "bernoulli":
+            return self.model.nodes["Tau"].nodes[m].getValue() * v.observed
+        return v.observed * self._tau(m)
+
+    def _mask_gram(self, m: int, z: np.ndarray) -> np.ndarray:
+        """D x K x K: per feature, the sum over its observed samples of z_n z_n'."""
+        v = self.views[m]
+        assert v.observed is not None
+        if v.hm is None or v.hm_version != self.z_version or v.hm.shape[1] != z.shape[1]:
+            v.hm = _gram(v.observed.T, z)
+            v.hm_version = self.z_version
+        return v.hm
+
     def _view_weights(self) -> np.ndarray:
         n_views = len(self.views)
         w = np.ones(n_views)
@@ -94,7 +147,15 @@ class FastEngine:
     def residual_ss(self, m: int, z: np.ndarray, zz: np.ndarray, w: np.ndarray,
                     ww: np.ndarray, ytz: np.ndarray) -> np.ndarray:
         """Per feature: expected sum over observed samples of (y - z w')^2 (Tau_nodes.py:120)."""
-        obs = self.views[m].obs
+        v = self.views[m]
+        if v.kind == "masked":
+            assert v.observed is not None
+            ot = v.observed.T
+            return (v.yy - 2.0 * np.einsum("dk,dk->d", w, ytz)
+                    + np.einsum("dk,dk->d", ww, ot @ zz)
+                    - np.einsum("dk,dk->d", np.square(w), ot @ np.square(z))
+                    + np.einsum("dk,dkj,dj->d", w, self._mask_gram(m, z), w))
+        obs = v.obs
         zo, zzo = z[obs], zz[obs]
         ztz = zo.T @ zo
         return (self.views[m].yy - 2.0 * np.einsum("dk,dk->d", w, ytz)
@@ -121,8 +182,14 @@ class FastEngine:
         bar0 = np.zeros((n, k_all))
         grams = []
         for m, v in enumerate(self.views):
-            tau = self._tau(m)
             we, we2 = wexp[m]["E"], wexp[m]["E2"]
+            if v.kind != "rows":  # per-sample Gram matrices weighted by each entry's tau
+                t = self._entry_tau(m)
+                foo += weights[m] * (t @ we2)
+                bar0 += weights[m] * ((t * self._y(m)) @ we)
+                grams.append(_gram(t, we))                   # N x K x K
+                continue
+            tau = self._tau(m)
             tw = tau[:, None] * we
             foo[v.obs] += weights[m] * (tau @ we2)
             bar0 += weights[m] * self._dot(v.y, tw)   # rows without the view are 0 in y
@@ -131,6 +198,11 @@ class FastEngine:
         for k in range(k_all):
             bar = bar0[:, k].copy()
             for m, v in enumerate(self.views):
+                if v.kind != "rows":
+                    g = grams[m][:, :, k].copy()
+                    g[:, k] = 0.0
+                    bar -= weights[m] * np.einsum("nj,nj->n", qmean, g)
+                    continue
                 g = grams[m][:, k].copy()
                 g[k] = 0.0
                 if every[m]:
@@ -147,7 +219,7 @@ class FastEngine:
         v = self.views[m]
         zexp = node.markov_blanket["Z"].getExpectations()
         z, zz = zexp["E"], zexp["E2"]
-        tau = self._tau(m)
+        tau = self._tau(m) if v.kind != "bernoulli" else np.ones(node.dim[0])
         if "AlphaW" in node.markov_blanket:
             alpha = node.markov_blanket["AlphaW"].getExpectation(expand=True)
         else:
@@ -157,10 +229,18 @@ class FastEngine:
         q = node.Q.getParameters()
         qmean, qvar1, qvar0, qtheta = q["mean_B1"], q["var_B1"], q["var_B0"], q["theta"]
 
-        zo = z[v.obs]
-        ztz = zo.T @ zo
-        t1 = (tau[:, None] * self._ytz(m, z)).T            # K x D, rows contiguous
-        t3 = np.outer(tau, zz[v.obs].sum(axis=0)) + alpha  # D x K: foo + alpha
+        if v.kind == "rows":
+            zo = z[v.obs]
+            ztz = zo.T @ zo
+            t1 = (tau[:, None] * self._ytz(m, z)).T            # K x D, rows contiguous
+            t3 = np.outer(tau, zz[v.obs].sum(axis=0)) + alpha  # D x K: foo + alpha
+            h = None
+        else:  # per-feature Gram matrices weighted by each entry's tau
+            t = self._entry_tau(m)
+            t1 = np.ascontiguousarray(((t * self._y(m)).T @ z).T)
+            t3 = t.T @ zz + alpha
+            h = (tau[:, None, None] * self._mask_gram(m, z) if v.kind == "masked"
+                 else _gram(t.T, z))                            # D x K x K
         # Everything that does not depend on the other factors' new weights, for all k at
         # once (W_nodes.py recomputes it per k); same operations in the same order.
         base = ((theta["lnE"] - theta["lnEInv"]) + 0.5 * np.log(alpha) - 0.5 * np.log(t3)).T
@@ -169,9 +249,14 @@ class FastEngine:
         theta_t, mean_t = np.ascontiguousarray(qtheta.T), np.ascontiguousarray(qmean.T)
         var1_t = np.ascontiguousarray(qvar1.T)
         for k in range(node.dim[1]):
-            g = ztz[:, k].copy()
-            g[k] = 0.0
-            r = t1[k] - tau * (g @ sw_t)
+            if h is None:
+                g = ztz[:, k].copy()
+                g[k] = 0.0
+                r = t1[k] - tau * (g @ sw_t)
+            else:
+                hk = h[:, k, :].copy()
+                hk[:, k] = 0.0
+                r = t1[k] - np.einsum("dj,jd->d", hk, sw_t)
             theta_t[k] *= 1 - ro
             theta_t[k] += ro * (1.0 / (1.0 + np.exp(-(base[k] + 0.5 * np.divide(
                 np.square(r), t3[k])))))
@@ -224,6 +309,20 @@ class FastEngine:
         r2 = np.zeros(n_views) if total else np.zeros((n_views, k_all))
         for m, v in enumerate(self.views):
             w = ws[m]
+            if v.kind != "rows":  # sum of squares over every entry, predictions masked
+                assert v.observed is not None
+                y = self._y(m)
+                ss = float(np.square(y).sum())
+                ytz = (y * v.observed).T @ z
+                if total:
+                    res = ss - 2.0 * float(np.einsum("dk,dk->", w, ytz)) + float(
+                        np.einsum("dk,dkj,dj->", w, _gram(v.observed.T, z), w))
+                    r2[m] = 1.0 - res / ss
+                else:
+                    res = ss - 2.0 * np.einsum("dk,dk->k", w, ytz) + np.einsum(
+                        "dk,dk->k", np.square(w), v.observed.T @ np.square(z))
+                    r2[m] = 1.0 - res / ss
+                continue
             zo = z[v.obs]
             ytz = self._dot(v.y.T, z)
             ss = float(v.yy.sum())
@@ -248,6 +347,8 @@ class FastEngine:
                                           nodes["Y"].nodes, strict=True)):
             w.updateParameters = types.MethodType(
                 lambda node, ix=None, ro=1.0, m=m: self.update_w(m, node, ix, ro), w)
+            if self.views[m].kind == "bernoulli":
+                continue  # pseudo-data, its precisions and its ELBO: mofapy2's (N x D, cheap)
             t.updateParameters = types.MethodType(
                 lambda node, ix=None, ro=1.0, m=m: self.update_tau(m, node, ix, ro), t)
             y.calculateELBO = types.MethodType(lambda node, m=m: self.elbo_y(m, node), y)
@@ -271,11 +372,20 @@ def unsupported(ent: Any) -> str | None:
         return "factor-wise sparsity or a Gaussian-process prior on the factors"
     for m, (w, t, y) in enumerate(zip(model.nodes["W"].nodes, model.nodes["Tau"].nodes,
                                       model.nodes["Y"].nodes, strict=True)):
-        if type(t) is not TauD_Node:
-            return f"view {m}: non-Gaussian likelihood"
+        if type(t) is not TauD_Node and not _is_bernoulli(y):
+            return f"view {m}: {type(y).__name__} likelihood (Poisson or zero-inflated)"
         if type(w) is not SW_Node or "ThetaW" not in w.markov_blanket:
             return f"view {m}: weights without the spike-and-slab prior"
-        mask = y.getMask(full=True)
-        if not np.array_equal(mask.any(axis=1), mask.all(axis=1)):
-            return f"view {m}: missing values inside measured samples"
     return None
+
+
+def _is_bernoulli(node: Any) -> bool:
+    from mofapy2.core.nodes.nongaussian_nodes import Bernoulli_PseudoY_Jaakkola
+
+    return type(node) is Bernoulli_PseudoY_Jaakkola
+
+
+def _gram(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A x K x K with [a] = sum_b t[a, b] x_b x_b' for t (A x B) and x (B x K): one GEMM."""
+    b, k = x.shape
+    return (t @ (x[:, :, None] * x[:, None, :]).reshape(b, k * k)).reshape(t.shape[0], k, k)
