@@ -205,3 +205,24 @@ def test_elastic_net_tunes_its_l1_share_inside_the_folds(endpoint):
     est.fit(x.to_numpy(), y.to_numpy())
     assert est.best_params_["est__l1_ratio"] in (0.3, 0.9)
     assert len(est.cv_results_["params"]) == 2 * len(opts.c_grid)
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_candidate_fits_use_one_blas_thread_in_joblib_workers_too(monkeypatch):
+    """Snakemake sets OPENBLAS_NUM_THREADS to the rule's threads and joblib hands it to the
+    worker processes of a grid search: inside the candidates' context they get one BLAS thread
+    (two workers x two threads on two cores made each outer fold 2.5x slower)."""
+    from joblib import Parallel, delayed
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    outside = Parallel(n_jobs=2)(delayed(_blas_threads)() for _ in range(2))
+    with pr._one_blas_thread():
+        inside = Parallel(n_jobs=2)(delayed(_blas_threads)() for _ in range(2))
+        assert _blas_threads() == 1
+    assert outside == [2, 2] and inside == [1, 1]

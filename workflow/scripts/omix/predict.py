@@ -18,6 +18,7 @@ samples it did not see; the log says so when a batch column is set).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -148,8 +149,9 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
         from joblib import Parallel, delayed
 
         light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
-        results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_fit_fold)(light, *a[1:]) for a in args)
+        with _one_blas_thread():  # the workers' BLAS (see there); _fit_fold sets it too
+            results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(_fit_fold)(light, *a[1:]) for a in args)
     else:
         results = (_fit_fold(*a) for a in args)
     for (tr, te), out in zip(splits, results, strict=True):
@@ -331,16 +333,29 @@ def check_classes(y: pd.Series, folds: int, inner_folds: int, kind: str = "auto"
 
 
 def _one_blas_thread() -> Any:
-    """A context in which BLAS uses one thread.
+    """A context in which BLAS uses one thread, here and in joblib's worker processes.
 
     The candidates are many small fits (lbfgs and liblinear on a few hundred patients): with
     two BLAS threads each fit ran slower, not faster (OpenBLAS's thread hand-off costs more
     than it saves on these shapes; one outer fold of the 1,000-patient scale cohort: stacked
     23.8 s -> 4.9 s, l2_features 8.3 s -> 5.3 s with one thread).  The rule's threads go to
-    the grid search's parallel fits and the forest's trees instead."""
+    the grid search's parallel fits and the forest's trees instead.  The workers need saying
+    so: Snakemake sets OPENBLAS_NUM_THREADS to the rule's threads and joblib passes it on, so
+    two workers ran two BLAS threads each on two cores (a whole-workflow run: 73 s per outer
+    fold instead of 32 s)."""
+    import contextlib
+    from unittest import mock
+
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    stack = contextlib.ExitStack()
+    stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+    # what joblib hands to the worker processes it starts (it reads os.environ)
+    one = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                            "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                            "NUMEXPR_NUM_THREADS")}
+    stack.enter_context(mock.patch.dict(os.environ, one))
+    return stack
 
 
 def _fit_predict(est: Any, kind: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray
