@@ -219,7 +219,7 @@ class FastEngine:
         v = self.views[m]
         zexp = node.markov_blanket["Z"].getExpectations()
         z, zz = zexp["E"], zexp["E2"]
-        tau = self._tau(m) if v.kind != "bernoulli" else np.ones(node.dim[0])
+        tau = self._tau(m) if v.kind != "bernoulli" else None  # per entry: _entry_tau
         if "AlphaW" in node.markov_blanket:
             alpha = node.markov_blanket["AlphaW"].getExpectation(expand=True)
         else:

@@ -96,6 +96,22 @@ def setup_logging(log_file: str | os.PathLike[str] | None, level: int = logging.
     root.propagate = False
 
 
+def current_log_file() -> str | None:
+    """The file the ``omix`` logger writes to (see :func:`setup_logging`), if any."""
+    return next((h.baseFilename for h in logging.getLogger("omix").handlers
+                 if isinstance(h, logging.FileHandler)), None)
+
+
+@contextlib.contextmanager
+def into_log(log_file: str | os.PathLike[str]) -> Iterator[None]:
+    """For a worker process a rule starts: the ``omix`` logger and stdout/stderr go to the
+    rule's log, as :func:`rule_boundary` arranges in the rule's own process."""
+    setup_logging(log_file)
+    with open(log_file, "a") as stream, contextlib.redirect_stdout(stream), \
+            contextlib.redirect_stderr(stream):
+        yield
+
+
 @contextlib.contextmanager
 def rule_boundary(snakemake: Any) -> Iterator[None]:
     """Run a rule script's library call with logging set up and errors made readable.

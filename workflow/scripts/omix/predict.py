@@ -106,19 +106,11 @@ def _fit_fold(fd: FoldData, tr_s: list[str], te_s: list[str], mofa_opts: MofaOpt
     held-out tables per omic, training factors, held-out factors).  In a worker process
     (pid other than ``parent``) mofapy2's chatter and the omix log go to the rule's log."""
     import contextlib
-    import os
 
-    from threadpoolctl import threadpool_limits
+    from .errors import into_log
 
-    with contextlib.ExitStack() as stack:
-        if os.getpid() != parent and log_file is not None:
-            from .errors import setup_logging
-
-            setup_logging(log_file)
-            stream = stack.enter_context(open(log_file, "a"))
-            stack.enter_context(contextlib.redirect_stdout(stream))
-            stack.enter_context(contextlib.redirect_stderr(stream))
-        stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+    worker = os.getpid() != parent and log_file is not None
+    with into_log(log_file) if worker else contextlib.nullcontext(), _one_blas_thread():
         m_tr, held = fd.split(tr_s, te_s)
         frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
         z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
@@ -137,19 +129,16 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
     are fitted at once in worker processes, ahead of the caller's use: independent fits two at
     a time with one thread each ran 1.6-2.2x faster than one at a time with two
     (../shared/notes), and the results do not depend on the number of jobs."""
-    import os
+    from .errors import current_log_file
 
     splits = list(splitter.split(np.zeros(len(samples)), strata))
-    log_file = next((h.baseFilename for h in logging.getLogger("omix").handlers
-                     if isinstance(h, logging.FileHandler)), None)
-    pid = os.getpid()
-    args = [(fd, [samples[j] for j in tr], [samples[j] for j in te], mofa_opts, log_file, pid)
-            for tr, te in splits]
+    args = [(fd, [samples[j] for j in tr], [samples[j] for j in te], mofa_opts,
+             current_log_file(), os.getpid()) for tr, te in splits]
     if n_jobs > 1 and fd.raw is not None:
         from joblib import Parallel, delayed
 
         light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
-        with _one_blas_thread():  # the workers' BLAS (see there); _fit_fold sets it too
+        with _one_blas_thread():  # the environment joblib's workers start with
             results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
                 delayed(_fit_fold)(light, *a[1:]) for a in args)
     else:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -67,9 +66,8 @@ def run(n: int, workdir: Path, cores: int, fresh: bool) -> tuple[float, float, p
     wall = time.monotonic() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the workflow failed on the {n}-patient cohort; see {d / 'logs'}")
-    peak_mb = max(usage.ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-                  ) / 1024
-    return wall, peak_mb, rule_table(d / "benchmarks")
+    # the largest process among the run's children (waited for by Snakemake), in MB
+    return wall, usage.ru_maxrss / 1024, rule_table(d / "benchmarks")
 
 
 def markdown(n: int, wall: float, peak_mb: float, rules: pd.DataFrame) -> str:
