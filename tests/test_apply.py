@@ -274,14 +274,14 @@ def test_folds_fitted_in_worker_processes_equal_folds_fitted_in_turn(small_cohor
     finally:
         logging.getLogger("omix").handlers.clear()
     assert len(serial) == len(parallel) == 3
-    for a, b in zip(serial, parallel, strict=True):
-        np.testing.assert_array_equal(a[0], b[0])
-        np.testing.assert_array_equal(a[1], b[1])
-        pd.testing.assert_frame_equal(a[2], b[2])                     # training features
-        for o in a[3]:
-            pd.testing.assert_frame_equal(a[3][o], b[3][o])           # held-out tables
-        pd.testing.assert_frame_equal(a[4], b[4])                     # training factors
-        pd.testing.assert_frame_equal(a[5], b[5])                     # held-out factors
-        assert a[4].shape[1] >= 1 and len(a[5]) == len(b[1])
+    for (tr_a, te_a, a), (tr_b, te_b, b) in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(tr_a, tr_b)
+        np.testing.assert_array_equal(te_a, te_b)
+        pd.testing.assert_frame_equal(a[0], b[0])                     # training features
+        for o in a[1]:
+            pd.testing.assert_frame_equal(a[1][o], b[1][o])           # held-out tables
+        pd.testing.assert_frame_equal(a[2], b[2])                     # training factors
+        pd.testing.assert_frame_equal(a[3], b[3])                     # held-out factors
+        assert a[2].shape[1] >= 1 and len(a[3]) == len(te_b)
     text = log_file.read_text()
     assert text.count("features_in=") >= 2 * 3 * len(raw)   # the workers' log lines arrive

@@ -149,3 +149,21 @@ def test_median_imputer_matches_scikit_learn():
     xt[0, :] = np.nan
     np.testing.assert_array_equal(ours.transform(xt), ref.transform(xt))
     np.testing.assert_array_equal(ours.fit_transform(x), ref.fit_transform(x))
+
+
+def test_block_auc_equals_scikit_learn_with_ties():
+    """The vectorised AUC of the forest importance gives roc_auc_score's value per block, ties
+    (equal probabilities, common for a forest) counted as half."""
+    from omix.stability import block_auc
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for m in (5, 37):
+        truth = np.arange(m) % 3 == 0
+        scores = np.round(rng.random((40, m)), 1)             # many ties
+        scores[0] = truth.astype(float)                      # perfect: 1
+        scores[1] = 0.5                                      # all tied: 0.5
+        ours = block_auc(truth, scores)
+        ref = np.array([roc_auc_score(truth, s) for s in scores])
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-14)
+        assert ours[0] == 1.0 and ours[1] == 0.5

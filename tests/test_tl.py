@@ -217,3 +217,35 @@ def test_model_file_is_byte_identical_for_the_same_data_and_seed(tmp_path):
     for name in ("a.hdf5", "b.hdf5"):
         mofa.save_mofa(mdata, mofa.MofaOptions(factors=3, seed=2), tmp_path / name)
     assert (tmp_path / "a.hdf5").read_bytes() == (tmp_path / "b.hdf5").read_bytes()
+
+
+def test_umap_kernels_compiled_once_are_loaded_by_the_next_process(tmp_path):
+    """The cluster rule's umap-learn kernels are compiled by the first process and read from
+    numba's cache by the next one, which gets the same embedding."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys, json, numpy as np, pandas as pd\n"
+        "from omix import tl\n"
+        "import umap.umap_ as u\n"
+        "z = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 4)))\n"
+        "_, _, emb = tl.cluster_factors(z, tl.ClusterOptions(seed=0))\n"
+        "s = u.smooth_knn_dist.stats\n"
+        "print(json.dumps({'hits': sum(s.cache_hits.values()),\n"
+        "                  'misses': sum(s.cache_misses.values()),\n"
+        "                  'emb': emb.round(5).tolist()}))\n")
+    scripts = Path(tl.__file__).resolve().parents[1]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+           "PYTHONPATH": str(scripts)}
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        runs.append(__import__("json").loads(out.strip().splitlines()[-1]))
+    assert runs[0]["misses"] >= 1 and runs[0]["hits"] == 0      # compiled and stored
+    assert runs[1]["hits"] >= 1 and runs[1]["misses"] == 0      # loaded, not compiled
+    assert runs[0]["emb"] == runs[1]["emb"]
+    assert any((tmp_path / "numba").rglob("*.nbi"))

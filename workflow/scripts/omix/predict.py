@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -98,13 +100,24 @@ class FoldData:
         return build_mudata(mods, self.sheet), test
 
 
+FoldTask = Callable[..., Any]
+
+
+def unsupervised_part(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
+                      held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
+                      n_jobs: int = 1) -> tuple[pd.DataFrame, dict[str, pd.DataFrame],
+                                                pd.DataFrame, pd.DataFrame]:
+    """The default task of :func:`_mofa_folds`: the fold's tables themselves."""
+    return f_tr, held, z_tr, z_te
+
+
 def _fit_fold(fd: FoldData, tr_s: list[str], te_s: list[str], mofa_opts: MofaOptions,
-              log_file: str | None, parent: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame],
-                                                        pd.DataFrame, pd.DataFrame]:
-    """One outer fold's unsupervised part, with one BLAS thread: (re)normalise on the training
-    patients, fit MOFA+ there, project the held-out ones.  Returns (training feature table,
-    held-out tables per omic, training factors, held-out factors).  In a worker process
-    (pid other than ``parent``) mofapy2's chatter and the omix log go to the rule's log."""
+              log_file: str | None, parent: int, task: FoldTask, n_jobs: int) -> Any:
+    """One outer fold, with one BLAS thread: (re)normalise on the training patients, fit
+    MOFA+ there, project the held-out ones, then run ``task`` on (training ids, held-out ids,
+    training feature table, held-out tables per omic, training factors, held-out factors) with
+    ``n_jobs`` processes of its own.  In a worker process (pid other than ``parent``)
+    mofapy2's chatter and the omix log go to the rule's log."""
     import contextlib
 
     from .errors import into_log
@@ -114,37 +127,43 @@ def _fit_fold(fd: FoldData, tr_s: list[str], te_s: list[str], mofa_opts: MofaOpt
         m_tr, held = fd.split(tr_s, te_s)
         frozen, z_tr = FrozenMofa.fit(m_tr, mofa_opts)
         z_te = frozen.project({v: held[v] for v in frozen.views}).reindex(te_s)
-        return feature_table(m_tr, tr_s), held, z_tr.loc[tr_s], z_te
+        return task(tr_s, te_s, feature_table(m_tr, tr_s), held, z_tr.loc[tr_s], z_te,
+                    n_jobs=n_jobs)
 
 
 def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldData,
-                mofa_opts: MofaOptions, n_jobs: int = 1) -> Any:
+                mofa_opts: MofaOptions, n_jobs: int = 1,
+                task: FoldTask = unsupervised_part) -> Any:
     """The outer folds of both nested CVs: per fold (re)normalise on the training patients,
-    fit MOFA+ there, project the held-out ones (:func:`_fit_fold`).  Yields (training
-    positions, held-out positions, training feature table, held-out tables, training factors,
-    held-out factors), in fold order.
+    fit MOFA+ there, project the held-out ones and run ``task`` (the supervised part) on the
+    result (:func:`_fit_fold`).  Yields (training positions, held-out positions, what
+    ``task`` returned), in fold order.
 
-    Each fold's MOFA+ fit runs with one BLAS thread; with ``n_jobs`` > 1 (and the raw tables,
-    which can be sent to another process; a MuData cannot be pickled) up to ``n_jobs`` folds
-    are fitted at once in worker processes, ahead of the caller's use: independent fits two at
-    a time with one thread each ran 1.6-2.2x faster than one at a time with two
-    (../shared/notes), and the results do not depend on the number of jobs."""
+    With ``n_jobs`` > 1 and the raw tables (which can be sent to another process; a MuData
+    cannot be pickled) up to ``n_jobs`` whole folds run at once in worker processes, one BLAS
+    thread and one process each (``task`` gets ``n_jobs=1``): independent fits two at a time
+    with one thread each ran 1.6-2.2x faster than one at a time with two (../shared/notes),
+    and on small cohorts a fold's many small model fits gain nothing from a process pool of
+    their own (bundled cohort, predict rule: 33 s with MOFA+ in workers and the candidates'
+    grid search in two processes, 22 s with whole folds in workers).  Otherwise the
+    folds run in turn and ``task`` gets the ``n_jobs``.  Results do not depend on ``n_jobs``."""
     from .errors import current_log_file
 
     splits = list(splitter.split(np.zeros(len(samples)), strata))
-    args = [(fd, [samples[j] for j in tr], [samples[j] for j in te], mofa_opts,
-             current_log_file(), os.getpid()) for tr, te in splits]
+    ids = [([samples[j] for j in tr], [samples[j] for j in te]) for tr, te in splits]
     if n_jobs > 1 and fd.raw is not None:
         from joblib import Parallel, delayed
 
         light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
         with _one_blas_thread():  # the environment joblib's workers start with
             results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_fit_fold)(light, *a[1:]) for a in args)
+                delayed(_fit_fold)(light, tr_s, te_s, mofa_opts, current_log_file(),
+                                   os.getpid(), task, 1) for tr_s, te_s in ids)
     else:
-        results = (_fit_fold(*a) for a in args)
+        results = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
+                   for tr_s, te_s in ids)
     for (tr, te), out in zip(splits, results, strict=True):
-        yield (tr, te, *out)
+        yield tr, te, out
 
 
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
@@ -405,6 +424,24 @@ def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.
     return pd.DataFrame(rows)
 
 
+def _candidates_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
+                     held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
+                     n_jobs: int = 1, *, y: pd.Series, kind: str, models: list[str],
+                     n_classes: int, opts: PredictOptions
+                     ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], str]:
+    """The supervised part of one outer fold of :func:`nested_cv` (a :func:`_mofa_folds`
+    task): every candidate on its block of the fold's tables (:func:`fit_candidates`)."""
+    f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in held], axis=1
+                     ).reindex(index=te_s, columns=f_tr.columns)
+    blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
+              "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
+                       pd.concat([z_te.loc[te_s], f_te], axis=1))}
+    for m in ("l2_features", "random_forest", "stacked", "elastic_net"):
+        blocks[m] = blocks["features"]
+    return fit_candidates(kind, models, {m: blocks[m] for m in models},
+                          y.loc[tr_s].to_numpy(), n_classes, replace(opts, n_jobs=n_jobs))
+
+
 def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOptions,
               fold_data: FoldData | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Outer repeated k-fold; per fold (normalisation,) MOFA refit + projection, tuned models.
@@ -437,20 +474,13 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
     y_arr = yy.to_numpy()
     n_outer = opts.folds * opts.repeats
     t0 = time.monotonic()
+    task = partial(_candidates_task, y=pd.Series(y_arr, index=samples), kind=kind,
+                   models=models, n_classes=len(classes), opts=opts)
     folds = _mofa_folds(samples, y_arr, splitter, fold_data or FoldData(mdata), mofa_opts,
-                        opts.n_jobs)
-    for i, (tr, te, f_tr, held, z_tr, z_te) in enumerate(folds):
+                        opts.n_jobs, task)
+    for i, (_, te, (out, best)) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
-        tr_s, te_s = [samples[j] for j in tr], [samples[j] for j in te]
-        f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in held], axis=1
-                         ).reindex(index=te_s, columns=f_tr.columns)
-        blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
-                  "both": (pd.concat([z_tr.loc[tr_s], f_tr], axis=1),
-                           pd.concat([z_te.loc[te_s], f_te], axis=1))}
-        for m in ("l2_features", "random_forest", "stacked", "elastic_net"):
-            blocks[m] = blocks["features"]
-        out, best = fit_candidates(kind, models, {m: blocks[m] for m in models}, y_arr[tr],
-                                   len(classes), opts)
+        te_s = [samples[j] for j in te]
         for model, (pred, proba) in out.items():
             rows.append({"model": model, "repeat": rep + 1, "fold": fold + 1,
                          **_metrics(kind, y_arr[te], pred, proba, classes),
@@ -686,6 +716,22 @@ def _tuned_cox(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions) -> tup
     return _cox(z, surv, best), best
 
 
+def _cox_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
+              held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
+              n_jobs: int = 1, *, surv: pd.DataFrame, opts: PredictOptions
+              ) -> tuple[float, float, np.ndarray, float]:
+    """The supervised part of one outer fold of :func:`nested_cv_survival` (a
+    :func:`_mofa_folds` task): factors standardised with the training part's mean and SD, the
+    tuned Cox model.  Returns (held-out C-index, penalty, held-out risks, the training part's
+    median risk, which splits high from low risk)."""
+    mu, sd = z_tr.mean(), z_tr.std(ddof=1).replace(0, 1.0)
+    z_tr, z_te = (z_tr - mu) / sd, (z_te - mu) / sd
+    cph, pen = _tuned_cox(z_tr, surv, opts)
+    risk_tr = np.asarray(cph.predict_partial_hazard(z_tr)).ravel()
+    risk_te = np.asarray(cph.predict_partial_hazard(z_te)).ravel()
+    return _c_index(cph, z_te, surv), pen, risk_te, float(np.median(risk_tr))
+
+
 def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
                        opts: PredictOptions, fold_data: FoldData | None = None
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -708,21 +754,15 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
     splitter = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
                                        random_state=opts.seed)
     rows, preds = [], []
+    task = partial(_cox_task, surv=surv.loc[samples], opts=opts)
     folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts,
-                        opts.n_jobs)
+                        opts.n_jobs, task)
     t0 = time.monotonic()
-    for i, (_, te, _, _, z_tr, z_te) in enumerate(folds):
+    for i, (_, te, (c, pen, risk_te, cut)) in enumerate(folds):
         rep, fold = divmod(i, opts.folds)
         te_s = [samples[j] for j in te]
-        mu, sd = z_tr.mean(), z_tr.std(ddof=1).replace(0, 1.0)
-        z_tr, z_te = (z_tr - mu) / sd, (z_te - mu) / sd
-        cph, pen = _tuned_cox(z_tr, surv, opts)
-        c = _c_index(cph, z_te, surv)
         rows += [{"model": "factors", "repeat": rep + 1, "fold": fold + 1, "c_index": c},
                  {"model": "baseline", "repeat": rep + 1, "fold": fold + 1, "c_index": 0.5}]
-        risk_tr = np.asarray(cph.predict_partial_hazard(z_tr)).ravel()
-        risk_te = np.asarray(cph.predict_partial_hazard(z_te)).ravel()
-        cut = float(np.median(risk_tr))   # risk groups by the training part's median
         for s, r in zip(te_s, risk_te, strict=True):
             preds.append({"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "risk": r,
                           "risk_group": "high" if r > cut else "low", "penalizer": pen,
