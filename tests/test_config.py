@@ -71,6 +71,19 @@ def test_semantic_checks(tmp_path):
     cfg["outcome"] = "tumor_tissue_site"  # a single value for every patient
     with pytest.raises(ConfigError, match="fewer than two distinct values"):
         check_config(cfg, workdir=ROOT)
+    cfg = base()
+    cfg["predict"] = {"cv": "leave_group_out"}
+    with pytest.raises(ConfigError, match=r"predict\.cv: leave_group_out needs a groups "
+                                          r"column. Set groups:"):
+        check_config(cfg, workdir=ROOT)
+    cfg["groups"] = "hospital"
+    with pytest.raises(ConfigError, match="groups: column 'hospital' is not in the sample "
+                                          "sheet"):
+        check_config(cfg, workdir=ROOT)
+    cfg["groups"] = "tumor_tissue_site"   # one site in the bundled extract
+    with pytest.raises(ConfigError, match="predict.cv: groups column 'tumor_tissue_site' has "
+                                          "fewer than two groups"):
+        check_config(cfg, workdir=ROOT)
 
 
 def test_schemas_are_draft_2020_12_and_fully_documented():

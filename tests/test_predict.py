@@ -142,9 +142,11 @@ def test_multi_class_final_model_explains_the_predicted_class(data, three_classe
 
 def test_summarise_uses_the_corrected_resampled_t_and_keeps_bounded_metrics_inside_0_1():
     per = pd.DataFrame({"model": "factors", "repeat": 1, "fold": [1, 2, 3],
-                        "auc": [1.0, 0.9, 1.0], "r2": [0.9, -0.5, 0.95]})
+                        "auc": [1.0, 0.9, 1.0], "r2": [0.9, -0.5, 0.95],
+                        "c_index": [0.73, 0.71, 0.84]})   # three held-out sites of ACC
     s = pr.summarise(per, folds=3).set_index("metric")
     assert s.loc["auc", "ci_high"] == 1.0 and s.loc["auc", "ci_low"] < 0.95
+    assert s.loc["c_index", "ci_high"] == 1.0 and s.loc["c_index", "ci_low"] < 0.6
     # Nadeau & Bengio: var (1/J + n_test/n_train) SD^2, t with J - 1 df; 3 folds: ratio 1/2
     v = np.array([0.9, -0.5, 0.95])
     half = 4.302652729911275 * np.sqrt((1 / 3 + 1 / 2) * v.var(ddof=1))
@@ -226,3 +228,71 @@ def test_candidate_fits_use_one_blas_thread_in_joblib_workers_too(monkeypatch):
         inside = Parallel(n_jobs=2)(delayed(_blas_threads)() for _ in range(2))
         assert _blas_threads() == 1
     assert outside == [2, 2] and inside == [1, 1]
+
+
+def _sites_cohort(shift):
+    """planted() with three sites; site C reads the label-carrying features a0-a9 ``shift``
+    units high (a planted site effect)."""
+    mdata, z, samples = planted(n=150, seed=2)
+    rng = np.random.default_rng(0)
+    y = pd.Series(np.where(z[:, 0] + rng.normal(0, 0.4, len(z)) > 0, "R", "N"), index=samples,
+                  name="resp")
+    site = pd.Series(np.array(["A", "B", "C"])[np.arange(150) % 3], index=samples, name="site")
+    a = mdata.mod["a"]
+    rows = np.flatnonzero(site.reindex(a.obs_names).to_numpy() == "C")
+    x = np.asarray(a.X, dtype=float).copy()
+    x[np.ix_(rows, np.arange(10))] += shift
+    a.X = x
+    return mdata, y, site
+
+
+def test_leave_group_out_holds_out_each_site_and_shows_a_planted_site_effect():
+    """predict.cv leave_group_out: one outer fold per site holding out exactly that site's
+    patients.  Where site C's measurements are shifted, its held-out accuracy collapses while
+    the other sites keep theirs; without the shift site C predicts as well as the others.
+    The per-site rows of metrics.tsv carry those values."""
+    opts = pr.PredictOptions(cv="leave_group_out", inner_folds=3,
+                             models=("factors", "l2_features"))
+    results = {}
+    for shift in (0.0, 4.0):
+        mdata, y, site = _sites_cohort(shift)
+        results[shift] = quiet(pr.nested_cv, mdata, y, MofaOptions(factors=3, seed=1), opts,
+                               groups=site)
+    per, preds = results[4.0]
+    assert list(per.loc[per["model"] == "factors", "group"]) == ["A", "B", "C"]
+    assert set(per["repeat"]) == {1}
+    assert list(per.loc[per["model"] == "factors", "fold"]) == [1, 2, 3]
+    held = preds[preds["model"] == "factors"]
+    assert len(held) == 150 and held["sample_id"].is_unique
+    assert (held["group"].to_numpy() == site.loc[held["sample_id"]].to_numpy()).all()
+
+    def bacc(per):
+        return per[per["model"] == "factors"].set_index("group")["balanced_accuracy"]
+
+    shifted, clean = bacc(per), bacc(results[0.0][0])
+    assert shifted["C"] < 0.7 and shifted["A"] > 0.75 and shifted["B"] > 0.75, shifted
+    assert clean["C"] > 0.8, clean
+    rows_g = pr.per_group_rows(per, {"A": 20, "B": 20, "C": 20}).set_index(
+        ["model", "metric", "group"])
+    assert rows_g.loc[("factors", "balanced_accuracy", "C"), "mean"] == shifted["C"]
+    auc_a = rows_g.loc[("factors", "auc", "A")]
+    assert auc_a["ci_low"] < auc_a["mean"] <= auc_a["ci_high"]
+    # the pooled summary: one fold per site
+    s = pr.summarise(per, 3).set_index(["model", "metric"])
+    assert s.loc[("factors", "balanced_accuracy"), "n_folds"] == 3
+    assert s.loc[("factors", "balanced_accuracy"), "mean"] == pytest.approx(shifted.mean())
+
+
+def test_leave_group_out_needs_every_patient_in_a_group(data):
+    mdata, _, y = data
+    site = pd.Series("A", index=y.index, name="site")
+    site.iloc[::2] = "B"
+    site.iloc[:4] = np.nan
+    opts = pr.PredictOptions(cv="leave_group_out")
+    with pytest.raises(AnalysisError, match="4 of 90 patients have no value in the groups "
+                                            "column 'site'"):
+        pr.nested_cv(mdata, y, MofaOptions(factors=3), opts, groups=site)
+    site = pd.Series(np.where(y == "R", "A", "B"), index=y.index, name="site")
+    with pytest.raises(AnalysisError, match="without group 'A' of 'site' the training "
+                                            "patients have no patient of class 'R'"):
+        pr.nested_cv(mdata, y, MofaOptions(factors=3), opts, groups=site)

@@ -267,7 +267,7 @@ def test_long_steps_print_progress_to_the_terminal(finished_run: Path):
     for pattern in (r"predict: outer fold 1/\d+ done \(inner choice: \w+\), ~\d+ (s|min) left",
                     r"predict: outer fold (\d+)/\1 done",
                     r"stability shard 1/\d+: resample \d+/\d+ \(x \d+ outcomes\), ~\d+",
-                    r"random-forest importance: fold 2/\d+, ~\d+ (s|min) left"):
+                    r"random-forest importance: fold 2/\d+ done, ~\d+ (s|min) left"):
         assert re.search(pattern, seen), pattern
     log = (finished_run / "logs" / "predict" / "small.log").read_text()
     assert "predict: outer fold 1/" in log
@@ -376,3 +376,42 @@ def test_rule_logs_carry_no_mudata_or_model_file_warning(finished_run: Path):
     noisy = [(p.name, ln) for p in logs for ln in p.read_text().splitlines()
              if ("mudata" in ln and "Warning" in ln) or "it will be replaced" in ln]
     assert not noisy, noisy[:5]
+
+
+def test_leave_one_site_out_through_snakemake(small_cohort: Path, tmp_path: Path):
+    """groups: site with predict.cv: leave_group_out, through the rules: every site held out
+    once (prediction and survival), pooled rows plus one row per site in both metrics tables,
+    predictions carry their site, and the site column is in the bias check without being
+    listed under bias.columns."""
+    work = copy_cohort(small_cohort, tmp_path / "logo")
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["groups"] = "site"
+    cfg["bias"] = {"columns": []}
+    cfg["predict"] = {**cfg["predict"], "cv": "leave_group_out"}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    r = "results/small"
+    proc = run_snakemake(work, f"{r}/predict/metrics.tsv", f"{r}/predict/survival_metrics.tsv",
+                         f"{r}/associations/bias.tsv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sheet = pd.read_csv(work / cfg["samples"], sep="\t", index_col=0)
+    sites = sorted(sheet["site"].dropna().unique())
+    m = pd.read_csv(work / r / "predict" / "metrics.tsv", sep="\t")
+    assert list(m.columns[-1:]) == ["group"]
+    honest = m[(m["model"] == "inner_cv_choice") & (m["metric"] == "auc")].set_index("group")
+    assert sorted(honest.index) == sorted(["all", *sites])
+    assert honest.loc["all", "n_folds"] == len(sites)
+    folds = pd.read_csv(work / r / "predict" / "metrics_per_fold.tsv", sep="\t")
+    per_site = folds[folds["model"] == "inner_cv_choice"].set_index("group")["auc"]
+    for s in sites:
+        assert honest.loc[s, "mean"] == pytest.approx(per_site[s])
+    assert honest.loc["all", "mean"] == pytest.approx(per_site.mean())
+    preds = pd.read_csv(work / r / "predict" / "predictions.tsv", sep="\t")
+    p = preds[preds["model"] == "factors"].set_index("sample_id")
+    assert p.index.is_unique
+    assert (p["group"] == sheet.loc[p.index, "site"]).all()
+    surv = pd.read_csv(work / r / "predict" / "survival_metrics.tsv", sep="\t")
+    assert sorted(surv.loc[surv["model"] == "factors", "group"]) == sorted(["all", *sites])
+    bias = pd.read_csv(work / r / "associations" / "bias.tsv", sep="\t")
+    assert list(bias["column"]) == ["site"]
+    log = (work / "logs" / "predict" / "small.log").read_text()
+    assert all(f"held-out group {s}, inner_cv_choice: auc" in log for s in sites)

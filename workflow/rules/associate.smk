@@ -34,7 +34,7 @@ rule associate:
     threads: 1
     params:
         survival=config["survival"],
-        bias=config["bias"]["columns"],
+        bias=bias_columns(),
         outcome=config["outcome"],
         outcome_kind=config["outcome_kind"],
     script:

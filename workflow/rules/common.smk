@@ -146,6 +146,14 @@ def rf_importance_output():
     return [f"{R}/biomarkers/rf_importance.tsv"]
 
 
+def bias_columns():
+    """The bias check's columns: bias.columns, and the groups column if it is not among them."""
+    cols = list(config["bias"]["columns"])
+    if config["groups"] is not None and config["groups"] not in cols:
+        cols.append(config["groups"])
+    return cols
+
+
 def per_omic_ranked(wildcards=None):
     return {o: f"{R}/biomarkers/ranked_{o}.tsv" for o in OMICS}
 

@@ -45,6 +45,7 @@ rule predict:
         mofa=config["integrate"],
         omics=config["omics"],
         batch=config["normalize"]["batch"],
+        groups=config["groups"],
     script:
         "../scripts/run_predict.py"
 
@@ -82,5 +83,6 @@ rule predict_survival:
         mofa=config["integrate"],
         omics=config["omics"],
         batch=config["normalize"]["batch"],
+        groups=config["groups"],
     script:
         "../scripts/run_predict_survival.py"

@@ -8,4 +8,5 @@ with rule_boundary(sm):
                   endpoint=sm.params.endpoint, predict_cfg=sm.params.predict,
                   mofa_cfg=sm.params.mofa,
                   raw_h5ads=dict(zip(sm.params.omics, sm.input.raw, strict=True)),
-                  omics_cfg=sm.params.omics, batch=sm.params.batch, threads=sm.threads)
+                  omics_cfg=sm.params.omics, batch=sm.params.batch,
+                  groups=sm.params.groups, threads=sm.threads)

@@ -11,4 +11,4 @@ with rule_boundary(sm):
                            mofa_cfg=sm.params.mofa,
                            raw_h5ads=dict(zip(sm.params.omics, sm.input.raw, strict=True)),
                            omics_cfg=sm.params.omics, batch=sm.params.batch,
-                           threads=sm.threads)
+                           groups=sm.params.groups, threads=sm.threads)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnalysisError, ConfigError
-from .io import atomic_path, package_versions
+from .io import atomic_path, package_versions, pooled
 from .io import floats_from_json as _array
 from .io import json_floats as _floats
 from .mofa import FrozenMofa, factor_table, read_mofa_model
@@ -124,6 +124,7 @@ def write_bundle(outdir: PathLike, *, mdata: Any, norm: dict[str, Any],
         pred = joblib.load(predictor)
         if cv_metrics is not None:
             # the honest estimate: the whole procedure, model choice included
+            cv_metrics = pooled(cv_metrics)   # not leave_group_out's per-group rows
             honest = cv_metrics["model"] == CHOICE
             sel = cv_metrics[honest if honest.any() else cv_metrics["model"] == pred["kind"]]
             doc["prediction_cv"] = {

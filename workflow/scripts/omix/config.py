@@ -149,6 +149,21 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
                               file=source, where=key,
                               hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    groups = cfg.get("groups")
+    if groups is not None and groups not in sheet.columns:
+        raise ConfigError(f"column '{groups}' is not in the sample sheet {cfg['samples']}",
+                          file=source, where="groups",
+                          hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    if cfg["predict"]["cv"] == "leave_group_out":
+        if groups is None:
+            raise ConfigError("leave_group_out needs a groups column", file=source,
+                              where="predict.cv",
+                              hint="set groups: to the sample-sheet column naming each "
+                                   "patient's site, or use predict.cv: kfold")
+        if sheet[groups].dropna().nunique() < 2:
+            raise ConfigError(f"groups column '{groups}' has fewer than two groups: nothing to "
+                              "hold out", file=source, where="predict.cv",
+                              hint="use predict.cv: kfold")
     surv = cfg.get("survival") or {}
     named = [("survival.time", surv.get("time")), ("survival.event", surv.get("event")),
              ("survival.censor_time", surv.get("censor_time"))]

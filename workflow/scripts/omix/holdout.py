@@ -120,7 +120,9 @@ def held_out_baselines(cohort: str) -> pd.DataFrame:
 
 def compare(cohort: str) -> None:
     r = Path("results") / cohort
-    cv = pd.read_csv(r / "predict" / "metrics.tsv", sep="\t")
+    from .io import pooled
+
+    cv = pooled(pd.read_csv(r / "predict" / "metrics.tsv", sep="\t"))
     final = cv.loc[cv["selected"], "model"].iloc[0]
     # the nested-CV estimate of the whole procedure (model choice inside the CV)
     honest = cv[cv["model"] == "inner_cv_choice"].set_index("metric")

@@ -621,3 +621,14 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             pkgs[name] = None
     return pkgs
+
+
+POOLED = "all"   # the group column of a metrics.tsv's rows over all outer folds
+
+
+def pooled(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a metrics.tsv over all outer folds, without leave_group_out's per-group
+    rows (a table written before the group column has only those)."""
+    if "group" not in metrics:
+        return metrics
+    return metrics[metrics["group"].astype(str) == POOLED]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnalysisError, eta, progress
-from .io import omic_features
+from .io import POOLED, omic_features, pooled  # noqa: F401 - re-exported for the steps
 from .mofa import FrozenMofa, MofaOptions, view_matrix
 from .options import FromConfig
 from .outcome import endpoint_kind, resolve
@@ -45,7 +45,7 @@ OPTIONAL_MODELS = ("elastic_net",)
 CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inner score
 ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
          "baseline": "baseline"}
-BOUNDED = ("auc", "balanced_accuracy", "f1_macro")
+BOUNDED = ("auc", "balanced_accuracy", "f1_macro", "c_index")
 FLOORED = ("auc", "balanced_accuracy", "f1_macro", "c_index")  # see summarise
 
 
@@ -60,6 +60,7 @@ class PredictOptions(FromConfig):
     rf_trees: int = 300
     l1_ratios: tuple[float, ...] = (0.2, 0.5, 0.8)
     endpoint_kind: str = "auto"  # classes / numbers: resolved once by the config
+    cv: str = "kfold"             # or leave_group_out (see outer_splits)
     n_jobs: int = 1               # threads of the random forest (the rule's threads)
 
 
@@ -152,6 +153,8 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
     splits = list(splitter.split(np.zeros(len(samples)), strata))
     ids = [([samples[j] for j in tr], [samples[j] for j in te]) for tr, te in splits]
     if n_jobs > 1 and fd.raw is not None:
+        import warnings
+
         from joblib import Parallel, delayed
 
         light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
@@ -159,9 +162,18 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
             results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
                 delayed(_fit_fold)(light, tr_s, te_s, mofa_opts, current_log_file(),
                                    os.getpid(), task, 1) for tr_s, te_s in ids)
-    else:
-        results = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
-                   for tr_s, te_s in ids)
+        with warnings.catch_warnings():
+            # loky replaces a worker whose resident memory grew by more than 300 MB over its
+            # tasks (its leak heuristic; a fold at 1,000 x 10,000 allocates and frees more
+            # than that and the allocator keeps some) and says so in a UserWarning; no task
+            # is lost or repeated, the results are those of the serial run (tested)
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs",
+                                    category=UserWarning)
+            for (tr, te), out in zip(splits, results, strict=True):
+                yield tr, te, out
+        return
+    results = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
+               for tr_s, te_s in ids)
     for (tr, te), out in zip(splits, results, strict=True):
         yield tr, te, out
 
@@ -292,7 +304,9 @@ def _metrics(kind: str, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray 
         return {"r2": m.r2_score(y_true, pred), "mae": m.mean_absolute_error(y_true, pred)}
     assert proba is not None
     if len(classes) == 2:
-        auc = m.roc_auc_score(y_true == classes[1], proba[:, 1])
+        pos = y_true == classes[1]
+        # a held-out group (leave_group_out) may hold one class only: no AUC there
+        auc = m.roc_auc_score(pos, proba[:, 1]) if 0 < pos.sum() < len(pos) else np.nan
     else:
         present = [j for j, c in enumerate(classes) if 0 < np.sum(y_true == c) < len(y_true)]
         auc = float(np.mean([m.roc_auc_score(y_true == classes[j], proba[:, j])
@@ -398,6 +412,81 @@ def fit_candidates(kind: str, models: list[str],
     return out, best
 
 
+class _LeaveGroupOut:
+    """scikit-learn's LeaveOneGroupOut with the groups bound, so it splits like the k-fold
+    splitters (``split(x, y)``), groups in sorted order."""
+
+    def __init__(self, groups: np.ndarray) -> None:
+        self.groups = groups
+
+    def split(self, x: Any, y: Any = None) -> Any:
+        from sklearn.model_selection import LeaveOneGroupOut
+
+        return LeaveOneGroupOut().split(x, y, self.groups)
+
+
+def outer_splits(samples: list[str], strata: np.ndarray, opts: PredictOptions,
+                 groups: pd.Series | None, stratify: bool = True
+                 ) -> tuple[Any, int, list[str] | None]:
+    """The outer cross-validation: (splitter, folds per repeat, each fold's held-out group or
+    None).  ``kfold``: repeated k-fold, stratified on ``strata`` if ``stratify``;
+    ``leave_group_out``: one fold per group of ``groups`` (every patient must have one)."""
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
+
+    if opts.cv == "leave_group_out":
+        if groups is None:
+            raise AnalysisError("predict.cv is leave_group_out but no groups column is set",
+                                hint="set groups: to the sample-sheet column naming each "
+                                     "patient's site")
+        g = groups.reindex(samples)
+        if g.isna().any():
+            raise AnalysisError(f"{int(g.isna().sum())} of {len(g)} patients have no value in "
+                                f"the groups column '{groups.name}'",
+                                hint="fill in every patient's group, or use predict.cv: kfold")
+        g = g.astype(str).to_numpy()
+        names = sorted(set(g))
+        if len(names) < 2:
+            raise AnalysisError(f"the groups column '{groups.name}' has one group ({names[0]}): "
+                                "nothing to hold out", hint="use predict.cv: kfold")
+        if stratify:   # each training part (all groups but one) needs every class
+            for name in names:
+                counts = pd.Series(strata[g != name]).astype(str).value_counts()
+                few = counts[counts < opts.inner_folds]
+                missing = sorted(set(map(str, strata)) - set(counts.index))
+                if missing or len(few):
+                    what = (f"no patient of class '{missing[0]}'" if missing else
+                            f"{int(few.iloc[0])} of class '{few.index[0]}'")
+                    raise AnalysisError(
+                        f"without group '{name}' of '{groups.name}' the training patients "
+                        f"have {what}: too few for {opts.inner_folds}-fold inner "
+                        "cross-validation", hint="merge small groups or use predict.cv: kfold")
+        return _LeaveGroupOut(g), len(names), names
+    cls = RepeatedStratifiedKFold if stratify else RepeatedKFold
+    return cls(n_splits=opts.folds, n_repeats=opts.repeats, random_state=opts.seed), \
+        opts.folds, None
+
+
+def per_group_rows(per_fold: pd.DataFrame, n_min: dict[str, int | None]) -> pd.DataFrame:
+    """metrics.tsv rows of leave_group_out: per model, metric and held-out group, that fold's
+    value; for AUC, balanced accuracy, macro F1 and the C-index the Wilson interval over the
+    group's smallest class (``n_min``, as in :func:`summarise`), else no interval."""
+    out = []
+    metrics = [c for c in per_fold.columns if c not in ("model", "repeat", "fold", "chosen",
+                                                        "group", "n")]
+    for _, r in per_fold.iterrows():
+        for metric in metrics:
+            v = float(r[metric])
+            lo = hi = np.nan
+            n = n_min.get(str(r["group"]))
+            if n and metric in FLOORED and r["model"] != "baseline" and np.isfinite(v):
+                lo, hi = wilson(float(np.clip(v, 0, 1)), n)
+            out.append({"model": r["model"], "role": ROLES.get(str(r["model"]), "candidate"),
+                        "metric": metric, "mean": v, "sd": np.nan, "ci_low": lo,
+                        "ci_high": hi, "n_folds": int(np.isfinite(v)),
+                        "group": str(r["group"])})
+    return pd.DataFrame(out)
+
+
 def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.DataFrame:
     """The nested CV of :func:`nested_cv` on a plain feature table (no MOFA+ refit): the
     feature candidates and the inner-CV choice among them.  Used by the coverage study
@@ -443,7 +532,8 @@ def _candidates_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
 
 
 def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOptions,
-              fold_data: FoldData | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              fold_data: FoldData | None = None, groups: pd.Series | None = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Outer repeated k-fold; per fold (normalisation,) MOFA refit + projection, tuned models.
 
     Every candidate of :data:`MODELS` is fitted on the outer training part; the row
@@ -452,10 +542,11 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
     estimate the whole procedure, model choice included, without the winner's curse of picking
     the best mean over the same outer folds.
 
+    With ``opts.cv`` leave_group_out, each group of ``groups`` is held out in turn (one
+    repeat; the per-fold rows and predictions carry the held-out ``group``).
+
     Returns (per-fold metrics, out-of-fold predictions).
     """
-    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
-
     samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
     yy = y.loc[samples]
     kind = endpoint_kind(yy, opts.endpoint_kind)
@@ -464,30 +555,28 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
         yy = yy.astype(str)
         check_classes(yy, opts.folds, opts.inner_folds, opts.endpoint_kind)  # with data
         classes = sorted(yy.unique())
-        splitter: Any = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
-                                                random_state=opts.seed)
-    else:
-        splitter = RepeatedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
-                                 random_state=opts.seed)
     models = list(opts.models)
     rows, preds = [], []
     y_arr = yy.to_numpy()
-    n_outer = opts.folds * opts.repeats
+    splitter, per_repeat, names = outer_splits(samples, y_arr, opts, groups,
+                                               stratify=kind == "classification")
+    n_outer = per_repeat * (1 if names else opts.repeats)
     t0 = time.monotonic()
     task = partial(_candidates_task, y=pd.Series(y_arr, index=samples), kind=kind,
                    models=models, n_classes=len(classes), opts=opts)
     folds = _mofa_folds(samples, y_arr, splitter, fold_data or FoldData(mdata), mofa_opts,
                         opts.n_jobs, task)
     for i, (_, te, (out, best)) in enumerate(folds):
-        rep, fold = divmod(i, opts.folds)
+        rep, fold = divmod(i, per_repeat)
         te_s = [samples[j] for j in te]
+        where = {"group": names[i]} if names else {}
         for model, (pred, proba) in out.items():
             rows.append({"model": model, "repeat": rep + 1, "fold": fold + 1,
                          **_metrics(kind, y_arr[te], pred, proba, classes),
-                         "chosen": best if model == CHOICE else ""})
+                         "chosen": best if model == CHOICE else "", **where})
             for j, s in enumerate(te_s):
                 rec = {"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "model": model,
-                       "observed": y_arr[te][j], "predicted": pred[j]}
+                       "observed": y_arr[te][j], "predicted": pred[j], **where}
                 if proba is not None:
                     for c, cls in enumerate(classes):
                         rec[f"p_{cls}"] = proba[j, c]
@@ -527,7 +616,8 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
     ratio = 1.0 / (k - 1)
     out = []
     for model, d in per_fold.groupby("model", sort=False):
-        for metric in [c for c in d.columns if c not in ("model", "repeat", "fold", "chosen")]:
+        for metric in [c for c in d.columns
+                       if c not in ("model", "repeat", "fold", "chosen", "group")]:
             v = d[metric].to_numpy(dtype=float)
             v = v[np.isfinite(v)]
             j = len(v)
@@ -693,11 +783,16 @@ def _cox(z: pd.DataFrame, surv: pd.DataFrame, penalizer: float) -> Any:
 
 
 def _c_index(cph: Any, z: pd.DataFrame, surv: pd.DataFrame) -> float:
+    """Harrell's C of the model's risks on ``z``; NaN where no pair is comparable (a held-out
+    group without events)."""
     from lifelines.utils import concordance_index
 
     risk = np.asarray(cph.predict_partial_hazard(z)).ravel()
     s = surv.loc[z.index]
-    return float(concordance_index(s["time"], -risk, s["event"]))
+    try:
+        return float(concordance_index(s["time"], -risk, s["event"]))
+    except ZeroDivisionError:   # lifelines: "No admissable pairs in the dataset."
+        return float("nan")
 
 
 def _tuned_cox(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions) -> tuple[Any, float]:
@@ -733,8 +828,8 @@ def _cox_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
 
 
 def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
-                       opts: PredictOptions, fold_data: FoldData | None = None
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       opts: PredictOptions, fold_data: FoldData | None = None,
+                       groups: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold C-index of a Cox model on the MOFA+ factors, MOFA+ refitted per fold.
 
     Outer: repeated k-fold stratified on the event indicator; in each training part MOFA+ is
@@ -743,31 +838,32 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
     (lifelines) is fitted with its penalty chosen by inner-fold C-index.  The baseline is a
     model without covariates (C-index 0.5).  Returns (per-fold C-index, out-of-fold risks).
     """
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     samples = [s for s in mdata.obs_names if s in surv.index]
     ev = surv.loc[samples, "event"].to_numpy()
-    if ev.sum() < opts.folds or (len(ev) - ev.sum()) < opts.folds:
+    if opts.cv == "kfold" and (ev.sum() < opts.folds or (len(ev) - ev.sum()) < opts.folds):
         raise AnalysisError(f"{int(ev.sum())} events among {len(ev)} patients: too few for "
                             f"{opts.folds}-fold cross-validation of survival",
                             hint="lower predict.folds or set predict.survival: false")
-    splitter = RepeatedStratifiedKFold(n_splits=opts.folds, n_repeats=opts.repeats,
-                                       random_state=opts.seed)
+    splitter, per_repeat, names = outer_splits(samples, ev, opts, groups)
+    n_outer = per_repeat * (1 if names else opts.repeats)
     rows, preds = [], []
     task = partial(_cox_task, surv=surv.loc[samples], opts=opts)
     folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts,
                         opts.n_jobs, task)
     t0 = time.monotonic()
     for i, (_, te, (c, pen, risk_te, cut)) in enumerate(folds):
-        rep, fold = divmod(i, opts.folds)
+        rep, fold = divmod(i, per_repeat)
         te_s = [samples[j] for j in te]
-        rows += [{"model": "factors", "repeat": rep + 1, "fold": fold + 1, "c_index": c},
-                 {"model": "baseline", "repeat": rep + 1, "fold": fold + 1, "c_index": 0.5}]
+        where = {"group": names[i]} if names else {}
+        rows += [{"model": "factors", "repeat": rep + 1, "fold": fold + 1, "c_index": c,
+                  **where},
+                 {"model": "baseline", "repeat": rep + 1, "fold": fold + 1, "c_index": 0.5,
+                  **where}]
         for s, r in zip(te_s, risk_te, strict=True):
             preds.append({"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "risk": r,
                           "risk_group": "high" if r > cut else "low", "penalizer": pen,
-                          "time": surv.loc[s, "time"], "event": int(surv.loc[s, "event"])})
-        n_outer = opts.folds * opts.repeats
+                          "time": surv.loc[s, "time"], "event": int(surv.loc[s, "event"]),
+                          **where})
         left = (time.monotonic() - t0) / (i + 1) * (n_outer - i - 1)
         progress(log, "survival: outer fold %d/%d done (C-index %.3f), %s left", i + 1,
                  n_outer, c, eta(left))

@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import io, mofa, privacy, stats, tl
 from . import predict as pr
-from .errors import ConfigError
+from .errors import AnalysisError, ConfigError
 from .ingest import ingest_omic
 from .pp import Normalizer, OmicOptions, normalize_omic
 
@@ -371,32 +371,70 @@ def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] 
                        sheet=io.read_sample_sheet(samples), seed=min(seeds))
 
 
+def _groups(sheet: pd.DataFrame, column: str | None, opts: pr.PredictOptions
+            ) -> pd.Series | None:
+    """The groups column for leave_group_out (None with k-fold)."""
+    if opts.cv != "leave_group_out":
+        return None
+    if column is None:
+        raise AnalysisError("predict.cv is leave_group_out but groups: is null",
+                            hint="set groups: to the sample-sheet column naming each "
+                                 "patient's site, or use predict.cv: kfold")
+    return sheet[column]
+
+
+def _n_folds(per_fold: pd.DataFrame, opts: pr.PredictOptions) -> int:
+    """Outer folds per repeat (k, or the number of held-out groups)."""
+    return int(per_fold["group"].nunique()) if "group" in per_fold else opts.folds
+
+
+def _log_groups(by_group: pd.DataFrame, key: str) -> None:
+    rows = by_group[(by_group["model"] == pr.CHOICE) | (by_group["model"] == "factors")]
+    for _, r in rows[rows["metric"] == key].iterrows():
+        log.info("held-out group %s, %s: %s %.3f", r["group"], r["model"], key, r["mean"])
+
+
 def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, endpoint: str,
             predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
             raw_h5ads: Mapping[str, PathLike] | None = None,
             omics_cfg: Mapping[str, Any] | None = None, batch: str | None = None,
-            threads: int = 1) -> None:
+            groups: str | None = None, threads: int = 1) -> None:
     """Nested-CV prediction of ``endpoint``; final model refitted on all samples, explained.
 
     ``metrics.tsv``: every candidate, the reference baselines, the prevalence baseline and the
     ``inner_cv_choice`` row (the honest estimate of the whole procedure, model choice
-    included); ``selected`` marks the candidate refitted on all patients.  ``out`` maps the
+    included); ``selected`` marks the candidate refitted on all patients; ``group`` is ``all``
+    for these rows over every outer fold and, with ``predict.cv: leave_group_out``, names the
+    held-out group of the per-group rows that follow.  ``out`` maps the
     rule's output names (metrics, folds, predictions, per_class, importance, contributions,
     model, roc, calibration) to paths."""
     import joblib
 
     mdata = io.read_h5mu(h5mu)
-    y = io.read_sample_sheet(samples)[endpoint]
+    sheet = io.read_sample_sheet(samples)
+    y = sheet[endpoint]
     opts = dataclasses.replace(pr.PredictOptions.from_config(dict(predict_cfg)),
                                n_jobs=max(1, int(threads)))
+    g = _groups(sheet, groups, opts)
     per_fold, preds = pr.nested_cv(mdata, y, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
-                                   _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
-    summary = pr.summarise(per_fold, opts.folds, pr.smallest_class(
-        y.reindex(mdata.obs_names), opts.endpoint_kind))
+                                   _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch), g)
+    yy = y.reindex(mdata.obs_names)
+    summary = pr.summarise(per_fold, _n_folds(per_fold, opts),
+                           pr.smallest_class(yy, opts.endpoint_kind))
     best = pr.choose_final(summary)
     summary["selected"] = summary["model"] == best
+    summary["group"] = pr.POOLED
+    if g is not None:
+        by_group = pr.per_group_rows(per_fold, {
+            str(k): pr.smallest_class(yy[g.reindex(yy.index).astype(str) == k],
+                                      opts.endpoint_kind)
+            for k in per_fold["group"].unique()})
+        by_group["selected"] = by_group["model"] == best
+        _log_groups(by_group, "auc" if "auc" in per_fold else "r2")
+        summary = pd.concat([summary, by_group[summary.columns]], ignore_index=True)
     key = "auc" if "auc" in per_fold else "r2"
-    for _, r in summary[summary["metric"] == key].iterrows():
+    whole = pr.pooled(summary)
+    for _, r in whole[whole["metric"] == key].iterrows():
         log.info("%s (%s): %s %.3f (95%% CI %.3f-%.3f)", r["model"], r["role"], key, r["mean"],
                  r["ci_low"], r["ci_high"])
     chosen = per_fold.loc[per_fold["model"] == pr.CHOICE, "chosen"].value_counts()
@@ -422,7 +460,7 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
                      "variables": list(importance["variable"]),
                      "columns": list(est.omix_columns)}, tmp)
     from . import pl  # matplotlib is imported only by the steps that draw
-    pl.prediction_plots(preds, summary, endpoint, str(out["roc"]).removesuffix(".png"),
+    pl.prediction_plots(preds, pr.pooled(summary), endpoint, str(out["roc"]).removesuffix(".png"),
                         str(out["calibration"]).removesuffix(".png"))
 
 
@@ -537,9 +575,11 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
                      predict_cfg: Mapping[str, Any], mofa_cfg: Mapping[str, Any],
                      raw_h5ads: Mapping[str, PathLike] | None = None,
                      omics_cfg: Mapping[str, Any] | None = None,
-                     batch: str | None = None, threads: int = 1) -> None:
+                     batch: str | None = None, groups: str | None = None,
+                     threads: int = 1) -> None:
     """Cross-validated Cox prediction of survival from the factors; KM of risk groups
-    (``threads`` folds fitted at once)."""
+    (``threads`` folds fitted at once).  With ``predict.cv: leave_group_out`` each group is
+    held out in turn and the metrics gain a row per held-out group (as in :func:`predict`)."""
     from lifelines.statistics import multivariate_logrank_test
 
     from .stats import SurvivalSpec, survival_frame
@@ -547,15 +587,29 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     mdata = io.read_h5mu(h5mu)
     spec = SurvivalSpec.from_config(dict(survival_cfg))
     assert spec is not None, "the rule runs only with survival columns configured"
-    surv = survival_frame(io.read_sample_sheet(samples), spec)
+    sheet = io.read_sample_sheet(samples)
+    surv = survival_frame(sheet, spec)
     opts = dataclasses.replace(pr.PredictOptions.from_config(dict(predict_cfg)),
                                n_jobs=max(1, int(threads)))
+    g = _groups(sheet, groups, opts)
     per_fold, preds = pr.nested_cv_survival(
         mdata, surv, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
-        _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch))
+        _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch), g)
     ev = surv.loc[[s for s in mdata.obs_names if s in surv.index], "event"]
-    summary = pr.summarise(per_fold, opts.folds, int(min(ev.sum(), len(ev) - ev.sum())))
+    summary = pr.summarise(per_fold, _n_folds(per_fold, opts),
+                           int(min(ev.sum(), len(ev) - ev.sum())))
     summary["selected"] = summary["model"] == "factors"
+    summary["group"] = pr.POOLED
+    if g is not None:
+        def n_min(k: str) -> int:
+            e = ev[g.reindex(ev.index).astype(str) == k]
+            return int(min(e.sum(), len(e) - e.sum()))
+
+        by_group = pr.per_group_rows(per_fold, {str(k): n_min(str(k))
+                                                for k in per_fold["group"].unique()})
+        by_group["selected"] = by_group["model"] == "factors"
+        _log_groups(by_group, "c_index")
+        summary = pd.concat([summary, by_group[summary.columns]], ignore_index=True)
     r = summary[summary["model"] == "factors"].iloc[0]
     log.info("survival: C-index %.3f (95%% CI %.3f-%.3f) over %d outer folds", r["mean"],
              r["ci_low"], r["ci_high"], r["n_folds"])

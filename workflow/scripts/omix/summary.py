@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import read_tsv
+from .io import pooled, read_tsv
 
 TOP = 5
 
@@ -114,7 +114,7 @@ def headline(paths: Mapping[str, str | os.PathLike[str]], top: int = TOP) -> Hea
         h.cluster_agreement = {str(m): float(v) for m, v in zip(cv["metric"], cv["value"],
                                                                  strict=True)}
     if "metrics" in t:
-        m = t["metrics"]
+        m = pooled(t["metrics"])
         metric = "auc" if (m["metric"] == "auc").any() else "r2"
         m = m[m["metric"] == metric].set_index("model")
         if "inner_cv_choice" in m.index:
@@ -125,7 +125,7 @@ def headline(paths: Mapping[str, str | os.PathLike[str]], top: int = TOP) -> Hea
         chosen = m.index[m["selected"].astype(str) == "True"]
         h.final_model = str(chosen[0]) if len(chosen) else None
     if "survival" in t:
-        s = t["survival"]
+        s = pooled(t["survival"])
         s = s[s["model"] == "factors"]
         if len(s):
             h.c_index = _estimate(s.iloc[0], "c_index")
