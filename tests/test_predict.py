@@ -56,6 +56,8 @@ def test_nested_cv_predicts_the_planted_label_and_not_a_shuffled_one(data):
                    & (per["repeat"] == r["repeat"])]
         assert same["auc"].iloc[0] == r["auc"]
     assert len(preds[preds["model"] == "factors"]) == len(y)  # each sample predicted once
+    # the learning-curve point: in the per-fold table, never a patient's prediction
+    assert (per["model"] == pr.SMALLER).sum() == 3 and pr.SMALLER not in set(preds["model"])
     shuffled = pd.Series(np.random.default_rng(3).permutation(y.to_numpy()), index=y.index,
                          name="resp")
     per0, _ = quiet(pr.nested_cv, mdata, shuffled, MofaOptions(factors=3, seed=1), opts)
@@ -152,6 +154,35 @@ def test_summarise_uses_the_corrected_resampled_t_and_keeps_bounded_metrics_insi
     half = 4.302652729911275 * np.sqrt((1 / 3 + 1 / 2) * v.var(ddof=1))
     assert s.loc["r2", "ci_low"] == pytest.approx(v.mean() - half)
     assert s.loc["r2", "ci_high"] == pytest.approx(v.mean() + half)
+
+
+def test_procedure_interval_widens_upwards_by_the_learning_curve_gain():
+    """The inner-CV choice refitted on two thirds of each training part scores 0.08 lower on
+    average: a log-linear learning curve puts the model refitted on everyone
+    log(5/4)/log(3/2) x 0.08 higher than the 5-fold estimate, so the procedure's upper bound
+    moves up by that much; its lower bound, the other rows and a loss (MAE) going the other
+    way are handled as documented."""
+    full, small = [0.80, 0.82, 0.78, 0.81, 0.79], [0.70, 0.72, 0.74, 0.73, 0.71]
+    mae_full, mae_small = [1.0] * 5, [1.2] * 5
+    per = pd.DataFrame({"model": [pr.CHOICE] * 5 + [pr.SMALLER] * 5 + ["l2_features"] * 5,
+                        "repeat": 1, "fold": list(range(1, 6)) * 3,
+                        "auc": full + small + full,
+                        "mae": mae_full + mae_small + mae_full})
+    s = pr.summarise(per, folds=5).set_index(["model", "metric"])
+    gain = np.log(5 / 4) / np.log(3 / 2) * 0.08
+    assert gain == pytest.approx(0.044, abs=0.001)
+    choice, ref = s.loc[(pr.CHOICE, "auc")], s.loc[("l2_features", "auc")]
+    assert choice["learning_gain"] == pytest.approx(gain)
+    assert choice["ci_high"] == pytest.approx(ref["ci_high"] + gain)
+    assert choice["ci_low"] == pytest.approx(ref["ci_low"])
+    assert np.isnan(ref["learning_gain"])
+    assert s.loc[(pr.SMALLER, "auc"), "role"] == "learning_curve"
+    mae = s.loc[(pr.CHOICE, "mae")]
+    assert mae["learning_gain"] == pytest.approx(-0.2 * np.log(5 / 4) / np.log(3 / 2))
+    assert mae["ci_low"] == pytest.approx(1.0 + mae["learning_gain"])
+    # no two-thirds rows (tables of older runs): nothing widened
+    plain = pr.summarise(per[per["model"] != pr.SMALLER], folds=5).set_index(["model", "metric"])
+    assert plain.loc[(pr.CHOICE, "auc"), "ci_high"] == pytest.approx(ref["ci_high"])
 
 
 def test_numeric_endpoint_gets_the_same_candidates_choice_and_interval(data):

@@ -43,8 +43,12 @@ MODELS = ("factors", "features", "both", "stacked", "l2_features", "random_fores
 # candidates a user can add to predict.models; not run unless asked (see _elastic_net)
 OPTIONAL_MODELS = ("elastic_net",)
 CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inner score
+# the same choice refitted on two thirds of each outer training part: the slope of the
+# learning curve that widens the procedure's interval upwards (see summarise)
+SMALLER = "inner_cv_choice_two_thirds"
 ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
-         "baseline": "baseline"}
+         SMALLER: "learning_curve", "baseline": "baseline"}
+LOWER_IS_BETTER = ("mae",)
 BOUNDED = ("auc", "balanced_accuracy", "f1_macro", "c_index")
 FLOORED = ("auc", "balanced_accuracy", "f1_macro", "c_index")  # see summarise
 
@@ -386,12 +390,33 @@ def _fit_predict(est: Any, kind: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.
     return est.predict(xte), (est.predict_proba(xte) if kind == "classification" else None)
 
 
+def _two_thirds(kind: str, model: str, block: tuple[pd.DataFrame, pd.DataFrame],
+                y_tr: np.ndarray, n_classes: int, opts: PredictOptions
+                ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``model`` refitted on a (stratified) two thirds of the training part, predicting the
+    same held-out part: one point lower on the learning curve (see :func:`summarise`).  None
+    where two thirds are too few for the inner folds (a rare class)."""
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    split = (StratifiedShuffleSplit if kind == "classification" else ShuffleSplit)(
+        1, train_size=2 / 3, random_state=opts.seed)
+    sub = next(split.split(np.zeros(len(y_tr)), y_tr))[0]
+    xtr, xte = block
+    est = estimator(kind, model, opts, opts.inner_folds, n_classes, list(xtr.columns))
+    try:
+        with _one_blas_thread():
+            return _fit_predict(est, kind, xtr.to_numpy()[sub], y_tr[sub], xte.to_numpy())
+    except ValueError:   # scikit-learn: too few members of a class for the inner folds
+        return None
+
+
 def fit_candidates(kind: str, models: list[str],
                    blocks: dict[str, tuple[pd.DataFrame, pd.DataFrame]], y_tr: np.ndarray,
                    n_classes: int, opts: PredictOptions
                    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], str]:
     """One outer fold: fit every candidate on its training block, predict the held-out block;
-    add the inner-CV choice and the prevalence baseline.  Returns ({model: (predicted,
+    add the inner-CV choice, the same choice refitted on two thirds of the training block
+    (:data:`SMALLER`) and the prevalence baseline.  Returns ({model: (predicted,
     probabilities)}, the candidate the inner CV chose)."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
@@ -405,6 +430,9 @@ def fit_candidates(kind: str, models: list[str],
         scores[model] = inner_score(est, kind, y_tr)
     best = max(models, key=lambda mdl: (scores[mdl], -models.index(mdl)))
     out[CHOICE] = out[best]
+    smaller = _two_thirds(kind, best, blocks[best], y_tr, n_classes, opts)
+    if smaller is not None:
+        out[SMALLER] = smaller
     n_te = len(next(iter(blocks.values()))[1])
     base = DummyClassifier(strategy="prior") if kind == "classification" else DummyRegressor()
     out["baseline"] = _fit_predict(base, kind, np.zeros((len(y_tr), 1)), y_tr,
@@ -483,7 +511,7 @@ def per_group_rows(per_fold: pd.DataFrame, n_min: dict[str, int | None]) -> pd.D
             out.append({"model": r["model"], "role": ROLES.get(str(r["model"]), "candidate"),
                         "metric": metric, "mean": v, "sd": np.nan, "ci_low": lo,
                         "ci_high": hi, "n_folds": int(np.isfinite(v)),
-                        "group": str(r["group"])})
+                        "learning_gain": np.nan, "group": str(r["group"])})
     return pd.DataFrame(out)
 
 
@@ -574,6 +602,8 @@ def nested_cv(mdata: Any, y: pd.Series, mofa_opts: MofaOptions, opts: PredictOpt
             rows.append({"model": model, "repeat": rep + 1, "fold": fold + 1,
                          **_metrics(kind, y_arr[te], pred, proba, classes),
                          "chosen": best if model == CHOICE else "", **where})
+            if model == SMALLER:   # a learning-curve point, not a prediction anyone gets
+                continue
             for j, s in enumerate(te_s):
                 rec = {"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "model": model,
                        "observed": y_arr[te][j], "predicted": pred[j], **where}
@@ -608,12 +638,24 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
     (the smallest class, or the smaller of events and non-events), it is widened to contain the
     Wilson score interval of the mean over ``n_min`` patients: by Birnbaum & Klose (1957) the
     variance of an AUC estimate is at most A(1 - A) / min(n_pos, n_neg), so no interval should be
-    narrower, whatever the folds say.  Bounded metrics are clipped to [0, 1].
+    narrower, whatever the folds say.
+
+    Both describe models trained on (k - 1) / k of the patients, while the model a user gets is
+    refitted on all of them: on a steep learning curve it does better than the folds say (a
+    coverage study at 120 patients: the held-out AUC above the interval in 14 % of replicates,
+    below it in 1 %).  So the procedure's interval is widened upwards by the gain a
+    log-linear learning curve predicts from k/(k-1) n to n, estimated in the same folds: the
+    inner-CV choice refitted on two thirds of each training part (the :data:`SMALLER` rows)
+    against the full training part, gain = log(k / (k - 1)) / log(3 / 2) x mean paired
+    difference (0.55 x for 5 folds), only where the full part did better (for MAE: the lower
+    end moves down).  ``learning_gain`` holds that gain.  Bounded metrics are clipped to
+    [0, 1].
     """
     from scipy import stats
 
     k = folds if folds is not None else int(per_fold["fold"].max())
     ratio = 1.0 / (k - 1)
+    gains = learning_gains(per_fold, k)
     out = []
     for model, d in per_fold.groupby("model", sort=False):
         for metric in [c for c in d.columns
@@ -628,12 +670,39 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
             if n_min and metric in FLOORED and model != "baseline" and j:
                 w_lo, w_hi = wilson(float(np.clip(v.mean(), 0, 1)), n_min)
                 lo, hi = min(lo, w_lo), max(hi, w_hi)
+            gain = gains.get(metric, np.nan) if model == CHOICE else np.nan
+            if np.isfinite(gain):
+                if metric in LOWER_IS_BETTER:
+                    lo = lo + min(gain, 0.0)
+                else:
+                    hi = hi + max(gain, 0.0)
             if metric in BOUNDED:  # a t interval can leave [0, 1]
                 lo, hi = max(lo, 0.0), min(hi, 1.0)
             out.append({"model": model, "role": ROLES.get(str(model), "candidate"),
                         "metric": metric, "mean": v.mean(), "sd": sd, "ci_low": lo,
-                        "ci_high": hi, "n_folds": j})
+                        "ci_high": hi, "n_folds": j, "learning_gain": gain})
     return pd.DataFrame(out)
+
+
+def learning_gains(per_fold: pd.DataFrame, folds: int) -> dict[str, float]:
+    """Per metric, the gain of the inner-CV choice from (k-1)/k n to n patients that a
+    log-linear learning curve through its two-thirds refit predicts (see :func:`summarise`);
+    empty without :data:`SMALLER` rows."""
+    key = ["repeat", "fold"]
+    full = per_fold[per_fold["model"] == CHOICE].set_index(key)
+    small = per_fold[per_fold["model"] == SMALLER].set_index(key)
+    if small.empty:
+        return {}
+    both = full.index.intersection(small.index)
+    factor = np.log(folds / (folds - 1)) / np.log(3 / 2)
+    out = {}
+    for metric in [c for c in per_fold.columns
+                   if c not in ("model", "repeat", "fold", "chosen", "group")]:
+        d = (full.loc[both, metric].astype(float) - small.loc[both, metric].astype(float))
+        d = d[np.isfinite(d)]
+        if len(d):
+            out[metric] = float(factor * d.mean())
+    return out
 
 
 def smallest_class(y: pd.Series, kind: str = "auto") -> int | None:
