@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnalysisError, eta, progress
-from .io import POOLED, omic_features, pooled  # noqa: F401 - re-exported for the steps
+from .io import omic_features
 from .mofa import FrozenMofa, MofaOptions, view_matrix
 from .options import FromConfig
 from .outcome import endpoint_kind, resolve

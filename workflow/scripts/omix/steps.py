@@ -423,7 +423,7 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
                            pr.smallest_class(yy, opts.endpoint_kind))
     best = pr.choose_final(summary)
     summary["selected"] = summary["model"] == best
-    summary["group"] = pr.POOLED
+    summary["group"] = io.POOLED
     if g is not None:
         by_group = pr.per_group_rows(per_fold, {
             str(k): pr.smallest_class(yy[g.reindex(yy.index).astype(str) == k],
@@ -433,7 +433,7 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
         _log_groups(by_group, "auc" if "auc" in per_fold else "r2")
         summary = pd.concat([summary, by_group[summary.columns]], ignore_index=True)
     key = "auc" if "auc" in per_fold else "r2"
-    whole = pr.pooled(summary)
+    whole = io.pooled(summary)
     for _, r in whole[whole["metric"] == key].iterrows():
         log.info("%s (%s): %s %.3f (95%% CI %.3f-%.3f)", r["model"], r["role"], key, r["mean"],
                  r["ci_low"], r["ci_high"])
@@ -460,7 +460,7 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
                      "variables": list(importance["variable"]),
                      "columns": list(est.omix_columns)}, tmp)
     from . import pl  # matplotlib is imported only by the steps that draw
-    pl.prediction_plots(preds, pr.pooled(summary), endpoint, str(out["roc"]).removesuffix(".png"),
+    pl.prediction_plots(preds, io.pooled(summary), endpoint, str(out["roc"]).removesuffix(".png"),
                         str(out["calibration"]).removesuffix(".png"))
 
 
@@ -599,7 +599,7 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     summary = pr.summarise(per_fold, _n_folds(per_fold, opts),
                            int(min(ev.sum(), len(ev) - ev.sum())))
     summary["selected"] = summary["model"] == "factors"
-    summary["group"] = pr.POOLED
+    summary["group"] = io.POOLED
     if g is not None:
         def n_min(k: str) -> int:
             e = ev[g.reindex(ev.index).astype(str) == k]
