@@ -494,13 +494,18 @@ def outer_splits(samples: list[str], strata: np.ndarray, opts: PredictOptions,
         opts.folds, None
 
 
+def metric_columns(per_fold: pd.DataFrame) -> list[str]:
+    """The metric columns of a per-fold table (not its keys and labels)."""
+    return [c for c in per_fold.columns if c not in ("model", "repeat", "fold", "chosen",
+                                                      "group")]
+
+
 def per_group_rows(per_fold: pd.DataFrame, n_min: dict[str, int | None]) -> pd.DataFrame:
     """metrics.tsv rows of leave_group_out: per model, metric and held-out group, that fold's
     value; for AUC, balanced accuracy, macro F1 and the C-index the Wilson interval over the
     group's smallest class (``n_min``, as in :func:`summarise`), else no interval."""
     out = []
-    metrics = [c for c in per_fold.columns if c not in ("model", "repeat", "fold", "chosen",
-                                                        "group", "n")]
+    metrics = metric_columns(per_fold)
     for _, r in per_fold.iterrows():
         for metric in metrics:
             v = float(r[metric])
@@ -658,8 +663,7 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
     gains = learning_gains(per_fold, k)
     out = []
     for model, d in per_fold.groupby("model", sort=False):
-        for metric in [c for c in d.columns
-                       if c not in ("model", "repeat", "fold", "chosen", "group")]:
+        for metric in metric_columns(d):
             v = d[metric].to_numpy(dtype=float)
             v = v[np.isfinite(v)]
             j = len(v)
@@ -696,8 +700,7 @@ def learning_gains(per_fold: pd.DataFrame, folds: int) -> dict[str, float]:
     both = full.index.intersection(small.index)
     factor = np.log(folds / (folds - 1)) / np.log(3 / 2)
     out = {}
-    for metric in [c for c in per_fold.columns
-                   if c not in ("model", "repeat", "fold", "chosen", "group")]:
+    for metric in metric_columns(per_fold):
         d = (full.loc[both, metric].astype(float) - small.loc[both, metric].astype(float))
         d = d[np.isfinite(d)]
         if len(d):

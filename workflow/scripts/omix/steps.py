@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import io, mofa, privacy, stats, tl
 from . import predict as pr
-from .errors import AnalysisError, ConfigError
+from .errors import ConfigError
 from .ingest import ingest_omic
 from .pp import Normalizer, OmicOptions, normalize_omic
 
@@ -373,13 +373,10 @@ def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] 
 
 def _groups(sheet: pd.DataFrame, column: str | None, opts: pr.PredictOptions
             ) -> pd.Series | None:
-    """The groups column for leave_group_out (None with k-fold)."""
-    if opts.cv != "leave_group_out":
+    """The groups column for leave_group_out (None with k-fold, or without a column: then
+    :func:`omix.predict.outer_splits` says what is missing)."""
+    if opts.cv != "leave_group_out" or column is None:
         return None
-    if column is None:
-        raise AnalysisError("predict.cv is leave_group_out but groups: is null",
-                            hint="set groups: to the sample-sheet column naming each "
-                                 "patient's site, or use predict.cv: kfold")
     return sheet[column]
 
 
