@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -12,13 +13,22 @@ from omix import engine, mofa
 from omix.bench import generate, matched_r
 
 
-def fit(data: list[np.ndarray], likelihoods: list[str] | None = None, **kw):
+def fit(data: list[np.ndarray], likelihoods: list[str] | None = None,
+        sizes: list[int] | None = None, **kw):
+    """Train on ``data``; ``sizes`` splits the samples, in order, into MOFA+ groups."""
     opts = mofa.MofaOptions(**{"factors": 6, "seed": 3, "min_r2": 0.0, **kw})
     views = [f"v{i}" for i in range(len(data))]
     feats = [[f"v{i}_{j}" for j in range(x.shape[1])] for i, x in enumerate(data)]
+    n = data[0].shape[0]
+    edges = np.cumsum([0, *(sizes or [n])])
+    assert edges[-1] == n
+    parts = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+    names = [f"g{i}" for i in range(len(parts))] if sizes else None
     with contextlib.redirect_stdout(io.StringIO()):
-        return mofa.train_mofa([[x.copy()] for x in data], likelihoods or ["gaussian"] * len(data),
-                             views, [f"s{i}" for i in range(data[0].shape[0])], feats, opts)
+        return mofa.train_mofa([[x[p].copy() for p in parts] for x in data],
+                               likelihoods or ["gaussian"] * len(data), views,
+                               [[f"s{i}" for i in range(n)[p]] for p in parts], feats, opts,
+                               groups=names)
 
 
 def summary(ent) -> dict:
@@ -26,8 +36,8 @@ def summary(ent) -> dict:
     elbo = np.asarray(m.train_stats["elbo"], dtype=float)
     return {"z": m.nodes["Z"].getExpectation(), "w": m.nodes["W"].getExpectation(),
             "tau": [t["E"] for t in m.nodes["Tau"].getExpectations()],
-            "elbo": elbo[~np.isnan(elbo)], "r2": m.calculate_variance_explained()[0],
-            "r2_total": m.calculate_variance_explained(total=True)[0]}
+            "elbo": elbo[~np.isnan(elbo)], "r2": np.stack(m.calculate_variance_explained()),
+            "r2_total": np.stack(m.calculate_variance_explained(total=True))}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +104,39 @@ def test_fast_engine_with_a_binary_view(views):
     s, f = summary(stock), summary(fast)
     assert len(s["elbo"]) > 20
     assert_same_model(s, f)
-    assert s["r2"][1].max() > 0.01                           # the binary view is explained
+    assert s["r2"][0][1].max() > 0.01                        # the binary view is explained
+
+
+def test_fast_engine_with_groups(views):
+    """MOFA+ groups (three sites of 30/25/25 samples with their own offsets and noise):
+    noise precision per group and feature, factor ARD per group; with whole samples missing
+    a view, scattered missing values and a binary view with missing cells."""
+    rng = np.random.default_rng(4)
+    data = [x.copy() for x in views]
+    data[0][30:55] += 2.0                                     # site 2 shifted
+    data[0][55:] *= 1.5                                       # site 3 noisier
+    data[1] = (data[1] > 0.3).astype(float)
+    data[1][rng.random(data[1].shape) < 0.05] = np.nan
+    data[2][rng.random(data[2].shape) < 0.1] = np.nan
+    data[2][:8] = np.nan
+    data[0][60:66] = np.nan
+    lik = ["gaussian", "bernoulli", "gaussian"]
+    sizes = [30, 25, 25]
+    stock, fast = fit(data, lik, sizes, engine="mofapy2"), fit(data, lik, sizes, engine="fast")
+    assert (stock.omix_engine, fast.omix_engine) == ("mofapy2", "fast")
+    assert stock.model.dim["G"] == 3 and "AlphaZ" in stock.model.nodes
+    s, f = summary(stock), summary(fast)
+    assert len(s["elbo"]) > 20 and s["r2"].shape == (3, 3, 6)
+    assert_same_model(s, f)
+    tau = s["tau"][0]                         # Gaussian view 0: one precision per group
+    assert tau.shape == (80, 60) and not np.allclose(tau[0], tau[60])
+    # and the Gaussian-only fast path (every view "rows", two groups), the second group
+    # without view 1 at all (a site that measured no proteomics)
+    g2 = [x.copy() for x in views]
+    g2[1][:10] = np.nan
+    g2[1][45:] = np.nan
+    s, f = (summary(fit(g2, None, [45, 35], engine=e)) for e in ("mofapy2", "fast"))
+    assert_same_model(s, f)
 
 
 def test_unsupported_names_each_reason(views):

@@ -97,6 +97,61 @@ def test_mofa_recovers_planted_factors_with_a_missing_view(tmp_path):
         assert (res.weights2[v] >= res.weights[v].to_numpy() ** 2 - 1e-12).all()
 
 
+def test_mofa_groups_give_each_site_its_factor_activity(tmp_path):
+    """MOFA+ groups from a sample-sheet column: a factor planted in site B only explains
+    variance there and not in site A; the pooled variance explained in the model file is
+    1 - (residual sum of squares) / (sum of squares) over both sites' rows (computed here from
+    the fitted model's own data, factors and weights); bad group columns are refused."""
+    _, z, samples = planted(n=90, seed=3)
+    site = np.where(np.arange(90) < 50, "A", "B")
+    z[site == "A", 1] = 0.0                          # factor 2 silent in site A
+    mdata2, _, _ = planted(n=90, seed=3)
+    rng = np.random.default_rng(0)
+    for v, d in (("a", 40), ("b", 30)):
+        w = np.zeros((d, 2))
+        if v == "a":
+            w[:10, 0], w[10:20, 1] = 2.0, 2.0
+        else:
+            w[:8, 0] = -2.0
+        rows = mdata2[v].obs_names
+        pos = [samples.index(r) for r in rows]
+        mdata2[v].X = z[pos] @ w.T + rng.normal(0, 0.5, (len(pos), d))
+    mdata2.obs["site"] = site
+    opts = mofa.MofaOptions(factors=4, seed=1, min_r2=2.0)
+    mofa.save_mofa(mdata2, opts, tmp_path / "g.hdf5", groups="site")
+    res = mofa.mofa_result(mdata2, tmp_path / "g.hdf5")
+    assert sorted(res.r2_groups) == ["A", "B"]
+    assert res.factors.shape[0] == 90 and set(res.factors.index) == set(samples)
+    assert (res.sample_groups.loc[samples].to_numpy() == site).all()
+    fb = res.factors.loc[np.array(samples)[site == "B"]]
+    k = int(np.argmax(np.abs(np.corrcoef(z[site == "B", 1], fb.to_numpy().T)[0, 1:])))
+    name = res.factors.columns[k]
+    assert res.r2_groups["B"].loc["a", name] > 20
+    assert res.r2_groups["A"].loc["a", name] < 1
+    ent = mofa.fit_mofa(mdata2, opts, "site")              # same seed, same fit
+    zz = ent.model.nodes["Z"].getExpectation()
+    for m, (view, y) in enumerate(zip(ent.data_opts["views_names"],
+                                      ent.model.nodes["Y"].getExpectation(), strict=True)):
+        mask = ent.model.nodes["Y"].nodes[m].getMask(full=True)
+        pred = zz @ ent.model.nodes["W"].getExpectation()[m].T
+        pred[mask] = 0.0
+        hand = 100 * (1 - np.square(y - pred).sum() / np.square(y).sum())
+        assert res.r2_total[view] == pytest.approx(hand, rel=1e-9)
+    table = mofa.variance_explained_groups_table(res)
+    assert list(table.columns) == ["group", "view", "factor", "r2_percent"]
+    assert sorted(table["group"].unique()) == ["A", "B", "all"]
+    pooled = table[table["group"] == "all"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pooled.drop(columns="group"),
+                                  mofa.variance_explained_table(res))
+    mdata2.obs.loc[samples[3], "site"] = np.nan
+    with pytest.raises(AnalysisError, match="1 sample\\(s\\) have no value in the groups "
+                                            "column 'site'"):
+        mofa.fit_mofa(mdata2, opts, "site")
+    mdata2.obs["site"] = np.where(np.arange(90) < 88, "A", "C")
+    with pytest.raises(AnalysisError, match="group 'C' of column 'site' has 2 sample"):
+        mofa.fit_mofa(mdata2, opts, "site")
+
+
 def test_mofa_refuses_more_factors_than_samples(tmp_path):
     mdata, _, _ = planted(n=6)
     with pytest.raises(AnalysisError, match="6 samples for 10 factors"):

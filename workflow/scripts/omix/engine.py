@@ -30,9 +30,15 @@ one (N x D) x (D x K^2) product per view and iteration, still with no N x D temp
 the factor loop.  The Bernoulli pseudo-data, its precisions and its ELBO term stay mofapy2's
 (a few N x D products per iteration).
 
-Anything else (several groups, Poisson or zero-inflated likelihoods, Gaussian rather than
-spike-and-slab weights, factor-wise sparsity, stochastic inference) is left to stock mofapy2:
-:func:`unsupported` names the reason and the caller logs it.
+Several groups (MOFA+'s sites or batches: samples stacked group after group, a noise precision
+per group and feature, factor activity per group through mofapy2's AlphaZ node) change only
+which rows each Gram matrix sums over: the sample-wise sums run per group with that group's
+tau, the feature-wise ones add the groups' Gram matrices weighted by their tau, and the Tau
+update, the data ELBO term and the variance explained are per group.
+
+Anything else (Poisson or zero-inflated likelihoods, Gaussian rather than spike-and-slab
+weights, factor-wise sparsity, stochastic inference, groups whose samples are not contiguous)
+is left to stock mofapy2: :func:`unsupported` names the reason and the caller logs it.
 """
 
 from __future__ import annotations
@@ -48,9 +54,9 @@ import numpy as np
 class _View:
     y: np.ndarray            # N x D data with 0 at missing entries (mofapy2's Y node value)
     obs: np.ndarray          # N booleans: sample has this view
-    n_obs: np.ndarray        # D: observed samples per feature (float)
-    yy: np.ndarray           # D: sum over samples of y^2 (float64)
-    ytz: np.ndarray | None = None   # D x K: Y'Z for the Z of version ``ytz_version``
+    n_obs: np.ndarray        # G x D: observed samples per group and feature (float)
+    yy: np.ndarray           # G x D: sum over a group's samples of y^2 (float64)
+    ytz: list[np.ndarray] | None = None   # per group, D x K: Y_g'Z_g for Z ``ytz_version``
     ytz_version: int = -1
     # "rows": Gaussian, missing entries are whole samples (Gram matrices shared by all
     # samples); "masked": Gaussian with scattered missing values; "bernoulli": mofapy2's
@@ -58,7 +64,7 @@ class _View:
     # per-feature K x K Gram matrices weighted by each entry's precision (0 where missing).
     kind: str = "rows"
     observed: np.ndarray | None = None   # N x D, 1.0 where observed ("masked", "bernoulli")
-    hm: np.ndarray | None = None         # D x K x K: sum over observed n of z_n z_n'
+    hm: list[np.ndarray] | None = None   # per group, D x K x K: sum over observed n of z_n z_n'
     hm_version: int = -1
 
 
@@ -70,29 +76,36 @@ class FastEngine:
         self.dtype = np.float32 if float32 else np.float64
         self.z_version = 0
         self.views: list[_View] = []
+        self.groups = group_slices(model)
+        if self.groups is None:
+            raise ValueError("the groups' samples are not contiguous")
         for node in model.nodes["Y"].getNodes():
             mask = node.getMask(full=True)
             obs = ~mask.all(axis=1)
             if _is_bernoulli(node):
                 observed = (~mask).astype(np.float64)
                 self.views.append(_View(y=node.getExpectation(), obs=obs,
-                                        n_obs=observed.sum(axis=0), yy=np.zeros(0),
+                                        n_obs=self._per_group(observed), yy=np.zeros(0),
                                         kind="bernoulli", observed=observed))
                 continue
             y = node.value
-            yy = np.einsum("nd,nd->d", y, y, dtype=np.float64) if y.dtype != np.float64 \
-                else np.einsum("nd,nd->d", y, y)
+            yy = np.stack([np.einsum("nd,nd->d", y[sl], y[sl], dtype=np.float64)
+                           for sl in self.groups])
             if not np.array_equal(mask.any(axis=1), mask.all(axis=1)):
                 observed = (~mask).astype(np.float64)
-                self.views.append(_View(y=y, obs=obs, n_obs=observed.sum(axis=0), yy=yy,
+                self.views.append(_View(y=y, obs=obs, n_obs=self._per_group(observed), yy=yy,
                                         kind="masked", observed=observed))
                 continue
             if float32 and y.dtype != np.float32:
                 node.value = y = y.astype(np.float32)
-            self.views.append(_View(y=y, obs=obs, n_obs=np.full(y.shape[1], float(obs.sum())),
-                                    yy=yy))
+            n_obs = np.stack([np.full(y.shape[1], float(obs[sl].sum())) for sl in self.groups])
+            self.views.append(_View(y=y, obs=obs, n_obs=n_obs, yy=yy))
 
     # -- small helpers -------------------------------------------------------------------
+    def _per_group(self, observed: np.ndarray) -> np.ndarray:
+        """G x D: observed entries per group and feature."""
+        return np.stack([observed[sl].sum(axis=0) for sl in self.groups])
+
     def _dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """a @ b in the engine's dtype, returned as float64."""
         if self.dtype is np.float64:
@@ -100,15 +113,17 @@ class FastEngine:
         return (a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)).astype(
             np.float64)
 
-    def _ytz(self, m: int, z: np.ndarray) -> np.ndarray:
+    def _ytz(self, m: int, z: np.ndarray) -> list[np.ndarray]:
+        """Per group: Y_g'Z_g (D x K), cached for the current Z."""
         v = self.views[m]
-        if v.ytz is None or v.ytz_version != self.z_version or v.ytz.shape[1] != z.shape[1]:
-            v.ytz = self._dot(v.y.T, z)
+        if v.ytz is None or v.ytz_version != self.z_version or v.ytz[0].shape[1] != z.shape[1]:
+            v.ytz = [self._dot(v.y[sl].T, z[sl]) for sl in self.groups]
             v.ytz_version = self.z_version
         return v.ytz
 
     def _tau(self, m: int) -> np.ndarray:
-        return self.model.nodes["Tau"].nodes[m].Q.getExpectations()["E"][0]
+        """G x D: the noise precision of each group and feature (Gaussian views)."""
+        return self.model.nodes["Tau"].nodes[m].Q.getExpectations()["E"]
 
     def _y(self, m: int) -> np.ndarray:
         """The view's data: the Y node's value, or the Bernoulli pseudo-data of this
@@ -124,14 +139,17 @@ class FastEngine:
         assert v.observed is not None
         if v.kind == "bernoulli":
             return self.model.nodes["Tau"].nodes[m].getValue() * v.observed
-        return v.observed * self._tau(m)
+        tau = self._tau(m)
+        if len(self.groups) == 1:
+            return v.observed * tau[0]
+        return np.concatenate([v.observed[sl] * tau[g] for g, sl in enumerate(self.groups)])
 
-    def _mask_gram(self, m: int, z: np.ndarray) -> np.ndarray:
-        """D x K x K: per feature, the sum over its observed samples of z_n z_n'."""
+    def _mask_gram(self, m: int, z: np.ndarray) -> list[np.ndarray]:
+        """Per group, D x K x K: per feature, the sum over its observed samples of z_n z_n'."""
         v = self.views[m]
         assert v.observed is not None
-        if v.hm is None or v.hm_version != self.z_version or v.hm.shape[1] != z.shape[1]:
-            v.hm = _gram(v.observed.T, z)
+        if v.hm is None or v.hm_version != self.z_version or v.hm[0].shape[1] != z.shape[1]:
+            v.hm = [_gram(v.observed[sl].T, z[sl]) for sl in self.groups]
             v.hm_version = self.z_version
         return v.hm
 
@@ -144,27 +162,29 @@ class FastEngine:
             w = w / w.sum() * n_views
         return w
 
-    def residual_ss(self, m: int, z: np.ndarray, zz: np.ndarray, w: np.ndarray,
+    def residual_ss(self, m: int, g: int, z: np.ndarray, zz: np.ndarray, w: np.ndarray,
                     ww: np.ndarray, ytz: np.ndarray) -> np.ndarray:
-        """Per feature: expected sum over observed samples of (y - z w')^2 (Tau_nodes.py:120)."""
-        v = self.views[m]
+        """Per feature: expected sum over group g's observed samples of (y - z w')^2
+        (Tau_nodes.py:120); ``ytz`` is Y_g'Z_g."""
+        v, sl = self.views[m], self.groups[g]
+        zg, zzg = z[sl], zz[sl]
         if v.kind == "masked":
             assert v.observed is not None
-            ot = v.observed.T
-            return (v.yy - 2.0 * np.einsum("dk,dk->d", w, ytz)
-                    + np.einsum("dk,dk->d", ww, ot @ zz)
-                    - np.einsum("dk,dk->d", np.square(w), ot @ np.square(z))
-                    + np.einsum("dk,dkj,dj->d", w, self._mask_gram(m, z), w))
-        obs = v.obs
-        zo, zzo = z[obs], zz[obs]
+            ot = v.observed[sl].T
+            return (v.yy[g] - 2.0 * np.einsum("dk,dk->d", w, ytz)
+                    + np.einsum("dk,dk->d", ww, ot @ zzg)
+                    - np.einsum("dk,dk->d", np.square(w), ot @ np.square(zg))
+                    + np.einsum("dk,dkj,dj->d", w, self._mask_gram(m, z)[g], w))
+        obs = v.obs[sl]
+        zo, zzo = zg[obs], zzg[obs]
         ztz = zo.T @ zo
-        return (self.views[m].yy - 2.0 * np.einsum("dk,dk->d", w, ytz)
+        return (v.yy[g] - 2.0 * np.einsum("dk,dk->d", w, ytz)
                 + ww @ zzo.sum(axis=0) - np.square(w) @ np.square(zo).sum(axis=0)
                 + np.einsum("dk,dk->d", w @ ztz, w))
 
     # -- node updates ----------------------------------------------------------------------
     def update_z(self, node: Any, ix: Any = None, ro: float = 1.0) -> None:
-        """Z_nodes.py ``Z_Node._updateParameters`` with Gram matrices."""
+        """Z_nodes.py ``Z_Node._updateParameters`` with Gram matrices (per group)."""
         wexp = self.model.nodes["W"].getExpectations()
         if "MuZ" in node.markov_blanket:
             mu = node.markov_blanket["MuZ"].get_mini_batch()
@@ -180,7 +200,7 @@ class FastEngine:
         weights = self._view_weights()
         foo = np.zeros((n, k_all))
         bar0 = np.zeros((n, k_all))
-        grams = []
+        grams: list[Any] = []   # per view: N x K x K, or per group K x K
         for m, v in enumerate(self.views):
             we, we2 = wexp[m]["E"], wexp[m]["E2"]
             if v.kind != "rows":  # per-sample Gram matrices weighted by each entry's tau
@@ -189,12 +209,14 @@ class FastEngine:
                 bar0 += weights[m] * ((t * self._y(m)) @ we)
                 grams.append(_gram(t, we))                   # N x K x K
                 continue
-            tau = self._tau(m)
-            tw = tau[:, None] * we
-            foo[v.obs] += weights[m] * (tau @ we2)
-            bar0 += weights[m] * self._dot(v.y, tw)   # rows without the view are 0 in y
-            grams.append(we.T @ tw)
-        every = [bool(v.obs.all()) for v in self.views]
+            per_group = []
+            for tau, sl in zip(self._tau(m), self.groups, strict=True):
+                tw = tau[:, None] * we
+                foo[sl][v.obs[sl]] += weights[m] * (tau @ we2)
+                bar0[sl] += weights[m] * self._dot(v.y[sl], tw)  # rows without the view: 0
+                per_group.append(we.T @ tw)
+            grams.append(per_group)
+        every = [[bool(v.obs[sl].all()) for sl in self.groups] for v in self.views]
         for k in range(k_all):
             bar = bar0[:, k].copy()
             for m, v in enumerate(self.views):
@@ -203,12 +225,14 @@ class FastEngine:
                     g[:, k] = 0.0
                     bar -= weights[m] * np.einsum("nj,nj->n", qmean, g)
                     continue
-                g = grams[m][:, k].copy()
-                g[k] = 0.0
-                if every[m]:
-                    bar -= weights[m] * (qmean @ g)
-                else:
-                    bar[v.obs] -= weights[m] * (qmean[v.obs] @ g)
+                for gi, sl in enumerate(self.groups):
+                    g = grams[m][gi][:, k].copy()
+                    g[k] = 0.0
+                    if every[m][gi]:
+                        bar[sl] -= weights[m] * (qmean[sl] @ g)
+                    else:
+                        o = v.obs[sl]
+                        bar[sl][o] -= weights[m] * (qmean[sl][o] @ g)
             qvar[:, k] = 1.0 / (alpha[:, k] + foo[:, k])
             qmean[:, k] = qvar[:, k] * (bar + alpha[:, k] * mu[:, k])
         node.Q.setParameters(mean=qmean, var=qvar)
@@ -219,7 +243,6 @@ class FastEngine:
         v = self.views[m]
         zexp = node.markov_blanket["Z"].getExpectations()
         z, zz = zexp["E"], zexp["E2"]
-        tau = self._tau(m) if v.kind != "bernoulli" else None  # per entry: _entry_tau
         if "AlphaW" in node.markov_blanket:
             alpha = node.markov_blanket["AlphaW"].getExpectation(expand=True)
         else:
@@ -229,18 +252,27 @@ class FastEngine:
         q = node.Q.getParameters()
         qmean, qvar1, qvar0, qtheta = q["mean_B1"], q["var_B1"], q["var_B0"], q["theta"]
 
+        tau = ztz = h = None
         if v.kind == "rows":
-            zo = z[v.obs]
-            ztz = zo.T @ zo
-            t1 = (tau[:, None] * self._ytz(m, z)).T            # K x D, rows contiguous
-            t3 = np.outer(tau, zz[v.obs].sum(axis=0)) + alpha  # D x K: foo + alpha
-            h = None
+            taus, ytz = self._tau(m), self._ytz(m, z)
+            zos = [z[sl][v.obs[sl]] for sl in self.groups]
+            t1 = sum(t[:, None] * yz for t, yz in zip(taus, ytz, strict=True)).T  # K x D
+            t3 = sum(np.outer(t, zz[sl][v.obs[sl]].sum(axis=0))
+                     for t, sl in zip(taus, self.groups, strict=True)) + alpha   # foo + alpha
+            if len(self.groups) == 1:
+                tau, ztz = taus[0], zos[0].T @ zos[0]
+            else:  # per feature: the groups' Z'Z weighted by their tau
+                h = np.einsum("gd,gkj->dkj", taus, np.stack([zo.T @ zo for zo in zos]))
+            t1 = np.ascontiguousarray(t1)
         else:  # per-feature Gram matrices weighted by each entry's tau
             t = self._entry_tau(m)
             t1 = np.ascontiguousarray(((t * self._y(m)).T @ z).T)
             t3 = t.T @ zz + alpha
-            h = (tau[:, None, None] * self._mask_gram(m, z) if v.kind == "masked"
-                 else _gram(t.T, z))                            # D x K x K
+            if v.kind == "masked":
+                h = sum(tg[:, None, None] * hg for tg, hg in
+                        zip(self._tau(m), self._mask_gram(m, z), strict=True))
+            else:
+                h = _gram(t.T, z)                               # D x K x K
         # Everything that does not depend on the other factors' new weights, for all k at
         # once (W_nodes.py recomputes it per k); same operations in the same order.
         base = ((theta["lnE"] - theta["lnEInv"]) + 0.5 * np.log(alpha) - 0.5 * np.log(t3)).T
@@ -272,18 +304,19 @@ class FastEngine:
                              var_B1=qvar1, theta=qtheta)
 
     def update_tau(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
-        """Tau_nodes.py ``TauD_Node._updateParameters`` (one group) with Gram matrices."""
+        """Tau_nodes.py ``TauD_Node._updateParameters`` with Gram matrices, per group."""
         v = self.views[m]
         wexp = node.markov_blanket["W"].getExpectations()
         zexp = node.markov_blanket["Z"].getExpectations()
-        ss = self.residual_ss(m, zexp["E"], zexp["E2"], wexp["E"], wexp["E2"],
-                              self._ytz(m, zexp["E"]))
+        ytz = self._ytz(m, zexp["E"])
         p, q = node.P.getParameters(), node.Q.getParameters()
         qa, qb = q["a"], q["b"]
         qa *= 1 - ro
         qb *= 1 - ro
-        qa[0, :] += ro * (p["a"][0, :] + 0.5 * v.n_obs)
-        qb[0, :] += ro * (p["b"][0, :] + 0.5 * ss)
+        for g in range(len(self.groups)):
+            ss = self.residual_ss(m, g, zexp["E"], zexp["E2"], wexp["E"], wexp["E2"], ytz[g])
+            qa[g, :] += ro * (p["a"][g, :] + 0.5 * v.n_obs[g])
+            qb[g, :] += ro * (p["b"][g, :] + 0.5 * ss)
         node.Q.setParameters(a=qa, b=qb)
 
     def elbo_y(self, m: int, node: Any) -> float:
@@ -291,50 +324,62 @@ class FastEngine:
         v = self.views[m]
         tau_node = node.markov_blanket["Tau"]
         e = tau_node.getExpectations(expand=False)
-        elbo = node.likconst + 0.5 * float((e["lnE"][0] * v.n_obs).sum())
+        elbo = node.likconst
         if node.TauTrick:
             qb, pb = tau_node.getParameters("Q")["b"], tau_node.getParameters("P")["b"]
-            return elbo - float(np.dot(e["E"][0], qb[0] - pb[0]))
+            for g in range(len(self.groups)):
+                elbo += 0.5 * float((e["lnE"][g] * v.n_obs[g]).sum()) - float(
+                    np.dot(e["E"][g], qb[g] - pb[g]))
+            return elbo
         wexp = node.markov_blanket["W"].getExpectations()
         zexp = node.markov_blanket["Z"].getExpectations()
-        ss = self.residual_ss(m, zexp["E"], zexp["E2"], wexp["E"], wexp["E2"],
-                              self._dot(v.y.T, zexp["E"]))
-        return elbo - float((e["E"][0] * 0.5 * ss).sum())
+        z = zexp["E"]
+        for g, sl in enumerate(self.groups):
+            ss = self.residual_ss(m, g, z, zexp["E2"], wexp["E"], wexp["E2"],
+                                  self._dot(v.y[sl].T, z[sl]))
+            elbo += 0.5 * float((e["lnE"][g] * v.n_obs[g]).sum()) - float(
+                (e["E"][g] * 0.5 * ss).sum())
+        return elbo
 
     def variance_explained(self, total: bool = False) -> list[np.ndarray]:
-        """BayesNet.py ``calculate_variance_explained`` (one group) with Gram matrices."""
-        z = self.model.nodes["Z"].getExpectation()
+        """BayesNet.py ``calculate_variance_explained`` with Gram matrices: one views x
+        factors array (views with ``total``) per group."""
+        z_all = self.model.nodes["Z"].getExpectation()
         ws = self.model.nodes["W"].getExpectation()
-        n_views, k_all = len(self.views), z.shape[1]
-        r2 = np.zeros(n_views) if total else np.zeros((n_views, k_all))
-        for m, v in enumerate(self.views):
-            w = ws[m]
-            if v.kind != "rows":  # sum of squares over every entry, predictions masked
-                assert v.observed is not None
-                y = self._y(m)
-                ss = float(np.square(y).sum())
-                ytz = (y * v.observed).T @ z
+        n_views, k_all = len(self.views), z_all.shape[1]
+        out = []
+        for g, sl in enumerate(self.groups):
+            z = z_all[sl]
+            r2 = np.zeros(n_views) if total else np.zeros((n_views, k_all))
+            for m, v in enumerate(self.views):
+                w = ws[m]
+                if v.kind != "rows":  # sum of squares over every entry, predictions masked
+                    assert v.observed is not None
+                    y, ob = self._y(m)[sl], v.observed[sl]
+                    ss = float(np.square(y).sum())
+                    ytz = (y * ob).T @ z
+                    if total:
+                        res = ss - 2.0 * float(np.einsum("dk,dk->", w, ytz)) + float(
+                            np.einsum("dk,dkj,dj->", w, _gram(ob.T, z), w))
+                    else:
+                        res = ss - 2.0 * np.einsum("dk,dk->k", w, ytz) + np.einsum(
+                            "dk,dk->k", np.square(w), ob.T @ np.square(z))
+                    r2[m] = 1.0 - res / ss if ss > 0 else np.nan
+                    continue
+                zo = z[v.obs[sl]]
+                ytz = self._dot(v.y[sl].T, z)
+                ss = float(v.yy[g].sum())
                 if total:
                     res = ss - 2.0 * float(np.einsum("dk,dk->", w, ytz)) + float(
-                        np.einsum("dk,dkj,dj->", w, _gram(v.observed.T, z), w))
-                    r2[m] = 1.0 - res / ss
+                        np.einsum("dk,dk->", w @ (zo.T @ zo), w))
                 else:
-                    res = ss - 2.0 * np.einsum("dk,dk->k", w, ytz) + np.einsum(
-                        "dk,dk->k", np.square(w), v.observed.T @ np.square(z))
-                    r2[m] = 1.0 - res / ss
-                continue
-            zo = z[v.obs]
-            ytz = self._dot(v.y.T, z)
-            ss = float(v.yy.sum())
-            if total:
-                res = ss - 2.0 * float(np.einsum("dk,dk->", w, ytz)) + float(
-                    np.einsum("dk,dk->", w @ (zo.T @ zo), w))
-                r2[m] = 1.0 - res / ss
-            else:
-                zn = np.square(zo).sum(axis=0)
-                res = ss - 2.0 * np.einsum("dk,dk->k", w, ytz) + zn * np.square(w).sum(axis=0)
-                r2[m] = 1.0 - res / ss
-        return [r2]
+                    zn = np.square(zo).sum(axis=0)
+                    res = ss - 2.0 * np.einsum("dk,dk->k", w, ytz) + zn * np.square(
+                        w).sum(axis=0)
+                # a group without this view: nothing to explain (mofapy2: 0 / 0)
+                r2[m] = 1.0 - res / ss if ss > 0 else np.nan
+            out.append(r2)
+        return out
 
     # -- wiring ----------------------------------------------------------------------------
     def install(self) -> None:
@@ -366,8 +411,8 @@ def unsupported(ent: Any) -> str | None:
         return "stochastic inference"
     if opts.get("gpu_mode"):
         return "GPU mode"
-    if model.dim["G"] != 1:
-        return f"{model.dim['G']} groups"
+    if group_slices(model) is None:
+        return "groups whose samples are not contiguous"
     if type(model.nodes["Z"]) is not Z_Node:
         return "factor-wise sparsity or a Gaussian-process prior on the factors"
     for m, (w, t, y) in enumerate(zip(model.nodes["W"].nodes, model.nodes["Tau"].nodes,
@@ -377,6 +422,17 @@ def unsupported(ent: Any) -> str | None:
         if type(w) is not SW_Node or "ThetaW" not in w.markov_blanket:
             return f"view {m}: weights without the spike-and-slab prior"
     return None
+
+
+def group_slices(model: Any) -> list[slice] | None:
+    """Each group's rows as a slice (mofapy2 stacks the samples group after group), or None
+    when a group's samples are not contiguous."""
+    groups = np.asarray(model.nodes["Y"].nodes[0].groups)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    if len(starts) != model.dim["G"] or not np.array_equal(groups[starts], np.arange(len(starts))):
+        return None
+    ends = np.r_[starts[1:], len(groups)]
+    return [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
 def _is_bernoulli(node: Any) -> bool:

@@ -55,6 +55,11 @@ class MofaResult:
     likelihoods: dict[str, str] = field(default_factory=dict)        # view -> likelihood
     tau: dict[str, np.ndarray | None] = field(default_factory=dict)  # Gaussian noise precision
     weights2: dict[str, np.ndarray | None] = field(default_factory=dict)  # E[w^2], D x K
+    # MOFA+ groups (sites, batches): each group's variance explained (views x factors and
+    # per view, percent) and each sample's group; one group "group1" without ``groups:``
+    r2_groups: dict[str, pd.DataFrame] = field(default_factory=dict)
+    r2_total_groups: dict[str, pd.Series] = field(default_factory=dict)
+    sample_groups: pd.Series | None = None
 
 
 def view_matrix(mdata: Any, view: str, samples: list[str]) -> np.ndarray:
@@ -67,16 +72,47 @@ def view_matrix(mdata: Any, view: str, samples: list[str]) -> np.ndarray:
     return x
 
 
-def mofa_inputs(mdata: Any) -> tuple[list[list[np.ndarray]], list[str], list[str], list[str]]:
-    """Per-view N x D matrices over all samples, NaN rows where a sample lacks the view."""
+MIN_GROUP_SIZE = 3   # MOFA+ centres each group: fewer samples leave nothing to model
+
+
+def sample_groups(mdata: Any, column: str | None) -> tuple[list[str], list[list[str]]]:
+    """MOFA+ groups from the sample-sheet column ``column`` (in ``mdata.obs``): the group
+    names (sorted) and each group's samples in MuData order; one group ``group1`` if None."""
     samples = list(mdata.obs_names)
+    if column is None:
+        return ["group1"], [samples]
+    if column not in mdata.obs.columns:
+        raise AnalysisError(f"groups column '{column}' is not in the MuData's sample table",
+                            hint="re-run the workflow from ingest after setting groups:")
+    g = mdata.obs[column]
+    if g.isna().any():
+        raise AnalysisError(f"{int(g.isna().sum())} sample(s) have no value in the groups "
+                            f"column '{column}', e.g. {g.index[g.isna()][0]}",
+                            hint="fill in their group in the sample sheet, or drop them")
+    g = g.astype(str)
+    names = sorted(g.unique())
+    per = [[s for s, x in zip(samples, g, strict=True) if x == n] for n in names]
+    small = [(n, len(p)) for n, p in zip(names, per, strict=True) if len(p) < MIN_GROUP_SIZE]
+    if small:
+        raise AnalysisError(f"group '{small[0][0]}' of column '{column}' has {small[0][1]} "
+                            f"sample(s); MOFA+ groups need at least {MIN_GROUP_SIZE}",
+                            hint="merge small groups in the sample sheet, or unset groups:")
+    return names, per
+
+
+def mofa_inputs(mdata: Any, groups: str | None = None
+                ) -> tuple[list[list[np.ndarray]], list[str], list[str], list[str],
+                           list[list[str]]]:
+    """Per view and group, N_g x D matrices (NaN rows where a sample lacks the view), the
+    likelihoods, views, group names and each group's samples."""
+    names, per = sample_groups(mdata, groups)
     data, likelihoods, views = [], [], []
     for view, a in mdata.mod.items():
-        data.append([view_matrix(mdata, view, samples)])
+        data.append([view_matrix(mdata, view, p) for p in per])
         likelihoods.append(a.uns["omix"]["normalize"]["likelihood"]
                            if "omix" in a.uns else "gaussian")
         views.append(view)
-    return data, likelihoods, views, samples
+    return data, likelihoods, views, names, per
 
 
 def model_feature_names(mdata: Any, views: list[str]) -> list[list[str]]:
@@ -96,12 +132,13 @@ def drop_inactive_factors(model: Any, min_r2: float) -> int:
     """
     if min_r2 <= 0:
         return 0
-    r2 = model.calculate_variance_explained()[0] * 100  # views x factors, one group
-    drop = np.nonzero((r2 < min_r2).all(axis=0))[0]
+    # groups x views x factors; NaN (0 / 0) where a group lacks a view: nothing explained
+    r2 = np.nan_to_num(np.stack(model.calculate_variance_explained())) * 100
+    drop = np.nonzero((r2 < min_r2).all(axis=(0, 1)))[0]
     if len(drop) == model.dim["K"]:
         raise AnalysisError(f"no factor explains {min_r2}% of the variance in any view",
                             hint="lower integrate.min_r2, or check the normalised data")
-    best = r2.max(axis=0)
+    best = r2.max(axis=(0, 1))
     log.info("factor choice: %d factors fitted; largest variance explained in any view per "
              "factor (%%): %s; threshold integrate.min_r2 = %.3g%%", model.dim["K"],
              ", ".join(f"{b:.2f}" for b in best), min_r2)
@@ -118,10 +155,11 @@ def drop_inactive_factors(model: Any, min_r2: float) -> int:
     return len(drop)
 
 
-def fit_mofa(mdata: Any, opts: MofaOptions) -> Any:
-    """Train MOFA+ on all views of ``mdata``; return the trained mofapy2 entry point."""
-    data, likelihoods, views, samples = mofa_inputs(mdata)
-    n = len(samples)
+def fit_mofa(mdata: Any, opts: MofaOptions, groups: str | None = None) -> Any:
+    """Train MOFA+ on all views of ``mdata`` (with the sample-sheet column ``groups`` as MOFA+
+    groups, if given); return the trained mofapy2 entry point."""
+    data, likelihoods, views, names, samples = mofa_inputs(mdata, groups)
+    n = mdata.n_obs
     if n <= opts.factors:
         raise AnalysisError(f"{n} samples for {opts.factors} factors",
                             hint="MOFA+ needs more samples than factors: lower "
@@ -129,16 +167,23 @@ def fit_mofa(mdata: Any, opts: MofaOptions) -> Any:
     for view, lik, x in zip(views, likelihoods, data, strict=True):
         if lik not in LIKELIHOOD.values():
             raise AnalysisError(f"view {view}: unsupported likelihood {lik}")
-        if np.isnan(x[0]).all(axis=1).sum() == n:
+        if sum(int(np.isnan(xg).all(axis=1).sum()) for xg in x) == n:
             raise AnalysisError(f"view {view} has no measured sample")
-    ent = train_mofa(data, likelihoods, views, samples, model_feature_names(mdata, views), opts)
+    ent = train_mofa(data, likelihoods, views, samples, model_feature_names(mdata, views), opts,
+                     groups=names)
     ent.omix_dropped = drop_inactive_factors(ent.model, opts.min_r2)
     return ent
 
 
 def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list[str],
-               samples: list[str], features: list[list[str]], opts: MofaOptions) -> Any:
-    """Build and train mofapy2's model on per-view N x D matrices (NaN = missing).
+               samples: list[list[str]], features: list[list[str]], opts: MofaOptions,
+               groups: list[str] | None = None) -> Any:
+    """Build and train mofapy2's model on per-view, per-group N_g x D matrices (NaN = missing;
+    ``samples``: each group's sample names; ``groups``: their names, one ``group1`` if None).
+
+    With several groups each group is centred on its own means (mofapy2's ``center_groups``)
+    and the factors get an ARD prior per group (``ard_factors``, MOFA+'s default for groups):
+    a factor can be active in one site and silent in another.
 
     ``opts.engine == "fast"`` trains with :mod:`omix.engine` when the model allows it and says
     in the log why not otherwise; ``"mofapy2"`` is stock training.  ``ent.omix_engine`` records
@@ -154,11 +199,12 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
     stock32 = opts.float32 and opts.engine == "mofapy2"
     ent = entry_point()
     ent.set_data_options(scale_views=opts.scale_views, center_groups=True, use_float32=stock32)
+    groups = groups or ["group1"]
     ent.set_data_matrix(data, likelihoods=likelihoods, views_names=views,
-                        groups_names=["group1"], samples_names=[samples],
+                        groups_names=groups, samples_names=samples,
                         features_names=features)
     ent.set_model_options(factors=opts.factors, spikeslab_weights=opts.spikeslab_weights,
-                          ard_weights=opts.ard_weights, ard_factors=False)
+                          ard_weights=opts.ard_weights, ard_factors=len(groups) > 1)
     ent.set_train_options(iter=opts.iterations, convergence_mode=opts.convergence,
                           seed=opts.seed, verbose=False, quiet=True, startELBO=1, freqELBO=1,
                           dropR2=None, gpu_mode=False)
@@ -176,11 +222,12 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
     return ent
 
 
-def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) -> None:
+def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str],
+              groups: str | None = None) -> None:
     """Fit MOFA+ and write mofapy2's model file (plus the engine used, as a root attribute)."""
     import h5py
 
-    ent = fit_mofa(mdata, opts)
+    ent = fit_mofa(mdata, opts, groups)
     Path(outfile).parent.mkdir(parents=True, exist_ok=True)
     # mofapy2 replaces an existing file but prints a "Warning: ... already exists" in the log
     # (atomic_path hands over an empty temporary file): start from none
@@ -189,12 +236,22 @@ def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) ->
     with h5py.File(outfile, "a") as f:
         # mofapy2 does not save the noise precisions (its Tau expectation is N x D); new
         # samples are projected with them (omix.predict.FrozenMofa), so keep one per feature
+        # (one per group with MOFA+ groups: the frozen model, which places a new patient as
+        # one more site, uses their average weighted by the groups' sizes)
         grp = f.create_group("omix_tau")
+        n_g = np.bincount(np.asarray(ent.model.nodes["Y"].nodes[0].groups))
         for view, lik, node in zip(ent.data_opts["views_names"], ent.likelihoods,
                                    ent.model.nodes["Tau"].nodes, strict=True):
             if lik == "gaussian":  # non-Gaussian views have no noise precision to keep
-                grp.create_dataset(view, data=np.asarray(node.Q.getExpectation())[0])
+                grp.create_dataset(view, data=np.average(
+                    np.asarray(node.Q.getExpectation()), axis=0, weights=n_g))
         # nor E[w^2], which MOFA+'s factor update (and so the projection) uses
+        # each group's and view's sum of squares (what mofapy2 divides by for its variance
+        # explained), to pool the groups' variance explained into the whole cohort's
+        y = ent.model.nodes["Y"].getExpectation()
+        f.create_dataset("omix_ss", data=np.array([[float(np.square(ym[n_g_rows]).sum())
+                                                    for ym in y] for n_g_rows in
+                                                   _group_rows(ent.model)]))
         grp = f.create_group("omix_w2")
         for view, node in zip(ent.data_opts["views_names"], ent.model.nodes["W"].nodes,
                               strict=True):
@@ -209,6 +266,11 @@ def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str]) ->
         f.attrs["omix_factors_dropped"] = ent.omix_dropped
     log.info("MOFA+ (seed %d, engine %s): %d factors kept of %d requested", opts.seed,
              ent.omix_engine, ent.model.dim["K"], opts.factors)
+
+
+def _group_rows(model: Any) -> list[np.ndarray]:
+    groups = np.asarray(model.nodes["Y"].nodes[0].groups)
+    return [groups == g for g in range(model.dim["G"])]
 
 
 def write_samples_metadata(model: str | os.PathLike[str], obs: pd.DataFrame) -> None:
@@ -304,17 +366,26 @@ def read_mofa_model(path: str | os.PathLike[str]) -> MofaResult:
 
     with h5py.File(path, "r") as f:
         views = txt(f["views"]["views"][()])
-        group = txt(f["groups"]["groups"][()])[0]
-        samples = txt(f["samples"][group][()])
-        z = np.asarray(f["expectations"]["Z"][group][()]).T
+        groups = txt(f["groups"]["groups"][()])
+        per_group = [txt(f["samples"][g][()]) for g in groups]
+        samples = [s for p in per_group for s in p]
+        z = np.vstack([np.asarray(f["expectations"]["Z"][g][()]).T for g in groups])
         k = z.shape[1]
         names = [f"Factor{i + 1}" for i in range(k)]
         weights = {}
         for v in views:
             w = np.asarray(f["expectations"]["W"][v][()]).T
             weights[v] = pd.DataFrame(w, index=txt(f["features"][v][()]), columns=names)
-        r2 = np.asarray(f["variance_explained"]["r2_per_factor"][group][()])
-        r2_total = np.asarray(f["variance_explained"]["r2_total"][group][()])
+        r2_g = np.stack([np.asarray(f["variance_explained"]["r2_per_factor"][g][()])
+                         for g in groups])                         # G x M x K
+        r2_total_g = np.stack([np.asarray(f["variance_explained"]["r2_total"][g][()])
+                               for g in groups])                   # G x M
+        if len(groups) == 1:
+            r2, r2_total = r2_g[0], r2_total_g[0]
+        else:  # pooled: 1 - sum of residuals / sum of squares = SS-weighted mean over groups
+            ss = np.asarray(f["omix_ss"][()])   # G x M; 0 (and r2 NaN) where a group lacks a view
+            r2 = np.einsum("gm,gmk->mk", ss, np.nan_to_num(r2_g)) / ss.sum(axis=0)[:, None]
+            r2_total = np.einsum("gm,gm->m", ss, np.nan_to_num(r2_total_g)) / ss.sum(axis=0)
         elbo = np.asarray(f["training_stats"]["elbo"][()])
         elbo = elbo[~np.isnan(elbo)]
         attrs = {k[5:]: (v.item() if hasattr(v, "item") else str(v))
@@ -330,6 +401,11 @@ def read_mofa_model(path: str | os.PathLike[str]) -> MofaResult:
         weights=weights,
         r2=pd.DataFrame(r2, index=views, columns=names),
         r2_total=pd.Series(r2_total, index=views),
+        r2_groups={g: pd.DataFrame(r2_g[i], index=views, columns=names)
+                   for i, g in enumerate(groups)},
+        r2_total_groups={g: pd.Series(r2_total_g[i], index=views) for i, g in enumerate(groups)},
+        sample_groups=pd.Series([g for g, p in zip(groups, per_group, strict=True) for _ in p],
+                                index=samples),
         info={"iterations": len(elbo), "elbo": float(elbo[-1]) if len(elbo) else float("nan"),
               **attrs},
     )
@@ -361,6 +437,8 @@ def attach_mofa(mdata: Any, res: MofaResult) -> None:
         "elbo": res.info.get("elbo"),
         "engine": str(res.info.get("engine", "unknown")),
         "restarts": int(res.info.get("restarts", 1)),
+        "groups": {g: {v: r2.loc[v].to_numpy() for v in r2.index}
+                   for g, r2 in res.r2_groups.items()} if len(res.r2_groups) > 1 else {},
     }
 
 
@@ -371,6 +449,19 @@ def variance_explained_table(res: MofaResult) -> pd.DataFrame:
     tot = pd.DataFrame({"view": res.r2_total.index, "factor": "total",
                         "r2_percent": res.r2_total.to_numpy()})
     return pd.concat([long, tot], ignore_index=True)
+
+
+def variance_explained_groups_table(res: MofaResult) -> pd.DataFrame:
+    """The same per MOFA+ group (first column ``group``), then the pooled rows (group
+    ``all``, those of :func:`variance_explained_table`)."""
+    from .io import POOLED
+
+    parts = [variance_explained_table(MofaResult(
+        factors=res.factors, weights={}, r2=r2, r2_total=res.r2_total_groups[g])).assign(group=g)
+        for g, r2 in res.r2_groups.items()] if len(res.r2_groups) > 1 else []
+    parts.append(variance_explained_table(res).assign(group=POOLED))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["group", "view", "factor", "r2_percent"]]
 
 
 
