@@ -86,6 +86,34 @@ def test_semantic_checks(tmp_path):
         check_config(cfg, workdir=ROOT)
 
 
+def test_groups_need_every_patient_in_a_group_of_three(tmp_path):
+    """MOFA+ groups: a patient without a site, or a site of two patients, is refused before
+    anything runs, naming the column, the patient or the site."""
+    import pandas as pd
+
+    sheet = pd.read_csv(ROOT / "config" / "samples.tsv", sep="\t", dtype=str)
+    sheet["site"] = ["north", "south"] * (len(sheet) // 2) + ["north"] * (len(sheet) % 2)
+    sheet.loc[5, "site"] = None
+    sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
+    cfg = base()
+    cfg["samples"] = str(tmp_path / "sheet.tsv")
+    for o in cfg["omics"].values():
+        o["path"] = str(ROOT / o["path"])
+    cfg["groups"] = "site"
+    with pytest.raises(ConfigError, match=f"groups: 1 patient\\(s\\) have no value in the "
+                                          f"groups column 'site' .*, e.g. {sheet.iloc[5, 0]}"):
+        check_config(cfg, workdir=ROOT)
+    sheet.loc[5, "site"] = "north"
+    sheet.loc[[7, 9], "site"] = "east"
+    sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
+    with pytest.raises(ConfigError, match="groups: group 'east' of column 'site' has 2 "
+                                          "patient\\(s\\); MOFA\\+ groups need at least 3"):
+        check_config(cfg, workdir=ROOT)
+    sheet.loc[11, "site"] = "east"
+    sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
+    assert check_config(cfg, workdir=ROOT)["groups"] == "site"
+
+
 def test_schemas_are_draft_2020_12_and_fully_documented():
     for name in ("config.schema.json", "samples.schema.json"):
         schema = json.loads((ROOT / "config" / "schemas" / name).read_text())

@@ -77,3 +77,22 @@ def test_calibration_for_three_classes_draws_one_curve_per_class(tmp_path):
         n_c = observed.count(c)
         assert f"<!-- {c} (n={n_c}) -->" in svg
     assert "<!-- observed fraction of the class -->" in svg
+
+
+def test_variance_explained_per_group_marks_a_site_without_an_omic(tmp_path):
+    """One heatmap per group (pooled rows left out), bars per view and group; a group that
+    did not measure an omic says so instead of showing 0."""
+    rows = []
+    for g, r2 in (("A", [[30.0, 2.0], [10.0, 1.0]]), ("B", [[5.0, 25.0], [np.nan, np.nan]]),
+                  ("all", [[20.0, 10.0], [10.0, 1.0]])):
+        for i, v in enumerate(("rna", "protein")):
+            rows += [{"group": g, "view": v, "factor": f"Factor{k + 1}", "r2_percent": r2[i][k]}
+                     for k in range(2)]
+            rows.append({"group": g, "view": v, "factor": "total",
+                         "r2_percent": np.nansum(r2[i]) if not np.isnan(r2[i][0]) else np.nan})
+    pl.variance_explained_groups(pd.DataFrame(rows), tmp_path / "veg")
+    svg = (tmp_path / "veg.svg").read_text()
+    assert "group A: % variance explained" in svg and "group B: % variance" in svg
+    assert "group all" not in svg
+    assert svg.count("not measured") == 1 and "30.0" in svg and "25.0" in svg
+    assert (tmp_path / "veg.png").stat().st_size > 5000

@@ -391,7 +391,7 @@ def test_leave_one_site_out_through_snakemake(small_cohort: Path, tmp_path: Path
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     r = "results/small"
     proc = run_snakemake(work, f"{r}/predict/metrics.tsv", f"{r}/predict/survival_metrics.tsv",
-                         f"{r}/associations/bias.tsv")
+                         f"{r}/associations/bias.tsv", f"{r}/groups/associations.tsv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     sheet = pd.read_csv(work / cfg["samples"], sep="\t", index_col=0)
     sites = sorted(sheet["site"].dropna().unique())
@@ -415,3 +415,22 @@ def test_leave_one_site_out_through_snakemake(small_cohort: Path, tmp_path: Path
     assert list(bias["column"]) == ["site"]
     log = (work / "logs" / "predict" / "small.log").read_text()
     assert all(f"held-out group {s}, inner_cv_choice: auc" in log for s in sites)
+    # MOFA+ groups: the fast engine, variance explained per site next to the pooled rows, the
+    # per-site associations and each site's make-up by cluster
+    restarts = pd.read_csv(work / r / "mofa" / "restarts.tsv", sep="\t")
+    assert set(restarts["engine"]) == {"fast"}
+    r2 = pd.read_csv(work / r / "mofa" / "variance_explained_groups.tsv", sep="\t")
+    assert sorted(r2["group"].unique()) == sorted(["all", *sites])
+    pooled = pd.read_csv(work / r / "mofa" / "variance_explained.tsv", sep="\t")
+    np.testing.assert_allclose(r2.loc[r2["group"] == "all", "r2_percent"], pooled["r2_percent"])
+    assert (r2.loc[r2["group"] != "all", "r2_percent"] > 0).any()
+    assoc = pd.read_csv(work / r / "groups" / "associations.tsv", sep="\t")
+    assert sorted(assoc["group"].unique()) == sites and "site" not in set(assoc["clinical"])
+    comp = pd.read_csv(work / r / "groups" / "clusters.tsv", sep="\t")
+    n_site = sheet["site"].value_counts()
+    for s, n in comp.groupby("group")["n"].sum().items():
+        assert n == n_site[s]
+    np.testing.assert_allclose(comp.groupby("group")["share_of_group"].sum(), 1.0, rtol=1e-5)
+    assert (work / r / "plots" / "variance_explained_groups.png").stat().st_size > 5000
+    ilog = (work / "logs" / "integrate" / "small.log").read_text()
+    assert f"MOFA+ groups: {len(sites)} ({', '.join(sites)})" in ilog

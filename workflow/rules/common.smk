@@ -195,6 +195,7 @@ def all_outputs():
         f"{R}/{COHORT}.h5mu",
         f"{R}/mofa/model.hdf5",
         f"{R}/mofa/variance_explained.tsv",
+        f"{R}/mofa/variance_explained_groups.tsv",
         f"{R}/biomarkers/ranked.tsv",
         *per_omic_ranked().values(),
         f"{R}/clusters.tsv",
@@ -211,6 +212,9 @@ def all_outputs():
     if survival_predicted():
         out += [f"{R}/predict/survival_metrics.tsv"]
         plots += ["survival_risk_groups"]
+    if config["groups"] is not None:  # per MOFA+ group (rule by_group)
+        out += [f"{R}/groups/associations.tsv", f"{R}/groups/clusters.tsv"]
+        plots += ["variance_explained_groups"]
     for p in plots:
         out += [f"{R}/plots/{p}.png", f"{R}/plots/{p}.svg"]
     out += [f"{R}/report/overview.html"]

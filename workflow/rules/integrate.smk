@@ -15,12 +15,14 @@ rule mofa_restart:
     threads: 2 if config["integrate"]["restarts"] == 1 else 1
     params:
         mofa=config["integrate"],
+        groups=config["groups"],
     script:
         "../scripts/run_mofa_restart.py"
 
 
 rule integrate:
-    """Best restart by ELBO: model file, factors, weights, variance explained, restart table."""
+    """Best restart by ELBO: model file, factors, weights, variance explained (pooled and per
+    group), restart table."""
     input:
         h5mu=f"{R}/normalize/{COHORT}_normalized.h5mu",
         restarts=mofa_restarts(),
@@ -28,6 +30,7 @@ rule integrate:
         model=f"{R}/mofa/model.hdf5",
         h5mu=f"{R}/{COHORT}.h5mu",
         r2=f"{R}/mofa/variance_explained.tsv",
+        r2_groups=f"{R}/mofa/variance_explained_groups.tsv",
         factors=f"{R}/mofa/factors.tsv",
         weights=f"{R}/mofa/weights.tsv",
         restarts=f"{R}/mofa/restarts.tsv",

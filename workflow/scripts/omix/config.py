@@ -154,6 +154,22 @@ def check_config(config: dict[str, Any], *, source: str = "config",
         raise ConfigError(f"column '{groups}' is not in the sample sheet {cfg['samples']}",
                           file=source, where="groups",
                           hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    if groups is not None:  # MOFA+ groups: every patient in one, none too small
+        from .mofa import MIN_GROUP_SIZE
+
+        col = sheet[groups]
+        if col.isna().any():
+            raise ConfigError(f"{int(col.isna().sum())} patient(s) have no value in the groups "
+                              f"column '{groups}' of {cfg['samples']}, e.g. "
+                              f"{col.index[col.isna()][0]}", file=source, where="groups",
+                              hint="fill in each patient's site, or drop those patients")
+        sizes = col.astype(str).value_counts()
+        if (sizes < MIN_GROUP_SIZE).any():
+            g = sizes.index[sizes < MIN_GROUP_SIZE][-1]
+            raise ConfigError(f"group '{g}' of column '{groups}' has {int(sizes[g])} "
+                              f"patient(s); MOFA+ groups need at least {MIN_GROUP_SIZE}",
+                              file=source, where="groups",
+                              hint="merge small sites in the sample sheet, or set groups: null")
     if cfg["predict"]["cv"] == "leave_group_out":
         if groups is None:
             raise ConfigError("leave_group_out needs a groups column", file=source,

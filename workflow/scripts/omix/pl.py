@@ -159,6 +159,49 @@ def variance_explained(r2: pd.DataFrame, r2_total: pd.Series,
     return save(fig, stem)
 
 
+def variance_explained_groups(table: pd.DataFrame, stem: str | os.PathLike[str]
+                              ) -> list[Path]:
+    """Per MOFA+ group, % variance explained per view x factor (one heatmap per group, one
+    colour scale) and the total per view and group (bars); ``table`` as in
+    ``mofa/variance_explained_groups.tsv`` (its pooled rows are left out)."""
+    from .io import POOLED
+
+    t = table[table["group"].astype(str) != POOLED]
+    groups = list(dict.fromkeys(t["group"].astype(str)))
+    per = t[t["factor"] != "total"]
+    views = list(dict.fromkeys(per["view"]))
+    factors = list(dict.fromkeys(per["factor"]))
+    vmax = max(float(per["r2_percent"].max()), 1e-9)
+    fig, axes = plt.subplots(len(groups) + 1, 1, figsize=(2.5 + 0.6 * len(factors),
+                             1.0 + (len(groups) + 1) * (0.5 + 0.4 * len(views))),
+                             layout="constrained")
+    for ax, g in zip(axes[:-1], groups, strict=True):
+        m = (per[per["group"].astype(str) == g].pivot(index="view", columns="factor",
+                                                      values="r2_percent")
+             .reindex(index=views, columns=factors))
+        im = ax.imshow(m.to_numpy(), cmap="Blues", aspect="auto", vmin=0, vmax=vmax)
+        for (i, j), v in np.ndenumerate(m.to_numpy()):
+            ax.text(j, i, "not measured" if np.isnan(v) and j == 0 else
+                    "" if np.isnan(v) else f"{v:.1f}", ha="left" if np.isnan(v) else "center",
+                    va="center", fontsize=7, color="white" if v > 0.6 * vmax else "black")
+        ax.set_xticks(range(len(factors)), [c.replace("Factor", "F") for c in factors])
+        ax.set_yticks(range(len(views)), views)
+        ax.set_title(f"group {g}: % variance explained per factor", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    tot = (t[t["factor"] == "total"].assign(group=lambda d: d["group"].astype(str))
+           .pivot(index="view", columns="group", values="r2_percent")
+           .reindex(index=views, columns=groups))
+    width = 0.8 / max(len(groups), 1)
+    for i, g in enumerate(groups):
+        axes[-1].bar(np.arange(len(views)) + i * width, tot[g].to_numpy(), width,
+                     color=PALETTE[i % len(PALETTE)], label=g)
+    axes[-1].set_xticks(np.arange(len(views)) + 0.4 - width / 2, views)
+    axes[-1].set_ylabel("% total, all factors")
+    axes[-1].legend(title="group", frameon=False, fontsize=8, title_fontsize=8,
+                    loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return save(fig, stem)
+
+
 def factor_scatter(factors: pd.DataFrame, y: pd.Series | None, assoc: pd.DataFrame | None,
                    outcome: str | None, stem: str | os.PathLike[str]) -> list[Path]:
     """The two factors most associated with the outcome, coloured by it; and the top factor."""

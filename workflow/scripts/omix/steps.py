@@ -92,17 +92,19 @@ def mudata(omic_h5ads: Mapping[str, PathLike], samples: PathLike, out_h5mu: Path
 
 
 def mofa_restart(in_h5mu: PathLike, model: PathLike, *, restart: int,
-                 mofa_cfg: Mapping[str, Any]) -> None:
-    """One MOFA+ fit with seed ``integrate.seed + restart``."""
+                 mofa_cfg: Mapping[str, Any], groups: str | None = None) -> None:
+    """One MOFA+ fit with seed ``integrate.seed + restart`` (MOFA+ groups from the sample-sheet
+    column ``groups``, if set)."""
     opts = mofa.MofaOptions.from_config(dict(mofa_cfg))
     opts = dataclasses.replace(opts, seed=opts.seed + restart)
     mdata = io.read_h5mu(in_h5mu)
     with io.atomic_path(model) as tmp:
-        mofa.save_mofa(mdata, opts, tmp)
+        mofa.save_mofa(mdata, opts, tmp, groups)
 
 
 def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
-              out_h5mu: PathLike, r2_tsv: PathLike, factors_tsv: PathLike,
+              out_h5mu: PathLike, r2_tsv: PathLike, r2_groups_tsv: PathLike,
+              factors_tsv: PathLike,
               weights_tsv: PathLike, restarts_tsv: PathLike, stability_tsv: PathLike) -> None:
     """Keep the restart with the best ELBO; write its model, factors, weights, R2, stability."""
     mdata = io.read_h5mu(in_h5mu)
@@ -122,6 +124,12 @@ def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
     mofa.attach_mofa(mdata, res)
     mdata.uns["mofa"]["stability"] = stability.drop(columns="factor").to_dict(orient="list")
     io.write_tsv(mofa.variance_explained_table(res), r2_tsv)
+    io.write_tsv(mofa.variance_explained_groups_table(res), r2_groups_tsv)
+    if len(res.r2_groups) > 1:
+        tot = pd.DataFrame(res.r2_total_groups)
+        log.info("MOFA+ groups: %d (%s); variance explained per view and group (%%): %s",
+                 len(res.r2_groups), ", ".join(res.r2_groups), "; ".join(
+                     f"{v} " + " / ".join(f"{x:.1f}" for x in tot.loc[v]) for v in tot.index))
     io.write_tsv(res.factors.rename_axis("sample_id").reset_index(), factors_tsv)
     w = pd.concat([df.rename_axis("var_name").reset_index().assign(
         omic=v, feature=lambda d, v=v: d["var_name"].str.removeprefix(f"{v}:"))
@@ -353,6 +361,46 @@ def associate(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, table_t
             log.info("survival by cluster: log-rank p = %.3g", p)
     pl.survival_by_cluster(surv, clusters, p, km_stem,
                            time_label=spec.axis_label if spec is not None else "time")
+
+
+def by_group(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, r2_groups_tsv: PathLike,
+             assoc_tsv: PathLike, clusters_out: PathLike, plot_stem: PathLike, *, groups: str,
+             survival_cfg: Mapping[str, Any] | None, bias_columns: list[str],
+             outcome: str | None, outcome_kind: str = "auto") -> None:
+    """Per MOFA+ group (the sample-sheet column ``groups``): the associations of
+    :func:`associate` within each group (BH q within the group), each group's make-up by
+    cluster, and the variance explained per group and view (plot)."""
+    mdata = io.read_h5mu(h5mu)
+    factors = mofa.factor_table(mdata)
+    sheet = io.read_sample_sheet(samples)
+    g = sheet[groups].reindex(factors.index).astype("string")
+    clusters = io.read_tsv(clusters_tsv).set_index("sample_id")["cluster"].reindex(
+        factors.index)
+    spec = stats.SurvivalSpec.from_config(dict(survival_cfg) if survival_cfg else None)
+    kinds = {outcome: outcome_kind} if outcome else None
+    names = sorted(g.dropna().unique())
+    parts = []
+    for name in names:
+        idx = g.index[g == name]
+        t = stats.associations(factors.loc[idx], clusters.loc[idx], sheet, spec,
+                               exclude=bias_columns, kinds=kinds)
+        parts.append(t.assign(group=name))
+        log.info("group %s: %d patients, %d tests, %d with BH q < 0.05 (within the group)",
+                 name, len(idx), len(t), int((t["q"] < 0.05).sum()))
+    table = pd.concat(parts, ignore_index=True)
+    io.write_tsv(table[["group", *[c for c in table.columns if c != "group"]]], assoc_tsv)
+    tab = pd.crosstab(g.rename("group"), clusters.astype(str).rename("cluster"))
+    long = tab.stack().rename("n").reset_index()
+    long["share_of_group"] = long["n"] / long.groupby("group")["n"].transform("sum")
+    long["share_of_cluster"] = long["n"] / long.groupby("cluster")["n"].transform("sum")
+    io.write_tsv(long, clusters_out)
+    r = stats.test_clusters(clusters, g, "categorical")
+    if r is not None:
+        log.info("clusters vs %s: chi-square p = %.3g, Cramer's V %.2f (a high V means the "
+                 "clusters separate sites: check the bias table before reading them as "
+                 "patient types)", groups, r["p"], r["effect"])
+    from . import pl  # matplotlib is imported only by the steps that draw
+    pl.variance_explained_groups(io.read_tsv(r2_groups_tsv), plot_stem)
 
 
 def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] | None,
