@@ -68,6 +68,7 @@ NEEDS = {"samples": set(), "ingest": {"pyarrow"},
          "cluster": {"scanpy", "scikit-learn", "igraph", "leidenalg", "umap-learn"},
          "plots": {"scikit-learn", "matplotlib"}, "manifest": set(), "overview": {"jinja2"},
          "associate": {"statsmodels", "lifelines", "matplotlib"},
+         "by_group": {"statsmodels", "lifelines", "matplotlib"},
          # every outer fold renormalises (scanpy) and refits MOFA+ (mofapy2)
          "predict": {"scikit-learn", "mofapy2", "scanpy", "joblib", "matplotlib"},
          "predict_survival": {"lifelines", "mofapy2", "scanpy", "matplotlib"},
