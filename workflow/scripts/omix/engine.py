@@ -238,70 +238,29 @@ class FastEngine:
         node.Q.setParameters(mean=qmean, var=qvar)
         self.z_version += 1
 
-    def update_w(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
-        """W_nodes.py ``SW_Node._updateParameters`` with Gram matrices."""
-        v = self.views[m]
-        zexp = node.markov_blanket["Z"].getExpectations()
-        z, zz = zexp["E"], zexp["E2"]
-        if "AlphaW" in node.markov_blanket:
-            alpha = node.markov_blanket["AlphaW"].getExpectation(expand=True)
-        else:
-            alpha = 1.0 / node.P.params["var_B1"]
-        theta = node.markov_blanket["ThetaW"].getExpectations(expand=True)
-        sw = node.Q.getExpectations()["E"]
-        q = node.Q.getParameters()
-        qmean, qvar1, qvar0, qtheta = q["mean_B1"], q["var_B1"], q["var_B0"], q["theta"]
-
-        tau = ztz = h = None
+    def w_piece(self, m: int, g: int, z: np.ndarray, zz: np.ndarray) -> WPiece:
+        """Group g's sums over its samples for the W update of view m (what a site of a
+        federated fit sends: no per-sample axis)."""
+        v, sl = self.views[m], self.groups[g]
         if v.kind == "rows":
-            taus, ytz = self._tau(m), self._ytz(m, z)
-            zos = [z[sl][v.obs[sl]] for sl in self.groups]
-            t1 = sum(t[:, None] * yz for t, yz in zip(taus, ytz, strict=True)).T  # K x D
-            t3 = sum(np.outer(t, zz[sl][v.obs[sl]].sum(axis=0))
-                     for t, sl in zip(taus, self.groups, strict=True)) + alpha   # foo + alpha
-            if len(self.groups) == 1:
-                tau, ztz = taus[0], zos[0].T @ zos[0]
-            else:  # per feature: the groups' Z'Z weighted by their tau
-                h = np.einsum("gd,gkj->dkj", taus, np.stack([zo.T @ zo for zo in zos]))
-            t1 = np.ascontiguousarray(t1)
-        else:  # per-feature Gram matrices weighted by each entry's tau
-            t = self._entry_tau(m)
-            t1 = np.ascontiguousarray(((t * self._y(m)).T @ z).T)
-            t3 = t.T @ zz + alpha
-            if v.kind == "masked":
-                h = sum(tg[:, None, None] * hg for tg, hg in
-                        zip(self._tau(m), self._mask_gram(m, z), strict=True))
-            else:
-                h = _gram(t.T, z)                               # D x K x K
-        # Everything that does not depend on the other factors' new weights, for all k at
-        # once (W_nodes.py recomputes it per k); same operations in the same order.
-        base = ((theta["lnE"] - theta["lnEInv"]) + 0.5 * np.log(alpha) - 0.5 * np.log(t3)).T
-        var, t3 = (1.0 / t3).T, t3.T
-        sw_t = np.ascontiguousarray(sw.T)
-        theta_t, mean_t = np.ascontiguousarray(qtheta.T), np.ascontiguousarray(qmean.T)
-        var1_t = np.ascontiguousarray(qvar1.T)
-        for k in range(node.dim[1]):
-            if h is None:
-                g = ztz[:, k].copy()
-                g[k] = 0.0
-                r = t1[k] - tau * (g @ sw_t)
-            else:
-                hk = h[:, k, :].copy()
-                hk[:, k] = 0.0
-                r = t1[k] - np.einsum("dj,jd->d", hk, sw_t)
-            theta_t[k] *= 1 - ro
-            theta_t[k] += ro * (1.0 / (1.0 + np.exp(-(base[k] + 0.5 * np.divide(
-                np.square(r), t3[k])))))
-            var1_t[k] *= 1 - ro
-            var1_t[k] += ro * var[k]
-            mean_t[k] *= 1 - ro
-            mean_t[k] += ro * var[k] * r
-            sw_t[k] = theta_t[k] * mean_t[k]
-        qtheta[...], qmean[...], qvar1[...], sw[...] = theta_t.T, mean_t.T, var1_t.T, sw_t.T
-        qvar0 *= 1 - ro
-        qvar0 += ro / alpha
-        node.Q.setParameters(mean_B0=np.zeros(node.dim), var_B0=qvar0, mean_B1=qmean,
-                             var_B1=qvar1, theta=qtheta)
+            tau = self._tau(m)[g]
+            zo = z[sl][v.obs[sl]]
+            return WPiece(t1=(tau[:, None] * self._ytz(m, z)[g]).T,
+                          foo=np.outer(tau, zz[sl][v.obs[sl]].sum(axis=0)), tau=tau,
+                          ztz=zo.T @ zo)
+        t = self._entry_tau(m)[sl]
+        zg = z[sl]
+        if v.kind == "masked":
+            h = self._tau(m)[g][:, None, None] * self._mask_gram(m, z)[g]
+        else:
+            h = _gram(t.T, zg)                                  # D x K x K
+        return WPiece(t1=((t * self._y(m)[sl]).T @ zg).T, foo=t.T @ zz[sl], h=h)
+
+    def update_w(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
+        """W_nodes.py ``SW_Node._updateParameters`` with Gram matrices (sums per group)."""
+        zexp = node.markov_blanket["Z"].getExpectations()
+        pieces = [self.w_piece(m, g, zexp["E"], zexp["E2"]) for g in range(len(self.groups))]
+        apply_w_update(node, combine_w_pieces(pieces), ro)
 
     def update_tau(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
         """Tau_nodes.py ``TauD_Node._updateParameters`` with Gram matrices, per group."""
@@ -398,6 +357,79 @@ class FastEngine:
                 lambda node, ix=None, ro=1.0, m=m: self.update_tau(m, node, ix, ro), t)
             y.calculateELBO = types.MethodType(lambda node, m=m: self.elbo_y(m, node), y)
         self.model.calculate_variance_explained = self.variance_explained
+
+
+@dataclass
+class WPiece:
+    """One group's (or one site's) sums for the W update of one view: K x D tau-weighted Y'Z,
+    D x K tau-weighted sums of E[z^2], and the tau-weighted Z'Z, as the group's tau (D) and
+    Z'Z (K x K) for views without scattered missing values, else per feature (D x K x K)."""
+
+    t1: np.ndarray
+    foo: np.ndarray
+    tau: np.ndarray | None = None
+    ztz: np.ndarray | None = None
+    h: np.ndarray | None = None
+
+
+def combine_w_pieces(pieces: list[WPiece]) -> WPiece:
+    """The groups' (sites') pieces summed, in order: what the W update needs."""
+    t1 = sum(p.t1 for p in pieces)
+    foo = sum(p.foo for p in pieces)
+    if all(p.h is None for p in pieces):
+        if len(pieces) == 1:
+            return WPiece(t1=np.ascontiguousarray(t1), foo=foo, tau=pieces[0].tau,
+                          ztz=pieces[0].ztz)
+        # per feature: the groups' Z'Z weighted by their tau
+        h = np.einsum("gd,gkj->dkj", np.stack([p.tau for p in pieces]),
+                      np.stack([p.ztz for p in pieces]))
+        return WPiece(t1=np.ascontiguousarray(t1), foo=foo, h=h)
+    return WPiece(t1=np.ascontiguousarray(t1), foo=foo, h=sum(p.h for p in pieces))
+
+
+def apply_w_update(node: Any, stats: WPiece, ro: float = 1.0) -> None:
+    """W_nodes.py ``SW_Node._updateParameters`` given the summed pieces (the coordinator of a
+    federated fit runs this on its own weight nodes)."""
+    if "AlphaW" in node.markov_blanket:
+        alpha = node.markov_blanket["AlphaW"].getExpectation(expand=True)
+    else:
+        alpha = 1.0 / node.P.params["var_B1"]
+    theta = node.markov_blanket["ThetaW"].getExpectations(expand=True)
+    sw = node.Q.getExpectations()["E"]
+    q = node.Q.getParameters()
+    qmean, qvar1, qvar0, qtheta = q["mean_B1"], q["var_B1"], q["var_B0"], q["theta"]
+
+    t1, tau, ztz, h = stats.t1, stats.tau, stats.ztz, stats.h
+    t3 = stats.foo + alpha
+    # Everything that does not depend on the other factors' new weights, for all k at
+    # once (W_nodes.py recomputes it per k); same operations in the same order.
+    base = ((theta["lnE"] - theta["lnEInv"]) + 0.5 * np.log(alpha) - 0.5 * np.log(t3)).T
+    var, t3 = (1.0 / t3).T, t3.T
+    sw_t = np.ascontiguousarray(sw.T)
+    theta_t, mean_t = np.ascontiguousarray(qtheta.T), np.ascontiguousarray(qmean.T)
+    var1_t = np.ascontiguousarray(qvar1.T)
+    for k in range(node.dim[1]):
+        if h is None:
+            g = ztz[:, k].copy()
+            g[k] = 0.0
+            r = t1[k] - tau * (g @ sw_t)
+        else:
+            hk = h[:, k, :].copy()
+            hk[:, k] = 0.0
+            r = t1[k] - np.einsum("dj,jd->d", hk, sw_t)
+        theta_t[k] *= 1 - ro
+        theta_t[k] += ro * (1.0 / (1.0 + np.exp(-(base[k] + 0.5 * np.divide(
+            np.square(r), t3[k])))))
+        var1_t[k] *= 1 - ro
+        var1_t[k] += ro * var[k]
+        mean_t[k] *= 1 - ro
+        mean_t[k] += ro * var[k] * r
+        sw_t[k] = theta_t[k] * mean_t[k]
+    qtheta[...], qmean[...], qvar1[...], sw[...] = theta_t.T, mean_t.T, var1_t.T, sw_t.T
+    qvar0 *= 1 - ro
+    qvar0 += ro / alpha
+    node.Q.setParameters(mean_B0=np.zeros(node.dim), var_B0=qvar0, mean_B1=qmean,
+                         var_B1=qvar1, theta=qtheta)
 
 
 def unsupported(ent: Any) -> str | None:
