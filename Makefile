@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/config.yaml
 CORES  ?= all
 
-.PHONY: setup run test test-all lint fmt docs synthetic validate bench bench-workflow holdout coverage clean help
+.PHONY: setup run test test-all lint fmt docs synthetic validate bench bench-workflow holdout coverage federated-demo clean help
 
 help:
 	@echo "make run    - set up .venv and run the workflow on the bundled cohort, with HTML report"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-workflow - the whole workflow at N = 200, 1,000, 5,000 x 10,000 features (hours; BENCH_WORKFLOW_ARGS=\"--sizes 1000\": ~20 min)"
 	@echo "make holdout - discover on 2/3 of the bundled cohort, score the held-back third"
 	@echo "make coverage - how often the nested-CV 95% interval covers held-out AUC (50 replicates)"
+	@echo "make federated-demo - ACC as three sites fitting one MOFA+ model over Flower, checked against the pooled fit"
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -87,3 +88,6 @@ clean:
 # Empirical coverage of the nested-CV interval (about 5 min; not part of test)
 coverage: setup
 	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.coverage $(COVERAGE_ARGS)
+
+federated-demo: setup
+	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.flower demo $(FEDERATED_ARGS)

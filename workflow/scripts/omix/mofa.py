@@ -43,6 +43,7 @@ class MofaOptions(FromConfig):
     min_r2: float = 1.0
     engine: str = "fast"
     float32: bool = False
+    init: str = "mofapy2"
 
 
 @dataclass
@@ -209,6 +210,13 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
                           seed=opts.seed, verbose=False, quiet=True, startELBO=1, freqELBO=1,
                           dropR2=None, gpu_mode=False)
     ent.build()
+    if opts.init == "power":   # the federated fit's initialisation (omix.federated)
+        from .pca_init import power_init
+
+        power_init(ent, opts.factors, opts.seed)
+    elif opts.init != "mofapy2":
+        raise AnalysisError(f"integrate.init {opts.init!r} is unknown",
+                            hint="use mofapy2 or power")
     ent.omix_engine = "mofapy2"
     if opts.engine == "fast":
         reason = engine.unsupported(ent)
