@@ -94,13 +94,14 @@ def test_profile_runs_every_job_on_slurm_with_local_results(slurm: dict[str, str
     listed = subprocess.run([str(Path(slurm["PATH"].split(":")[0]) / "snakemake"),
                              "--list-rules"], cwd=ROOT, capture_output=True, text=True,
                             env=slurm, timeout=120).stdout
-    listed = [ln.split()[0] for ln in listed.splitlines() if ln.strip()]
+    listed = [ln.split()[0] for ln in listed.splitlines() if ln.strip() and not ln[0].isspace()]
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     n_omics, restarts = len(cfg["omics"]), cfg["integrate"]["restarts"]
     # ingest and normalize once per omic, stability once per shard (default 4), MOFA+ once
     # per restart, every other rule once; `all` runs locally
     per_rule = {"ingest": n_omics, "normalize": n_omics, "stability": 4,
-                "mofa_restart": restarts, "all": 0}
+                "mofa_restart": restarts, "all": 0,
+                "by_group": int(cfg.get("groups") is not None)}   # only with MOFA+ groups
     # and the new-cohort rules once per cohort under apply: (per table for apply_ingest)
     scored = cfg.get("apply") or {}
     per_rule.update({r: len(scored) for r in ("apply_samples", "apply_score",

@@ -21,8 +21,7 @@ rule mofa_restart:
 
 
 rule integrate:
-    """Best restart by ELBO: model file, factors, weights, variance explained (pooled and per
-    group), restart table."""
+    """Best restart by ELBO: model, factors, weights, variance explained (also per group)."""
     input:
         h5mu=f"{R}/normalize/{COHORT}_normalized.h5mu",
         restarts=mofa_restarts(),

@@ -46,8 +46,11 @@ CHOICE = "inner_cv_choice"    # per outer fold, the candidate with the best inne
 # the same choice refitted on two thirds of each outer training part: the slope of the
 # learning curve that widens the procedure's interval upwards (see summarise)
 SMALLER = "inner_cv_choice_two_thirds"
+# survival: the tuned Cox model on the factors, refitted on two thirds the same way
+SURV_SMALLER = "factors_two_thirds"
+LEARNING_CURVES = {CHOICE: SMALLER, "factors": SURV_SMALLER}   # model: its two-thirds rows
 ROLES = {"l2_features": "reference", "random_forest": "reference", CHOICE: "procedure",
-         SMALLER: "learning_curve", "baseline": "baseline"}
+         SMALLER: "learning_curve", SURV_SMALLER: "learning_curve", "baseline": "baseline"}
 LOWER_IS_BETTER = ("mae",)
 BOUNDED = ("auc", "balanced_accuracy", "f1_macro", "c_index")
 FLOORED = ("auc", "balanced_accuracy", "f1_macro", "c_index")  # see summarise
@@ -653,14 +656,16 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
     inner-CV choice refitted on two thirds of each training part (the :data:`SMALLER` rows)
     against the full training part, gain = log(k / (k - 1)) / log(3 / 2) x mean paired
     difference (0.55 x for 5 folds), only where the full part did better (for MAE: the lower
-    end moves down).  ``learning_gain`` holds that gain.  Bounded metrics are clipped to
+    end moves down).  Survival's Cox model on the factors gets the same from its
+    :data:`SURV_SMALLER` rows.  ``learning_gain`` holds that gain.  Bounded metrics are clipped to
     [0, 1].
     """
     from scipy import stats
 
     k = folds if folds is not None else int(per_fold["fold"].max())
     ratio = 1.0 / (k - 1)
-    gains = learning_gains(per_fold, k)
+    gains = {full: learning_gains(per_fold, k, full, small)
+             for full, small in LEARNING_CURVES.items()}
     out = []
     for model, d in per_fold.groupby("model", sort=False):
         for metric in metric_columns(d):
@@ -674,7 +679,7 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
             if n_min and metric in FLOORED and model != "baseline" and j:
                 w_lo, w_hi = wilson(float(np.clip(v.mean(), 0, 1)), n_min)
                 lo, hi = min(lo, w_lo), max(hi, w_hi)
-            gain = gains.get(metric, np.nan) if model == CHOICE else np.nan
+            gain = gains.get(str(model), {}).get(metric, np.nan)
             if np.isfinite(gain):
                 if metric in LOWER_IS_BETTER:
                     lo = lo + min(gain, 0.0)
@@ -688,13 +693,15 @@ def summarise(per_fold: pd.DataFrame, folds: int | None = None, n_min: int | Non
     return pd.DataFrame(out)
 
 
-def learning_gains(per_fold: pd.DataFrame, folds: int) -> dict[str, float]:
-    """Per metric, the gain of the inner-CV choice from (k-1)/k n to n patients that a
-    log-linear learning curve through its two-thirds refit predicts (see :func:`summarise`);
-    empty without :data:`SMALLER` rows."""
+def learning_gains(per_fold: pd.DataFrame, folds: int, full_model: str = CHOICE,
+                   small_model: str = SMALLER) -> dict[str, float]:
+    """Per metric, the gain of ``full_model`` (the inner-CV choice; for survival the Cox model
+    on the factors) from (k-1)/k n to n patients that a log-linear learning curve through its
+    two-thirds refit (``small_model`` rows) predicts (see :func:`summarise`); empty without
+    those rows."""
     key = ["repeat", "fold"]
-    full = per_fold[per_fold["model"] == CHOICE].set_index(key)
-    small = per_fold[per_fold["model"] == SMALLER].set_index(key)
+    full = per_fold[per_fold["model"] == full_model].set_index(key)
+    small = per_fold[per_fold["model"] == small_model].set_index(key)
     if small.empty:
         return {}
     both = full.index.intersection(small.index)
@@ -886,17 +893,33 @@ def _tuned_cox(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions) -> tup
 def _cox_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
               held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
               n_jobs: int = 1, *, surv: pd.DataFrame, opts: PredictOptions
-              ) -> tuple[float, float, np.ndarray, float]:
+              ) -> tuple[float, float, np.ndarray, float, float]:
     """The supervised part of one outer fold of :func:`nested_cv_survival` (a
     :func:`_mofa_folds` task): factors standardised with the training part's mean and SD, the
     tuned Cox model.  Returns (held-out C-index, penalty, held-out risks, the training part's
-    median risk, which splits high from low risk)."""
-    mu, sd = z_tr.mean(), z_tr.std(ddof=1).replace(0, 1.0)
-    z_tr, z_te = (z_tr - mu) / sd, (z_te - mu) / sd
-    cph, pen = _tuned_cox(z_tr, surv, opts)
-    risk_tr = np.asarray(cph.predict_partial_hazard(z_tr)).ravel()
-    risk_te = np.asarray(cph.predict_partial_hazard(z_te)).ravel()
-    return _c_index(cph, z_te, surv), pen, risk_te, float(np.median(risk_tr))
+    median risk, which splits high from low risk, and the held-out C-index of the same
+    procedure on two thirds of the training part, stratified on the event: the learning-curve
+    point of :func:`summarise`; NaN where two thirds have too few events for the inner
+    folds)."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    def standardised(fit_on: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        mu, sd = fit_on.mean(), fit_on.std(ddof=1).replace(0, 1.0)
+        return (fit_on - mu) / sd, (z_te - mu) / sd
+
+    zs_tr, zs_te = standardised(z_tr)
+    cph, pen = _tuned_cox(zs_tr, surv, opts)
+    risk_tr = np.asarray(cph.predict_partial_hazard(zs_tr)).ravel()
+    risk_te = np.asarray(cph.predict_partial_hazard(zs_te)).ravel()
+    ev = surv.loc[z_tr.index, "event"].to_numpy()
+    try:
+        sub = next(StratifiedShuffleSplit(1, train_size=2 / 3, random_state=opts.seed)
+                   .split(np.zeros(len(ev)), ev))[0]
+        small_tr, small_te = standardised(z_tr.iloc[sub])
+        c_small = _c_index(_tuned_cox(small_tr, surv, opts)[0], small_te, surv)
+    except ValueError:   # scikit-learn: too few events (or non-events) for the inner folds
+        c_small = float("nan")
+    return _c_index(cph, zs_te, surv), pen, risk_te, float(np.median(risk_tr)), c_small
 
 
 def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
@@ -908,7 +931,9 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
     refitted and the held-out patients projected (as in :func:`nested_cv`), the factors are
     standardised with the training part's mean and SD, and a ridge-penalised Cox model
     (lifelines) is fitted with its penalty chosen by inner-fold C-index.  The baseline is a
-    model without covariates (C-index 0.5).  Returns (per-fold C-index, out-of-fold risks).
+    model without covariates (C-index 0.5).  Each fold also refits the Cox model on two thirds
+    of its training part (rows :data:`SURV_SMALLER`, a learning-curve point: see
+    :func:`summarise`).  Returns (per-fold C-index, out-of-fold risks).
     """
     samples = [s for s in mdata.obs_names if s in surv.index]
     ev = surv.loc[samples, "event"].to_numpy()
@@ -923,7 +948,7 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
     folds = _mofa_folds(samples, ev, splitter, fold_data or FoldData(mdata), mofa_opts,
                         opts.n_jobs, task)
     t0 = time.monotonic()
-    for i, (_, te, (c, pen, risk_te, cut)) in enumerate(folds):
+    for i, (_, te, (c, pen, risk_te, cut, c_small)) in enumerate(folds):
         rep, fold = divmod(i, per_repeat)
         te_s = [samples[j] for j in te]
         where = {"group": names[i]} if names else {}
@@ -931,6 +956,9 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
                   **where},
                  {"model": "baseline", "repeat": rep + 1, "fold": fold + 1, "c_index": 0.5,
                   **where}]
+        if np.isfinite(c_small):
+            rows.append({"model": SURV_SMALLER, "repeat": rep + 1, "fold": fold + 1,
+                         "c_index": c_small, **where})
         for s, r in zip(te_s, risk_te, strict=True):
             preds.append({"sample_id": s, "repeat": rep + 1, "fold": fold + 1, "risk": r,
                           "risk_group": "high" if r > cut else "low", "penalizer": pen,
