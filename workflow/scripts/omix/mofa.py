@@ -120,6 +120,8 @@ def model_feature_names(mdata: Any, views: list[str]) -> list[list[str]]:
     """Feature names for the model file: the MuData's var_names, ``<omic>:<feature>``, unique
     across views as mofapy2 requires (MOFA2's ``create_mofa`` would instead suffix ``_<view>``
     to names shared by views; one spelling everywhere is easier to join on)."""
+    for v in views:
+        omic_features(mdata, v)   # a MuData of an older version: one line saying so
     return [[str(f) for f in mdata.mod[v].var_names] for v in views]
 
 
