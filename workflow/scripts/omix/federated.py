@@ -164,30 +164,16 @@ class Site:
     def _m_build(self, p: Payload) -> Payload:
         """Build mofapy2's model of this site's data (one group, factor ARD as in the pooled
         multi-group model), start Z from the PCA scores, precompute; ELBO terms at start."""
-        from mofapy2.run.entry_point import entry_point
-
         from .engine import FastEngine
 
         assert self.pca is not None
         z = (self.pca.scores(p["v"]) - p["mean"]) / p["sd"]
         self.pca = None
         o = self.opts
-        with contextlib.redirect_stdout(_io.StringIO()):
-            ent = entry_point()
-            ent.set_data_options(scale_views=False, center_groups=False)
-            ent.set_data_matrix([[self.x[v]] for v in self.order],
-                                likelihoods=[self.data.likelihoods[v] for v in self.order],
-                                views_names=self.order, groups_names=[self.data.name],
-                                samples_names=[self.samples],
-                                features_names=[[f"{v}:{f}" for f in self.views[v].columns]
-                                                for v in self.order])
-            ent.set_model_options(factors=o.factors, spikeslab_weights=True, ard_weights=True,
-                                  ard_factors=True)
-            ent.set_train_options(iter=o.iterations, convergence_mode=o.convergence,
-                                  seed=o.seed, verbose=False, quiet=True, startELBO=1,
-                                  freqELBO=1, dropR2=None, gpu_mode=False)
-            ent.build()
-        _set_train_options(ent)
+        ent = build_model([[self.x[v]] for v in self.order],
+                          [self.data.likelihoods[v] for v in self.order], self.order,
+                          self.data.name, self.samples,
+                          [[f"{v}:{f}" for f in self.views[v].columns] for v in self.order], o)
         self.ent = ent
         set_factors(ent.model, z)
         self.engine = FastEngine(ent.model)
@@ -312,10 +298,32 @@ def site_from_h5mu(name: str, h5mu: str | Path) -> SiteData:
     return SiteData(name, views, lik)
 
 
-def _set_train_options(ent: Any) -> None:
-    """What mofapy2's ``entry_point.run`` does before training (the schedule is already in
-    the options ``set_train_options`` made)."""
-    ent.model.setTrainOptions(ent.train_opts)
+def build_model(data: list[list[np.ndarray]], likelihoods: list[str], views: list[str],
+                group: str, samples: list[str], features: list[list[str]] | None,
+                opts: MofaOptions) -> Any:
+    """mofapy2's entry point built on one group's already centred and scaled data, with the
+    training options set as ``entry_point.run`` sets them, not trained: a site's model of its
+    own data, or the coordinator's (placeholder data) for its weight nodes.  Factor ARD as in
+    a multi-group model; spike-and-slab ARD weights, the model the federated W update solves."""
+    from mofapy2.run.entry_point import entry_point
+
+    if not (opts.spikeslab_weights and opts.ard_weights):
+        raise AnalysisError("a federated fit needs integrate.spikeslab_weights and "
+                            "integrate.ard_weights (the defaults)", hint="set both to true")
+    with contextlib.redirect_stdout(_io.StringIO()):
+        ent = entry_point()
+        ent.set_data_options(scale_views=False, center_groups=False)
+        ent.set_data_matrix(data, likelihoods=likelihoods, views_names=views,
+                            groups_names=[group], samples_names=[samples],
+                            **({"features_names": features} if features else {}))
+        ent.set_model_options(factors=opts.factors, spikeslab_weights=True, ard_weights=True,
+                              ard_factors=True)
+        ent.set_train_options(iter=opts.iterations, convergence_mode=opts.convergence,
+                              seed=opts.seed, verbose=False, quiet=True, startELBO=1,
+                              freqELBO=1, dropR2=None, gpu_mode=False)
+        ent.build()
+    ent.model.setTrainOptions(ent.train_opts)   # what entry_point.run does before training
+    return ent
 
 
 def local_transport(sites: list[Site]) -> Transport:
@@ -429,26 +437,13 @@ class Coordinator:
     def _shared_model(self, views: list[str], lik: dict[str, str], dims: list[int]) -> Any:
         """mofapy2's model on placeholder data of the right shape: its W, AlphaW and ThetaW
         nodes (initialised without looking at data) are the coordinator's."""
-        from mofapy2.run.entry_point import entry_point
-
         o = self.opts
         rng = np.random.default_rng(0)
         n = o.factors + 5
         data = [[(rng.random((n, d)) > 0.5).astype(float) if lik[v] == "bernoulli"
                  else rng.standard_normal((n, d))] for v, d in zip(views, dims, strict=True)]
-        with contextlib.redirect_stdout(_io.StringIO()):
-            ent = entry_point()
-            ent.set_data_options(scale_views=False, center_groups=False)
-            ent.set_data_matrix(data, likelihoods=[lik[v] for v in views], views_names=views,
-                                groups_names=["placeholder"],
-                                samples_names=[[f"p{i}" for i in range(n)]])
-            ent.set_model_options(factors=o.factors, spikeslab_weights=True, ard_weights=True,
-                                  ard_factors=True)
-            ent.set_train_options(iter=o.iterations, convergence_mode=o.convergence,
-                                  seed=o.seed, verbose=False, quiet=True, startELBO=1,
-                                  freqELBO=1, dropR2=None, gpu_mode=False)
-            ent.build()
-        _set_train_options(ent)
+        ent = build_model(data, [lik[v] for v in views], views, "placeholder",
+                          [f"p{i}" for i in range(n)], None, o)
         return ent.model
 
     def _w_payload(self, model: Any) -> Payload:
