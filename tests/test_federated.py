@@ -90,7 +90,7 @@ def test_federated_fit_equals_the_pooled_fit_and_sends_only_sums(tmp_path):
     sites = [fd.Site(d, OPTS) for d in site_data(extra_feature=True)]
     names = [s.data.name for s in sites]
     record = fd.Exchange(fd.local_transport(sites), tmp_path / "exchange", names, arrays=True)
-    res = fd.Coordinator(OPTS, names).fit(record)
+    res = fd.Coordinator(OPTS).fit(record)
     record.close()
     assert "only_here" not in sites[0].views["rna"].columns      # not shared by every site
     assert_same_fit(res, [s.factors for s in sites], pooled_twin(sites))
@@ -124,7 +124,7 @@ def test_sites_refuse_too_few_patients_and_must_measure_the_same_omics():
     sites = [fd.Site(d, OPTS) for d in data]
     with pytest.raises(AnalysisError, match="site site2 has views \\['rna', 'prot'\\], site "
                                             "site0 \\['rna', 'mut', 'prot'\\]"):
-        fd.Coordinator(OPTS, [s.data.name for s in sites]).fit(fd.local_transport(sites))
+        fd.Coordinator(OPTS).fit(fd.local_transport(sites))
 
 
 SITE_PROCESS = """
@@ -155,7 +155,7 @@ def test_federated_fit_over_flower_equals_the_pooled_fit(tmp_path):
         tests=str(ROOT / "tests"), i=i, address=address)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(3)]
     try:
-        res = flower.serve(fd.Coordinator(OPTS, []), 3, address, tmp_path / "exchange",
+        res = flower.serve(fd.Coordinator(OPTS), 3, address, tmp_path / "exchange",
                            arrays=True, wait_s=60)
     finally:
         errs = [p.communicate(timeout=60)[1] for p in procs]
@@ -163,7 +163,7 @@ def test_federated_fit_over_flower_equals_the_pooled_fit(tmp_path):
     assert res.sites == ["site0", "site1", "site2"]
     # the pooled twin, from the same data (the sites' processes kept theirs)
     sites = [fd.Site(d, OPTS) for d in site_data()]
-    local = fd.Coordinator(OPTS, [s.data.name for s in sites]).fit(fd.local_transport(sites))
+    local = fd.Coordinator(OPTS).fit(fd.local_transport(sites))
     np.testing.assert_allclose(res.elbo, local.elbo, rtol=1e-12)
     for v in NAMES:
         np.testing.assert_allclose(res.weights[v].to_numpy(), local.weights[v].to_numpy(),

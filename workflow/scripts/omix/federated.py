@@ -101,7 +101,8 @@ class Site:
         return getattr(self, f"_m_{method}")(p)
 
     def _m_hello(self, p: Payload) -> Payload:
-        out: Payload = {"n": np.array([float(len(self.samples))])}
+        out: Payload = {"name": np.array([self.data.name]),
+                        "n": np.array([float(len(self.samples))])}
         for v in self.order:
             out[f"features/{v}"] = np.array([str(f) for f in self.views[v].columns])
             out[f"likelihood/{v}"] = np.array([self.data.likelihoods[v]])
@@ -387,14 +388,18 @@ class Coordinator:
     """Runs mofapy2's schedule over the sites through ``transport``; holds W, AlphaW and
     ThetaW (mofapy2's nodes, built on placeholder data: they do not depend on the data)."""
 
-    def __init__(self, opts: MofaOptions, sites: list[str], n_top: dict[str, int | None]
-                 | None = None) -> None:
-        self.opts, self.sites = opts, sites
+    def __init__(self, opts: MofaOptions, n_top: dict[str, int | None] | None = None) -> None:
+        self.opts = opts
         self.n_top = n_top or {}
+        self.sites: list[str] = []     # the sites' names, in the transport's order (hello)
 
     def _agree_features(self, call: Transport) -> tuple[list[str], dict[str, str],
                                                         dict[str, list[str]], dict[str, int]]:
         hello = call("hello", {})
+        self.sites = [str(h["name"][0]) for h in hello]
+        if len(set(self.sites)) != len(self.sites):
+            raise AnalysisError(f"two sites call themselves the same: {self.sites}",
+                                hint="give every site its own name")
         views = [k.split("/", 1)[1] for k in hello[0] if k.startswith("features/")]
         for site, h in zip(self.sites, hello, strict=True):
             mine = [k.split("/", 1)[1] for k in h if k.startswith("features/")]

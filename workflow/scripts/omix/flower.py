@@ -83,10 +83,6 @@ def serve(coordinator: Coordinator, n_sites: int, address: str, exchange: str | 
                          .properties["site"]) for c in clients]
             order = sorted(range(len(clients)), key=lambda i: names[i])
             clients, names = [clients[i] for i in order], [names[i] for i in order]
-            if len(set(names)) != len(names):
-                raise AnalysisError(f"two sites call themselves the same: {names}",
-                                    hint="give every site its own name")
-            coordinator.sites = names
             seq = [0]
 
             def transport(method: str, payload: Payload) -> list[Payload]:
@@ -224,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         from .federated import Coordinator
 
         n_top = {o: t.get("n_top_features", 2000) for o, t in cfg["omics"].items()}
-        res = serve(Coordinator(opts, [], n_top=n_top), a.sites, a.address, out / "exchange")
+        res = serve(Coordinator(opts, n_top=n_top), a.sites, a.address, out / "exchange")
         write_coordinator(res, out)
         log.info("coordinator: %d iterations, final ELBO %.10g; wrote %s", len(res.elbo) - 1,
                  res.elbo[-1], out)
