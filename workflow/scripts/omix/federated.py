@@ -289,13 +289,14 @@ def power_options(config: dict[str, Any]) -> MofaOptions:
 def site_from_h5mu(name: str, h5mu: str | Path) -> SiteData:
     """A site's normalised MuData as :class:`SiteData` (feature names as in its tables)."""
     from .io import omic_features, read_h5mu
+    from .mofa import view_likelihood
 
     mdata = read_h5mu(h5mu)
     views, lik = {}, {}
     for v, a in mdata.mod.items():
         views[v] = pd.DataFrame(np.asarray(a.X, dtype=float), index=list(a.obs_names),
                                 columns=list(omic_features(mdata, v)))
-        lik[v] = a.uns["omix"]["normalize"]["likelihood"] if "omix" in a.uns else "gaussian"
+        lik[v] = view_likelihood(a)
     return SiteData(name, views, lik)
 
 
@@ -430,10 +431,9 @@ class Coordinator:
             with np.errstate(invalid="ignore", divide="ignore"):
                 var = np.where(c > 1, (ss - s**2 / np.maximum(c, 1)) / np.maximum(c - 1, 1), 0)
             n_top = self.n_top.get(v)
-            if n_top is None or n_top >= len(var):
-                idx = np.flatnonzero(var > 0)
-            else:
-                idx = np.sort(np.argsort(-var, kind="stable")[:n_top])
+            varying = np.flatnonzero(var > 0)     # a constant feature has nothing to model
+            idx = varying if n_top is None else np.sort(
+                varying[np.argsort(-var[varying], kind="stable")[:n_top]])
             keep[v] = [common[v][i] for i in idx]
             log.info("view %s: %d features in common, %d kept (largest pooled variance)", v,
                      len(common[v]), len(keep[v]))

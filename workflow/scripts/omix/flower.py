@@ -149,33 +149,25 @@ def run_site(site: Site, address: str, wait_s: float = 120.0) -> None:
 # command line: one coordinator, one process per site, and the three-site ACC demo
 # --------------------------------------------------------------------------------------------
 def write_coordinator(res: FederatedResult, out: Path) -> None:
-    from .io import POOLED, write_tsv
-
-    out.mkdir(parents=True, exist_ok=True)
-    w = pd.concat([df.rename_axis("var_name").reset_index().assign(
-        omic=v, feature=lambda d, v=v: d["var_name"].str.removeprefix(f"{v}:"))
-        for v, df in res.weights.items()], ignore_index=True)
-    factors = list(next(iter(res.weights.values())).columns)
-    write_tsv(w[["feature", "omic", *factors, "var_name"]], out / "weights.tsv")
-    rows = []
-    for g in [*res.sites, "all"]:
-        r2 = res.r2[g]
-        for v in r2.index:
-            rows += [{"group": POOLED if g == "all" else g, "view": v, "factor": f,
-                      "r2_percent": float(r2.loc[v, f])} for f in r2.columns]
-            rows.append({"group": POOLED if g == "all" else g, "view": v, "factor": "total",
-                         "r2_percent": float(res.r2_total[g][v])})
-    write_tsv(pd.DataFrame(rows), out / "variance_explained.tsv")
-    write_tsv(pd.DataFrame({"iteration": range(len(res.elbo)), "elbo": res.elbo}),
-              out / "elbo.tsv", float_format="%.17g")
-    # the biomarker ranking needs only the shared weights and the pooled variance explained
-    from .mofa import MofaResult
+    """The coordinator's outputs, in the formats of the pooled workflow's: ``weights.tsv``
+    and ``variance_explained.tsv`` (as ``mofa/variance_explained_groups.tsv``: per site, then
+    the pooled rows), the ELBO trace and the biomarker ranking (``ranked.tsv``, which needs
+    only the shared weights and the pooled variance explained)."""
+    from .io import write_tsv
+    from .mofa import MofaResult, variance_explained_groups_table, weights_table
     from .tl import rank_features
 
-    ranked, _ = rank_features(MofaResult(factors=pd.DataFrame(columns=factors),
-                                         weights=res.weights, r2=res.r2["all"],
-                                         r2_total=res.r2_total["all"]))
-    write_tsv(ranked, out / "ranked.tsv")
+    out.mkdir(parents=True, exist_ok=True)
+    factors = list(next(iter(res.weights.values())).columns)
+    shared = MofaResult(factors=pd.DataFrame(columns=factors), weights=res.weights,
+                        r2=res.r2["all"], r2_total=res.r2_total["all"],
+                        r2_groups={s: res.r2[s] for s in res.sites},
+                        r2_total_groups={s: res.r2_total[s] for s in res.sites})
+    write_tsv(weights_table(res.weights), out / "weights.tsv")
+    write_tsv(variance_explained_groups_table(shared), out / "variance_explained.tsv")
+    write_tsv(pd.DataFrame({"iteration": range(len(res.elbo)), "elbo": res.elbo}),
+              out / "elbo.tsv", float_format="%.17g")
+    write_tsv(rank_features(shared)[0], out / "ranked.tsv")
 
 
 def main(argv: list[str] | None = None) -> None:

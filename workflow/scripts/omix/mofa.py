@@ -110,10 +110,14 @@ def mofa_inputs(mdata: Any, groups: str | None = None
     data, likelihoods, views = [], [], []
     for view, a in mdata.mod.items():
         data.append([view_matrix(mdata, view, p) for p in per])
-        likelihoods.append(a.uns["omix"]["normalize"]["likelihood"]
-                           if "omix" in a.uns else "gaussian")
+        likelihoods.append(view_likelihood(a))
         views.append(view)
     return data, likelihoods, views, names, per
+
+
+def view_likelihood(a: Any) -> str:
+    """The MOFA+ likelihood normalisation chose for an omic's AnnData (Gaussian if none)."""
+    return a.uns["omix"]["normalize"]["likelihood"] if "omix" in a.uns else "gaussian"
 
 
 def model_feature_names(mdata: Any, views: list[str]) -> list[list[str]]:
@@ -459,6 +463,15 @@ def variance_explained_table(res: MofaResult) -> pd.DataFrame:
     tot = pd.DataFrame({"view": res.r2_total.index, "factor": "total",
                         "r2_percent": res.r2_total.to_numpy()})
     return pd.concat([long, tot], ignore_index=True)
+
+
+def weights_table(weights: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """``mofa/weights.tsv``: ``feature, omic``, one column per factor, ``var_name``."""
+    w = pd.concat([df.rename_axis("var_name").reset_index().assign(
+        omic=v, feature=lambda d, v=v: d["var_name"].str.removeprefix(f"{v}:"))
+        for v, df in weights.items()], ignore_index=True)
+    factors = list(next(iter(weights.values())).columns)
+    return w[["feature", "omic", *factors, "var_name"]]
 
 
 def variance_explained_groups_table(res: MofaResult) -> pd.DataFrame:

@@ -131,10 +131,7 @@ def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
                  len(res.r2_groups), ", ".join(res.r2_groups), "; ".join(
                      f"{v} " + " / ".join(f"{x:.1f}" for x in tot.loc[v]) for v in tot.index))
     io.write_tsv(res.factors.rename_axis("sample_id").reset_index(), factors_tsv)
-    w = pd.concat([df.rename_axis("var_name").reset_index().assign(
-        omic=v, feature=lambda d, v=v: d["var_name"].str.removeprefix(f"{v}:"))
-        for v, df in res.weights.items()], ignore_index=True)
-    io.write_tsv(w[["feature", "omic", *res.factors.columns, "var_name"]], weights_tsv)
+    io.write_tsv(mofa.weights_table(res.weights), weights_tsv)
     io.write_tsv(table, restarts_tsv)
     io.write_tsv(stability, stability_tsv)
     io.write_h5mu(mdata, out_h5mu)
