@@ -46,6 +46,8 @@ def test_defaults_fill_nested_and_per_omic():
     (lambda c: c.update(omics={}), r"omics: .*should be non-empty|does not have enough"),
     (lambda c: c["cluster"].update(resolutions=[]), r"cluster\.resolutions"),
     (lambda c: c.update(cohort="a b"), r"cohort: 'a b' does not match"),
+    (lambda c: c.update(select={"stability_c": 0.05}),
+     r"select\.stability_c: stability_c was replaced by select\.stability_penalty .*delete"),
 ])
 def test_invalid_configs_give_one_line_naming_the_key(mutate, pattern):
     cfg = base()

@@ -15,8 +15,8 @@ def data(n=80, d=200, seed=0):
 
 @pytest.mark.parametrize("solver", st.SOLVERS)
 def test_planted_features_are_stable_and_significant_noise_is_not(solver):
-    x, y = data()
-    s = st.stability_summary(st.stability_counts(x, y, range(50), 5, c=0.2, solver=solver), 50)
+    x, y = data(n=120)
+    s = st.stability_summary(st.stability_counts(x, y, range(50), 5, solver=solver), 50)
     s = s.set_index("feature")
     assert s.loc[["v:f000", "v:f001"], "selection_probability"].min() > 0.8
     assert s.loc[["v:f000", "v:f001"], "q_value"].max() < 0.05
@@ -27,15 +27,15 @@ def test_planted_features_are_stable_and_significant_noise_is_not(solver):
 
 def test_counts_do_not_depend_on_sharding():
     x, y = data(d=40)
-    whole = st.stability_counts(x, y, range(12), 2, c=0.2)
-    parts = pd.concat([st.stability_counts(x, y, range(i, 12, 3), 2, c=0.2) for i in range(3)])
+    whole = st.stability_counts(x, y, range(12), 2)
+    parts = pd.concat([st.stability_counts(x, y, range(i, 12, 3), 2) for i in range(3)])
     pd.testing.assert_frame_equal(st.stability_summary(whole, 12), st.stability_summary(parts, 12))
 
 
 def test_shuffled_outcome_selects_nothing_significant():
     x, y = data(d=100)
     y = pd.Series(np.random.default_rng(1).permutation(y.to_numpy()), index=y.index)
-    s = st.stability_summary(st.stability_counts(x, y, range(30), 5, c=0.2), 30)
+    s = st.stability_summary(st.stability_counts(x, y, range(30), 5), 30)
     assert (s["q_value"] < 0.05).sum() == 0
 
 
@@ -74,13 +74,14 @@ def test_coordinate_descent_solves_the_same_logistic_model_as_saga():
     x = rng.normal(size=(200, 300))
     y = np.where(x[:, :10].sum(axis=1) / 3 + rng.normal(size=200) > 0.5, "a", "b")
     xs = st._standardised(x)
-    for c in (0.05, 0.3):
+    for penalty in (0.5, 2.0):
+        c = st.logistic_c(y == "b", xs.shape[1], penalty)
         coef = st._logistic_enet_irls(xs, y == "b", c, 0.5)
         exact = LogisticRegression(solver="saga", C=c, l1_ratio=0.5, class_weight="balanced",
                                    max_iter=20000, tol=1e-8).fit(xs, y).coef_[0]
         np.testing.assert_allclose(coef, exact, atol=2e-3)
         assert np.array_equal(coef != 0, exact != 0)
-        assert np.array_equal(st._selected_cd(xs, y, True, c, 0.5), exact != 0)
+        assert np.array_equal(st._selected_cd(xs, y, True, penalty, 0.5), exact != 0)
 
 
 def test_coordinate_descent_selects_what_the_multinomial_model_selects():
@@ -91,11 +92,11 @@ def test_coordinate_descent_selects_what_the_multinomial_model_selects():
     score = x[:, :9] @ np.kron(np.eye(3), np.ones(3)).T  # 3 features per class
     y = np.array(["A", "B", "C"])[np.argmax(score + rng.gumbel(size=(120, 3)), axis=1)]
     xs = st._standardised(x)
-    cd = st._selected_cd(xs, y, True, 0.1, 0.5)
-    saga = st._selected_saga(xs, y, True, 0.1, 0.5)
+    cd = st._selected_cd(xs, y, True, 1.0, 0.5)
+    saga = st._selected_saga(xs, y, True, 1.0, 0.5)
     assert cd[:9].all() and saga[:9].all()
     assert (cd & saga).sum() / (cd | saga).sum() > 0.6
-    assert not st._selected_cd(xs, y, True, 1e-4, 0.5).any()
+    assert not st._selected_cd(xs, y, True, 100.0, 0.5).any()
 
 
 def test_working_set_solver_meets_the_optimality_conditions_of_the_full_problem():
@@ -167,3 +168,41 @@ def test_block_auc_equals_scikit_learn_with_ties():
         ref = np.array([roc_auc_score(truth, s) for s in scores])
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-14)
         assert ours[0] == 1.0 and ours[1] == 0.5
+
+
+@pytest.mark.parametrize("classification", [True, False])
+def test_penalty_keeps_noise_out_at_every_cohort_size(classification):
+    """The penalty is a multiple of the noise level, not a fixed C: on pure noise a fit lets
+    in about as few features at 2,000 patients as at 100, while two planted features enter at
+    both sizes; a fixed C (scikit-learn's, the former stability_c) lets noise in as n grows."""
+    counts = {}
+    for n in (100, 2000):
+        rng = np.random.default_rng(n)
+        xs = st._standardised(rng.normal(size=(n, 400)))
+        signal = xs[:, 0] + xs[:, 1] + rng.normal(size=n)
+        y = np.where(signal > 0, "a", "b") if classification else 50.0 * signal + 7.0
+        assert st._selected_cd(xs, y, classification, 2.0, 0.5)[:2].all()
+        noise = rng.permutation(y)
+        counts[n] = st._selected_cd(xs, noise, classification, 2.0, 0.5).sum()
+        if classification:
+            fixed_c = st._logistic_enet_irls(xs, noise == "b", 0.05, 0.5)
+            counts[n, "fixed C"] = int((fixed_c != 0).sum())
+    assert counts[100] <= 2 and counts[2000] <= 2, counts
+    if classification:
+        assert counts[2000, "fixed C"] > 20 > counts[100, "fixed C"], counts
+
+
+def test_logistic_c_puts_alpha_at_the_noise_level():
+    """At the null model the balanced logistic score of a feature is
+    |sum cw (y - 1/2) x| / (n / 4); C from logistic_c makes alpha = 4 / (C n) equal to
+    penalty x its standard deviation x sqrt(2 log p), computed here from the definition."""
+    rng = np.random.default_rng(0)
+    pos = rng.random(300) < 0.2
+    cw = np.where(pos, 300 / (2 * pos.sum()), 300 / (2 * (~pos).sum()))
+    sd = 4 * np.sqrt(np.sum((cw * (pos - 0.5)) ** 2)) / 300
+    c = st.logistic_c(pos, 1000, 1.5)
+    assert 4 / (c * 300) == pytest.approx(1.5 * sd * np.sqrt(2 * np.log(1000)), rel=1e-12)
+    # and sd is the spread of that score over pure-noise features, by simulation
+    x = st._standardised(rng.normal(size=(300, 4000)))
+    scores = x.T @ (cw * (pos - 0.5)) / (300 / 4)
+    assert scores.std() == pytest.approx(sd, rel=0.05)

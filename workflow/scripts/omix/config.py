@@ -85,12 +85,24 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+# Keys that existed once: the one-line error says what replaced them.
+RETIRED = {
+    ("select", "stability_c"): (
+        "was replaced by select.stability_penalty (the penalty in units of the noise level, "
+        "which keeps its meaning as the cohort grows; a fixed C let noise in at 1,000 "
+        "patients); delete stability_c (the default penalty 2 suits most cohorts)"),
+}
+
+
 def validate_config(config: dict[str, Any], *, source: str = "config",
                     schema_dir: str | None = None) -> dict[str, Any]:
     """Validate ``config`` against the schema and return it with defaults filled in.
 
     Raises :class:`ConfigError` with one line naming the key and the fix.
     """
+    for (section, key), why in RETIRED.items():
+        if isinstance(config.get(section), dict) and key in config[section]:
+            raise ConfigError(f"{key} {why}", file=source, where=f"{section}.{key}")
     schema = load_schema("config.schema.json", schema_dir)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path),

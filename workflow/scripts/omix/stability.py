@@ -5,11 +5,13 @@ solved by IRLS with coordinate descent, :func:`_selected_cd`; elastic net for nu
 keeps correlated features of one biological axis together, where a pure lasso picks one of
 them at random and no single one looks stable) is fitted on a random half of the labelled
 samples, with median imputation and scaling fitted on that half; a feature is selected when
-its coefficient is non-zero.  The selection probability of a feature is the fraction of
-resamples selecting it.  The same is done with the outcome permuted (permutation p uses the
-same subsamples), which gives the null distribution of selection probabilities; a feature's
-q-value is the smallest estimated FDR of any threshold at or below its probability:
-FDR(t) = mean_p #{null_p >= t} / #{observed >= t}.
+its coefficient is non-zero.  The penalty is ``penalty`` times the noise level of the fit
+(:func:`noise_level`: the largest score a pure-noise feature reaches, sigma sqrt(2 log p)),
+so each fit lets in about as little noise at 5,000 patients as at 100.  The selection
+probability of a feature is the fraction of resamples selecting it.  The same is done with
+the outcome permuted (permutation p uses the same subsamples), which gives the null
+distribution of selection probabilities; a feature's q-value is the smallest estimated FDR
+of any threshold at or below its probability: FDR(t) = mean_p #{null_p >= t} / #{observed >= t}.
 
 Resample r of permutation p is seeded by (seed, p, r), so the counts do not depend on how the
 resamples are split into Snakemake jobs (shards).  Written here, not taken from a library:
@@ -118,7 +120,40 @@ def _logistic_enet_irls(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: flo
     return beta
 
 
-def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, c: float,
+def noise_level(weights: np.ndarray, p: int) -> float:
+    """The largest score a pure-noise feature is expected to reach, alpha's unit.
+
+    At the null model the score of a standardised feature j independent of the outcome is
+    |sum_i w_i e_i x_ij| / sum_i w_i (e_i the residual: y - 1/2 for the balanced logistic
+    model, the centred outcome for the elastic net); its standard deviation is
+    sigma = sqrt(sum_i (w_i e_i)^2) / sum_i w_i and the largest of p such scores is about
+    sigma * sqrt(2 log p), the lasso's universal threshold (Donoho & Johnstone; Buehlmann &
+    van de Geer ch. 6).  ``weights * residual`` is passed as ``weights`` with the residual
+    folded in; the caller divides by the sum of weights.
+    """
+    return float(np.sqrt(np.sum(weights ** 2)) * np.sqrt(2.0 * np.log(max(p, 2))))
+
+
+def logistic_c(pos: np.ndarray, p: int, penalty: float) -> float:
+    """scikit-learn's C of the balanced elastic-net logistic model whose alpha at the null
+    model is ``penalty`` times the noise level (:func:`noise_level`).
+
+    With balanced weights cw (summing to n) and p = 1/2 at the null model, IRLS weights are
+    cw / 4 and the working residual 4 (y - 1/2), so the score is
+    |sum_i cw_i (y_i - 1/2) x_ij| / (n / 4) and scikit-learn's alpha there is 4 / (C n).
+    A fixed C instead (``stability_c`` before 2026-12) lets the per-patient penalty fall as
+    1/n while noise falls as 1/sqrt(n): measured on the 1,000-patient scale cohort (5 classes,
+    half-samples of 500 x 5,000), C = 0.05 let a permuted outcome select 863 features per
+    resample, more than the observed outcome (520), and at 5,000 patients each fit took
+    seconds and selected hundreds.
+    """
+    n = len(pos)
+    cw = np.where(pos, n / (2.0 * pos.sum()), n / (2.0 * (~pos).sum()))
+    threshold = 4.0 * noise_level(cw * (pos - 0.5), p) / n
+    return 4.0 / (n * penalty * threshold)
+
+
+def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, penalty: float,
                  l1_ratio: float) -> np.ndarray:
     """Features with a non-zero coefficient, by coordinate descent.
 
@@ -128,46 +163,52 @@ def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, c: float,
     selected when any class uses it, either way).  Measured on this machine: 100 resamples x
     11 outcomes on the 120 x 922 synthetic cohort, 5.4 s against 105 s for saga, the same
     40 features at q <= 0.05 (precision 1.0, recall 0.40 of the planted ones;
-    ``python -m omix.stability_bench``).  Numbers: the elastic net (penalty 1 / C), as with
-    ``saga``.
+    ``python -m omix.stability_bench``).  Numbers: the elastic net.  Either way alpha is
+    ``penalty`` times the noise level of this fit (:func:`logistic_c`, :func:`noise_level`).
     """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import ElasticNet
 
+    n, p = xs.shape
     if not classification:
-        model = ElasticNet(alpha=1.0 / c, l1_ratio=l1_ratio, max_iter=5000, tol=1e-4)
+        yc = y - y.mean()
+        alpha = penalty * noise_level(yc, p) / n
+        model = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, max_iter=5000, tol=1e-4)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(xs, y - y.mean(), check_input=False)
+            model.fit(xs, yc, check_input=False)
         return model.coef_ != 0
     classes = np.unique(y)
-    selected = np.zeros(xs.shape[1], dtype=bool)
+    selected = np.zeros(p, dtype=bool)
     for k in (classes[-1:] if len(classes) == 2 else classes):
         # cd_tol 1e-3 would be 1.7x faster at 1,000 x 5,000 but no longer selects exactly
         # what the converged logistic model selects (features at the boundary differ)
-        selected |= _logistic_enet_irls(xs, y == k, c, l1_ratio) != 0
+        pos = y == k
+        selected |= _logistic_enet_irls(xs, pos, logistic_c(pos, p, penalty), l1_ratio) != 0
     return selected
 
 
-def _selected_saga(xs: np.ndarray, y: np.ndarray, classification: bool, c: float,
+def _selected_saga(xs: np.ndarray, y: np.ndarray, classification: bool, penalty: float,
                    l1_ratio: float) -> np.ndarray:
-    """The exact elastic-net logistic model (saga; multinomial for 3+ classes); numbers: the
-    elastic net.  10-100x slower than ``cd`` at 1,000 patients x 10,000 features."""
-    from sklearn.linear_model import ElasticNet, LogisticRegression
+    """The exact elastic-net logistic model (saga; multinomial for 3+ classes, its C that of
+    the rarest class's one-vs-rest fit); numbers: the elastic net as in :func:`_selected_cd`.
+    10-100x slower than ``cd`` at 1,000 patients x 10,000 features."""
+    from sklearn.linear_model import LogisticRegression
 
-    if classification:
-        model = LogisticRegression(l1_ratio=l1_ratio, solver="saga", C=c, max_iter=2000,
-                                   class_weight="balanced", random_state=0)
-    else:
-        model = ElasticNet(alpha=1.0 / c, l1_ratio=l1_ratio, max_iter=20000)
+    if not classification:
+        return _selected_cd(xs, y, False, penalty, l1_ratio)
+    classes, sizes = np.unique(y, return_counts=True)
+    c = logistic_c(y == classes[np.argmin(sizes)], xs.shape[1], penalty)
+    model = LogisticRegression(l1_ratio=l1_ratio, solver="saga", C=c, max_iter=2000,
+                               class_weight="balanced", random_state=0)
     model.fit(np.ascontiguousarray(xs), y)
     return np.any(np.atleast_2d(model.coef_) != 0, axis=0)
 
 
 def stability_counts(x: pd.DataFrame, y: pd.Series, resamples: Iterable[int],
-                     permutations: int, c: float = 0.05, seed: int = 0,
+                     permutations: int, penalty: float = 2.0, seed: int = 0,
                      l1_ratio: float = 0.5, solver: str = "cd",
                      progress: str = "stability", kind: str = "auto") -> pd.DataFrame:
     """Selection counts per feature for the observed outcome (perm 0) and each permutation.
@@ -195,7 +236,7 @@ def stability_counts(x: pd.DataFrame, y: pd.Series, resamples: Iterable[int],
         for p, y_p in enumerate(y_perm):
             if classification and len(set(y_p[idx])) < 2:
                 continue
-            counts[p] += fit(xs, y_p[idx], classification, c, l1_ratio)
+            counts[p] += fit(xs, y_p[idx], classification, penalty, l1_ratio)
         now = time.monotonic()
         if now - last > 10 or i + 1 == len(resamples):
             last = now

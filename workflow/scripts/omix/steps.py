@@ -167,7 +167,7 @@ def stability_shard(h5mu: PathLike, samples: PathLike, out_tsv: PathLike, *, out
     x = feature_table(mdata, list(mdata.obs_names))
     counts = st.stability_counts(x, y, range(shard, int(select_cfg["resamples"]), shards),
                                  int(select_cfg["permutations"]),
-                                 c=float(select_cfg["stability_c"]),
+                                 penalty=float(select_cfg["stability_penalty"]),
                                  seed=int(select_cfg["seed"]),
                                  l1_ratio=float(select_cfg["l1_ratio"]),
                                  solver=str(select_cfg["stability_solver"]),
