@@ -196,3 +196,77 @@ def test_single_restart_has_no_stability():
     best, _table, stab = mofa.choose_restart([result(np.eye(4, 2), -1.0, 1)])
     assert best == 0 and stab["mean_matched_r"].isna().all()
     assert list(stab["restarts_compared"]) == [0, 0]
+
+
+def lean_views(n: int, ds: tuple[int, ...], seed: int) -> tuple[list[np.ndarray], list[str]]:
+    """Gaussian views with scattered missing cells and samples lacking a view, and a binary
+    view with missing cells: every case the lean data preparation and PCA handle."""
+    rng = np.random.default_rng(seed)
+    data = generate(n, ds, k=4, seed=seed)
+    data[0][rng.random(data[0].shape) < 0.05] = np.nan
+    data[1] = (data[1] > 0).astype(float)
+    data[1][rng.random(data[1].shape) < 0.03] = np.nan
+    data[2][: n // 10] = np.nan
+    data[2][:, 3] = np.nan                 # a feature no sample has (sklearn's imputer drops it)
+    return data, ["gaussian", "bernoulli", "gaussian"]
+
+
+@pytest.mark.parametrize("n,ds", [(150, (400, 150, 120)), (700, (100, 60, 40))])
+def test_lean_pca_replays_sklearns_randomized_pca(n, ds):
+    """omix.lean.pca_factors gives what mofapy2's initialisation computes (sklearn's
+    randomized PCA of the mean-imputed views side by side, scaled to [-1, 1]) without forming
+    that matrix: wide (transposed) and tall data, missing cells, a feature never measured."""
+    from omix.lean import pca_factors
+    from sklearn.decomposition import PCA
+    from sklearn.impute import SimpleImputer
+
+    data, _ = lean_views(n, ds, seed=11)
+    y = SimpleImputer(strategy="mean").fit_transform(np.concatenate(data, axis=1))
+    np.random.seed(4)
+    want = PCA(n_components=6, whiten=True).fit(y).transform(y)
+    want = 2.0 * (want - want.min(axis=0)) / np.ptp(want, axis=0) - 1
+    np.random.seed(4)
+    got = pca_factors(data, 6)
+    assert PCA(n_components=6).fit(y)._fit_svd_solver == "randomized"
+    np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("sizes", [None, [90, 60]])
+def test_lean_preparation_and_start_give_stock_mofapy2_iterates(sizes):
+    """Big enough for sklearn's randomized PCA (mofapy2's start): the fast path (lean data
+    preparation, lean PCA, engine) against stock mofapy2 end to end, one and two groups."""
+    data, liks = lean_views(150, (400, 150, 120), seed=12)
+    stock = fit(data, liks, sizes=sizes, engine="mofapy2")
+    fast = fit(data, liks, sizes=sizes, engine="fast")
+    assert fast.omix_engine == "fast"
+    s, f = summary(stock), summary(fast)
+    assert len(s["elbo"]) > 10
+    assert len(s["elbo"]) == len(f["elbo"])
+    np.testing.assert_allclose(f["elbo"], s["elbo"], rtol=1e-10)
+    np.testing.assert_allclose(f["z"], s["z"], atol=1e-7)
+    np.testing.assert_allclose(f["r2"], s["r2"], atol=1e-9)
+
+
+def test_lean_preparation_centres_the_callers_arrays_in_place_when_handed_over():
+    """owned=True: the entry point trains on the caller's array itself (no copy), centred and
+    scaled as mofapy2 would; owned=False leaves the caller's arrays untouched."""
+    from mofapy2.run.entry_point import entry_point
+    from omix.lean import set_data_inplace
+
+    x = generate(50, (30,), k=2, seed=1)[0] + 5.0
+    x[3, 4] = np.nan
+    keep = x.copy()
+    for owned in (False, True):
+        arr = x.copy() if owned else x
+        ent = entry_point()
+        ent.set_data_options(scale_views=True, center_groups=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            set_data_inplace(ent, [[arr]], ["gaussian"], ["v"], ["g"],
+                             [[f"s{i}" for i in range(50)]], [[f"f{j}" for j in range(30)]],
+                             owned=owned)
+        assert (ent.data[0] is arr) == owned
+        np.testing.assert_array_equal(x, keep)
+        want = (keep - np.nanmean(keep, axis=0))
+        want /= np.nanstd(want)
+        np.testing.assert_allclose(ent.data[0], want, rtol=1e-13, atol=1e-15)
+        np.testing.assert_array_equal(ent.intercepts[0][0], np.nanmean(keep, axis=0))

@@ -82,7 +82,7 @@ def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str)
         ep.entry_point.run, ep.entry_point.build = timed(run, "train"), timed(build, "build")
         t1 = time.perf_counter()
         ent = train_mofa(nested, ["gaussian"] * len(ds), views, [[f"s{i}" for i in range(n)]],
-                         feats, opts)
+                         feats, opts, owned=True)
         total = time.perf_counter() - t1
     elbo = np.asarray(ent.model.train_stats["elbo"], dtype=float)
     elbo = elbo[~np.isnan(elbo)]

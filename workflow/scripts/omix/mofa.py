@@ -177,14 +177,14 @@ def fit_mofa(mdata: Any, opts: MofaOptions, groups: str | None = None) -> Any:
         if sum(int(np.isnan(xg).all(axis=1).sum()) for xg in x) == n:
             raise AnalysisError(f"view {view} has no measured sample")
     ent = train_mofa(data, likelihoods, views, samples, model_feature_names(mdata, views), opts,
-                     groups=names)
+                     groups=names, owned=True)
     ent.omix_dropped = drop_inactive_factors(ent.model, opts.min_r2)
     return ent
 
 
 def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list[str],
                samples: list[list[str]], features: list[list[str]], opts: MofaOptions,
-               groups: list[str] | None = None) -> Any:
+               groups: list[str] | None = None, owned: bool = False) -> Any:
     """Build and train mofapy2's model on per-view, per-group N_g x D matrices (NaN = missing;
     ``samples``: each group's sample names; ``groups``: their names, one ``group1`` if None).
 
@@ -194,7 +194,9 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
 
     ``opts.engine == "fast"`` trains with :mod:`omix.engine` when the model allows it and says
     in the log why not otherwise; ``"mofapy2"`` is stock training.  ``ent.omix_engine`` records
-    which one ran.
+    which one ran.  With the fast engine the data are prepared and the factors started by
+    :mod:`omix.lean` (mofapy2's steps without its copies of the data; ``owned``: ``data`` is
+    handed over and may be centred in place); stock training keeps mofapy2's own path.
     """
     from mofapy2.run.entry_point import entry_point
 
@@ -207,15 +209,28 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
     ent = entry_point()
     ent.set_data_options(scale_views=opts.scale_views, center_groups=True, use_float32=stock32)
     groups = groups or ["group1"]
-    ent.set_data_matrix(data, likelihoods=likelihoods, views_names=views,
-                        groups_names=groups, samples_names=samples,
-                        features_names=features)
+    lean = opts.engine == "fast"
+    if lean:
+        from .lean import set_data_inplace
+
+        set_data_inplace(ent, data, likelihoods, views, groups, samples, features,
+                         owned=owned)
+    else:
+        ent.set_data_matrix(data, likelihoods=likelihoods, views_names=views,
+                            groups_names=groups, samples_names=samples,
+                            features_names=features)
     ent.set_model_options(factors=opts.factors, spikeslab_weights=opts.spikeslab_weights,
                           ard_weights=opts.ard_weights, ard_factors=len(groups) > 1)
     ent.set_train_options(iter=opts.iterations, convergence_mode=opts.convergence,
                           seed=opts.seed, verbose=False, quiet=True, startELBO=1, freqELBO=1,
                           dropR2=None, gpu_mode=False)
-    ent.build()
+    if lean:
+        from .lean import lean_build
+
+        with lean_build():
+            ent.build()
+    else:
+        ent.build()
     if opts.init == "power":   # the federated fit's initialisation (omix.federated)
         from .pca_init import power_init
 
