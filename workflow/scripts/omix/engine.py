@@ -66,6 +66,11 @@ class _View:
     observed: np.ndarray | None = None   # N x D, 1.0 where observed ("masked", "bernoulli")
     hm: list[np.ndarray] | None = None   # per group, D x K x K: sum over observed n of z_n z_n'
     hm_version: int = -1
+    # Bernoulli: what depends only on the variational parameter zeta, computed once per zeta
+    # (mofapy2 recomputes lambda(zeta) for the pseudo-data, for tau and in the ELBO)
+    zeta: np.ndarray | None = None
+    lam: np.ndarray | None = None         # lambda(zeta) = tanh(zeta / 2) / (4 zeta)
+    log_term: np.ndarray | None = None    # log(1 + exp(-zeta))
 
 
 class FastEngine:
@@ -300,6 +305,57 @@ class FastEngine:
                 (e["E"][g] * 0.5 * ss).sum())
         return elbo
 
+    # -- Bernoulli views (Jaakkola pseudo-data, nongaussian_nodes.py) --------------------
+    def _zw_second_moment(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """E[Z]E[W]' and E[(ZW)^2] of every entry: (ZW)^2 - Z^2 (W^2)' + E[Z^2] E[W^2]',
+        the last two in one product with 2K inner columns (mofapy2: two products)."""
+        z = self.model.nodes["Z"].getExpectations()
+        w = self.model.nodes["W"].nodes[m].getExpectations()
+        zw = z["E"] @ w["E"].T
+        both = np.hstack([z["E2"], -np.square(z["E"])]) @ np.hstack(
+            [w["E2"], np.square(w["E"])]).T
+        both += np.square(zw)
+        return zw, both
+
+    def _zeta_terms(self, m: int, node: Any) -> _View:
+        v = self.views[m]
+        zeta = node.params["zeta"]
+        if v.zeta is not zeta:
+            v.zeta, v.lam = zeta, np.tanh(zeta / 2.0) / (4.0 * zeta)
+            v.log_term = None
+        return v
+
+    def update_zeta(self, m: int, node: Any) -> None:
+        """``Bernoulli_PseudoY_Jaakkola.updateParameters``: zeta = sqrt(E[(ZW)^2])."""
+        node.params["zeta"] = np.sqrt(self._zw_second_moment(m)[1])
+
+    def update_pseudo_y(self, m: int, node: Any) -> None:
+        """``updateExpectations``: (2y - 1) / (4 lambda(zeta)), centred per feature over all
+        samples (mofapy2 keeps ``means`` as the buffer of that mean, as here)."""
+        v = self._zeta_terms(m, node)
+        node.E = (2.0 * node.obs - 1.0) / (4.0 * v.lam)
+        node.means = node.E.mean(axis=0).data
+        node.E -= node.means
+
+    def update_tau_jaakkola(self, m: int, node: Any) -> None:
+        """``Tau_Jaakkola.updateExpectations``: tau = 2 lambda(zeta)."""
+        node.value = 2 * self._zeta_terms(m, node.markov_blanket["Y"]).lam
+
+    def elbo_bernoulli(self, m: int, node: Any) -> float:
+        """``Bernoulli_PseudoY_Jaakkola.calculateELBO`` (the Jaakkola bound summed over the
+        observed entries) with lambda(zeta) and log(1 + exp(-zeta)) computed once per zeta."""
+        v = self._zeta_terms(m, node)
+        assert v.lam is not None and v.zeta is not None
+        if v.log_term is None:
+            v.log_term = np.log(1 + np.exp(-v.zeta))
+        zw, ezzww = self._zw_second_moment(m)
+        lb = 0.5 * ((2.0 * node.obs - 1.0) * zw - v.zeta)
+        lb -= v.log_term
+        ezzww -= v.zeta ** 2
+        ezzww *= v.lam
+        lb -= ezzww
+        return float(np.sum(lb, where=~node.getMask()))
+
     def variance_explained(self, total: bool = False) -> list[np.ndarray]:
         """BayesNet.py ``calculate_variance_explained`` with Gram matrices: one views x
         factors array (views with ``total``) per group."""
@@ -352,7 +408,16 @@ class FastEngine:
             w.updateParameters = types.MethodType(
                 lambda node, ix=None, ro=1.0, m=m: self.update_w(m, node, ix, ro), w)
             if self.views[m].kind == "bernoulli":
-                continue  # pseudo-data, its precisions and its ELBO: mofapy2's (N x D, cheap)
+                # pseudo-data, its precisions and its ELBO: mofapy2's formulas, fewer passes
+                y.updateParameters = types.MethodType(
+                    lambda node, ix=None, ro=None, m=m: self.update_zeta(m, node), y)
+                y.updateExpectations = types.MethodType(
+                    lambda node, m=m: self.update_pseudo_y(m, node), y)
+                y.calculateELBO = types.MethodType(lambda node, m=m: self.elbo_bernoulli(
+                    m, node), y)
+                t.updateExpectations = types.MethodType(
+                    lambda node, m=m: self.update_tau_jaakkola(m, node), t)
+                continue
             t.updateParameters = types.MethodType(
                 lambda node, ix=None, ro=1.0, m=m: self.update_tau(m, node, ix, ro), t)
             y.calculateELBO = types.MethodType(lambda node, m=m: self.elbo_y(m, node), y)
