@@ -188,6 +188,8 @@ def test_penalty_keeps_noise_out_at_every_cohort_size(classification):
             fixed_c = st._logistic_enet_irls(xs, noise == "b", 0.05, 0.5)
             counts[n, "fixed C"] = int((fixed_c != 0).sum())
     assert counts[100] <= 2 and counts[2000] <= 2, counts
+    if not classification:   # a constant outcome: no noise level, nothing selected
+        assert not st._selected_cd(xs, np.full(len(xs), 3.0), False, 2.0, 0.5).any()
     if classification:
         assert counts[2000, "fixed C"] > 20 > counts[100, "fixed C"], counts
 
