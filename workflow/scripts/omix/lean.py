@@ -227,8 +227,9 @@ def pca_factors(views: list[np.ndarray], k: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def lean_build() -> Iterator[None]:
-    """While active, mofapy2's ``build`` starts the factors with :func:`pca_factors`."""
+def lean_build(pca: bool = True) -> Iterator[None]:
+    """While active, mofapy2's ``build`` starts the factors with :func:`pca_factors`, or at 0
+    when ``pca`` is False (the caller sets them next, as ``integrate.init: power`` does)."""
     from mofapy2.build_model import build_model
 
     cls = build_model.buildBiofam
@@ -238,8 +239,9 @@ def lean_build() -> Iterator[None]:
         if self.model_opts["spikeslab_factors"]:
             original(self)
             return
-        self.init_model.initZ(qmean=pca_factors(self.data, self.dim["K"]), Y=self.data,
-                              impute=True, weight_views=self.train_opts["weight_views"])
+        start = pca_factors(self.data, self.dim["K"]) if pca else 0.0
+        self.init_model.initZ(qmean=start, Y=self.data, impute=True,
+                              weight_views=self.train_opts["weight_views"])
 
     cls.build_Z = build_z
     try:

@@ -232,7 +232,7 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
     if lean:
         from .lean import lean_build
 
-        with lean_build():
+        with lean_build(pca=opts.init != "power"):   # power_init replaces the start
             ent.build()
     else:
         ent.build()
