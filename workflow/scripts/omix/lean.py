@@ -76,7 +76,7 @@ def set_data_inplace(ent: Any, data: list[list[np.ndarray]], likelihoods: list[s
     m_views, n_groups = len(data), len(data[0])
     n_per = [x.shape[0] for x in data[0]]
     dims = ent.dimensionalities
-    dims["M"], dims["G"], dims["N"] = m_views, n_groups, n_per
+    dims["M"], dims["G"] = m_views, n_groups
     dims["D"] = [data[m][0].shape[1] for m in range(m_views)]
     opts["views_names"], opts["features_names"] = list(views), features
     opts["groups_names"], opts["samples_names"] = list(groups), samples
@@ -120,7 +120,7 @@ def set_data_inplace(ent: Any, data: list[list[np.ndarray]], likelihoods: list[s
             if opts.get("scale_groups"):
                 raise NotImplementedError("scale_groups is not used by this workflow")
         out.append(x)
-    dims["N"] = n
+    dims["N"] = n   # mofapy2 keeps the total once the groups are stacked
     ent.intercepts = intercepts
     ent.likelihoods = list(likelihoods)
     ent.data = out

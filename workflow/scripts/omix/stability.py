@@ -120,7 +120,7 @@ def _logistic_enet_irls(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: flo
     return beta
 
 
-def noise_level(weights: np.ndarray, p: int) -> float:
+def noise_level(weighted_residual: np.ndarray, p: int) -> float:
     """The largest score a pure-noise feature is expected to reach, alpha's unit.
 
     At the null model the score of a standardised feature j independent of the outcome is
@@ -128,10 +128,9 @@ def noise_level(weights: np.ndarray, p: int) -> float:
     model, the centred outcome for the elastic net); its standard deviation is
     sigma = sqrt(sum_i (w_i e_i)^2) / sum_i w_i and the largest of p such scores is about
     sigma * sqrt(2 log p), the lasso's universal threshold (Donoho & Johnstone; Buehlmann &
-    van de Geer ch. 6).  ``weights * residual`` is passed as ``weights`` with the residual
-    folded in; the caller divides by the sum of weights.
+    van de Geer ch. 6).  Takes w_i e_i per sample; the caller divides by the sum of weights.
     """
-    return float(np.sqrt(np.sum(weights ** 2)) * np.sqrt(2.0 * np.log(max(p, 2))))
+    return float(np.sqrt(np.sum(weighted_residual ** 2)) * np.sqrt(2.0 * np.log(max(p, 2))))
 
 
 def logistic_c(pos: np.ndarray, p: int, penalty: float) -> float:
