@@ -105,7 +105,10 @@ def current_log_file() -> str | None:
 @contextlib.contextmanager
 def into_log(log_file: str | os.PathLike[str]) -> Iterator[None]:
     """For a worker process a rule starts: the ``omix`` logger and stdout/stderr go to the
-    rule's log, as :func:`rule_boundary` arranges in the rule's own process."""
+    rule's log, as :func:`rule_boundary` arranges in the rule's own process; progress lines
+    stay off the terminal (a forked worker inherits the rule process's setting)."""
+    global _TERMINAL_PROGRESS
+    _TERMINAL_PROGRESS = False
     setup_logging(log_file)
     with open(log_file, "a") as stream, contextlib.redirect_stdout(stream), \
             contextlib.redirect_stderr(stream):

@@ -139,6 +139,16 @@ def _fit_fold(fd: FoldData, tr_s: list[str], te_s: list[str], mofa_opts: MofaOpt
                     n_jobs=n_jobs)
 
 
+# what forked fold workers read (see _mofa_folds): inherited at fork time, never pickled
+_FORK_SHARED: dict[str, Any] = {}
+
+
+def _fold_in_worker(ids: tuple[list[str], list[str]], mofa_opts: MofaOptions,
+                    log_file: str | None, parent: int, task: FoldTask) -> Any:
+    """One outer fold in a forked worker of :func:`_mofa_folds`, on the inherited tables."""
+    return _fit_fold(_FORK_SHARED["fd"], ids[0], ids[1], mofa_opts, log_file, parent, task, 1)
+
+
 def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldData,
                 mofa_opts: MofaOptions, n_jobs: int = 1,
                 task: FoldTask = unsupervised_part) -> Any:
@@ -147,37 +157,40 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
     result (:func:`_fit_fold`).  Yields (training positions, held-out positions, what
     ``task`` returned), in fold order.
 
-    With ``n_jobs`` > 1 and the raw tables (which can be sent to another process; a MuData
-    cannot be pickled) up to ``n_jobs`` whole folds run at once in worker processes, one BLAS
-    thread and one process each (``task`` gets ``n_jobs=1``): independent fits two at a time
-    with one thread each ran 1.6-2.2x faster than one at a time with two (../shared/notes),
-    and on small cohorts a fold's many small model fits gain nothing from a process pool of
-    their own (bundled cohort, predict rule: 33 s with MOFA+ in workers and the candidates'
-    grid search in two processes, 22 s with whole folds in workers).  Otherwise the
-    folds run in turn and ``task`` gets the ``n_jobs``.  Results do not depend on ``n_jobs``."""
+    With ``n_jobs`` > 1 and the raw tables, up to ``n_jobs`` whole folds run at once in worker
+    processes, one BLAS thread and one process each (``task`` gets ``n_jobs=1``): independent
+    fits two at a time with one thread each ran 1.6-2.2x faster than one at a time with two
+    (../shared/notes), and on small cohorts a fold's many small model fits gain nothing from a
+    process pool of their own (bundled cohort, predict rule: 33 s with MOFA+ in workers and the
+    candidates' grid search in two processes, 22 s with whole folds in workers).  Otherwise
+    the folds run in turn and ``task`` gets the ``n_jobs``.  Results do not depend on
+    ``n_jobs`` (tested).
+
+    The workers are forked from this process (POSIX ``fork``), not started afresh as joblib's
+    loky workers were: they inherit the imported libraries and the raw tables, where a loky
+    worker imported numpy, scikit-learn and mofapy2 again (about 2 s before its first fold,
+    on both cores, in each of the two rules) and received the raw tables pickled with every
+    fold (400 MB per fold at 5,000 x 10,000).  Safe here: this
+    process runs no OpenMP code before forking (GNU OpenMP does not survive a fork) and
+    OpenBLAS shuts its threads down at a fork."""
+    import multiprocessing
+
     from .errors import current_log_file
 
     splits = list(splitter.split(np.zeros(len(samples)), strata))
     ids = [([samples[j] for j in tr], [samples[j] for j in te]) for tr, te in splits]
-    if n_jobs > 1 and fd.raw is not None:
-        import warnings
-
-        from joblib import Parallel, delayed
-
-        light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
-        with _one_blas_thread():  # the environment joblib's workers start with
-            results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_fit_fold)(light, tr_s, te_s, mofa_opts, current_log_file(),
-                                   os.getpid(), task, 1) for tr_s, te_s in ids)
-        with warnings.catch_warnings():
-            # loky replaces a worker whose resident memory grew by more than 300 MB over its
-            # tasks (its leak heuristic; a fold at 1,000 x 10,000 allocates and frees more
-            # than that and the allocator keeps some) and says so in a UserWarning; no task
-            # is lost or repeated, the results are those of the serial run (tested)
-            warnings.filterwarnings("ignore", message="A worker stopped while some jobs",
-                                    category=UserWarning)
-            for (tr, te), out in zip(splits, results, strict=True):
-                yield tr, te, out
+    if n_jobs > 1 and fd.raw is not None and len(ids) > 1:
+        _FORK_SHARED["fd"] = fd
+        work = partial(_fold_in_worker, mofa_opts=mofa_opts, log_file=current_log_file(),
+                       parent=os.getpid(), task=task)
+        try:
+            with _one_blas_thread():  # what the forked workers start with
+                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, len(ids)))
+            with pool:   # terminated on leaving, also when the consumer stops early
+                for (tr, te), out in zip(splits, pool.imap(work, ids), strict=True):
+                    yield tr, te, out
+        finally:
+            _FORK_SHARED.clear()
         return
     results = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
                for tr_s, te_s in ids)
