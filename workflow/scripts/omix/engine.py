@@ -208,6 +208,15 @@ class FastEngine:
         grams: list[Any] = []   # per view: N x K x K, or per group K x K
         for m, v in enumerate(self.views):
             we, we2 = wexp[m]["E"], wexp[m]["E2"]
+            if v.kind == "masked":  # tau per feature, 0 where missing: no N x D temporaries
+                assert v.observed is not None
+                gm = []
+                for tau, sl in zip(self._tau(m), self.groups, strict=True):
+                    foo[sl] += weights[m] * (v.observed[sl] @ (tau[:, None] * we2))
+                    bar0[sl] += weights[m] * self._dot(v.y[sl], tau[:, None] * we)  # y: 0 there
+                    gm.append(_gram(v.observed[sl], we, tau))
+                grams.append(np.concatenate(gm) if len(gm) > 1 else gm[0])   # N x K x K
+                continue
             if v.kind != "rows":  # per-sample Gram matrices weighted by each entry's tau
                 t = self._entry_tau(m)
                 foo += weights[m] * (t @ we2)
@@ -253,12 +262,15 @@ class FastEngine:
             return WPiece(t1=(tau[:, None] * self._ytz(m, z)[g]).T,
                           foo=np.outer(tau, zz[sl][v.obs[sl]].sum(axis=0)), tau=tau,
                           ztz=zo.T @ zo)
-        t = self._entry_tau(m)[sl]
         zg = z[sl]
-        if v.kind == "masked":
-            h = self._tau(m)[g][:, None, None] * self._mask_gram(m, z)[g]
-        else:
-            h = _gram(t.T, zg)                                  # D x K x K
+        if v.kind == "masked":   # tau per feature, the data 0 where missing
+            assert v.observed is not None
+            tau = self._tau(m)[g]
+            return WPiece(t1=(tau[:, None] * self._ytz(m, z)[g]).T,
+                          foo=tau[:, None] * (v.observed[sl].T @ zz[sl]),
+                          h=tau[:, None, None] * self._mask_gram(m, z)[g])
+        t = self._entry_tau(m)[sl]
+        h = _gram(t.T, zg)                                      # D x K x K
         return WPiece(t1=((t * self._y(m)[sl]).T @ zg).T, foo=t.T @ zz[sl], h=h)
 
     def update_w(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
@@ -538,7 +550,11 @@ def _is_bernoulli(node: Any) -> bool:
     return type(node) is Bernoulli_PseudoY_Jaakkola
 
 
-def _gram(t: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """A x K x K with [a] = sum_b t[a, b] x_b x_b' for t (A x B) and x (B x K): one GEMM."""
+def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """A x K x K with [a] = sum_b t[a, b] s_b x_b x_b' for t (A x B), x (B x K) and the
+    optional weights s (B; 1 without): one GEMM."""
     b, k = x.shape
-    return (t @ (x[:, :, None] * x[:, None, :]).reshape(b, k * k)).reshape(t.shape[0], k, k)
+    outer = x[:, :, None] * x[:, None, :]
+    if scale is not None:
+        outer *= scale[:, None, None]
+    return (t @ outer.reshape(b, k * k)).reshape(t.shape[0], k, k)
