@@ -245,36 +245,58 @@ def test_projection_of_the_discovery_patients_keeps_the_factor_scale(finished_ru
     assert ratio.between(0.98, 1.02).all(), ratio.round(3).to_dict()
 
 
-def _fails_on_third_fold(tr_s, te_s, f_tr, held, z_tr, z_te, n_jobs=1):
+def _fails_on_odd_training_parts(tr_s, te_s, f_tr, held, z_tr, z_te, n_jobs=1):
     from omix.errors import AnalysisError
 
-    if "S3" in te_s or len(tr_s) % 2:   # some folds only: the others finish first
+    if len(tr_s) % 2:   # 7 folds of 60 patients: training parts of 51 (4 folds) and 52 (3)
         raise AnalysisError("planted failure", where="outer fold")
     return len(tr_s)
 
 
-def test_a_fold_failing_in_a_worker_stops_the_run_with_its_message(small_cohort: Path):
-    """An error in a forked fold worker reaches the rule as the same one-line error, and no
-    worker process is left behind."""
-    import multiprocessing
+def _killed_on_the_last_fold(tr_s, te_s, f_tr, held, z_tr, z_te, n_jobs=1):
+    import os
+    import signal
+
+    if len(tr_s) == 52:
+        os.kill(os.getpid(), signal.SIGKILL)   # as the kernel's out-of-memory killer does
+    return len(tr_s)
+
+
+def _fold_data_of(small_cohort: Path) -> tuple[object, list[str]]:
     from types import SimpleNamespace
 
-    from omix.errors import AnalysisError
-    from omix.predict import FoldData, _mofa_folds
-    from sklearn.model_selection import KFold
+    from omix.predict import FoldData
 
     cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
     sheet = read_sample_sheet(small_cohort / cfg["samples"])
     raw = {"rna": ingest_omic(small_cohort / cfg["omics"]["rna"]["path"], kind="counts",
                               sample_ids=list(sheet.index), layout=cfg["omics"]["rna"]["layout"],
                               name="rna")}
-    fd = FoldData(SimpleNamespace(), raw=raw, omic_cfg=cfg["omics"], sheet=sheet)
-    ids = list(sheet.index)
+    return FoldData(SimpleNamespace(), raw=raw, omic_cfg=cfg["omics"], sheet=sheet), list(
+        sheet.index)
+
+
+@pytest.mark.parametrize("task, message", [
+    (_fails_on_odd_training_parts, "^outer fold: planted failure$"),
+    (_killed_on_the_last_fold, r"^outer fold \d+/7: a worker process of the nested "
+                               r"cross-validation died .* --set-threads predict=1"),
+])
+def test_a_fold_failing_in_a_worker_stops_the_run_with_its_message(small_cohort: Path, task,
+                                                                   message: str):
+    """An error in a forked fold worker reaches the rule as the same one-line error; a worker
+    killed by the system (out of memory) as an error saying so, not a run waiting for ever for
+    its fold; no worker process is left behind."""
+    import multiprocessing
+
+    from omix.errors import AnalysisError
+    from omix.predict import _mofa_folds
+    from sklearn.model_selection import KFold
+
+    fd, ids = _fold_data_of(small_cohort)
     opts = mofa.MofaOptions(factors=2, iterations=20, seed=1)
-    split = KFold(7, shuffle=True, random_state=0)   # 60 patients: training parts of 51 and 52
-    with pytest.raises(AnalysisError, match="^outer fold: planted failure$"):
-        list(_mofa_folds(ids, np.zeros(len(ids)), split, fd, opts, n_jobs=2,
-                         task=_fails_on_third_fold))
+    with pytest.raises(AnalysisError, match=message):
+        list(_mofa_folds(ids, np.zeros(len(ids)), KFold(7, shuffle=True, random_state=0), fd,
+                         opts, n_jobs=2, task=task))
     assert multiprocessing.active_children() == []
 
 

@@ -149,6 +149,17 @@ def _fold_in_worker(ids: tuple[list[str], list[str]], mofa_opts: MofaOptions,
     return _fit_fold(_FORK_SHARED["fd"], ids[0], ids[1], mofa_opts, log_file, parent, task, 1)
 
 
+def _stop_workers(pool: Any) -> None:
+    """Terminate a process pool's workers now, not after their current fold (minutes at
+    scale): ``terminate_workers`` from Python 3.14, the pool's process table before."""
+    stop = getattr(pool, "terminate_workers", None)
+    if stop is not None:
+        stop()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+
+
 def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldData,
                 mofa_opts: MofaOptions, n_jobs: int = 1,
                 task: FoldTask = unsupervised_part) -> Any:
@@ -172,8 +183,12 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
     on both cores, in each of the two rules) and received the raw tables pickled with every
     fold (400 MB per fold at 5,000 x 10,000).  Safe here: this
     process runs no OpenMP code before forking (GNU OpenMP does not survive a fork) and
-    OpenBLAS shuts its threads down at a fork."""
+    OpenBLAS shuts its threads down at a fork.  A worker that dies (killed for memory) stops
+    the run with an error that says so: ``concurrent.futures`` notices it, where
+    ``multiprocessing.Pool`` would wait for the lost fold for ever."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from .errors import current_log_file
 
@@ -183,14 +198,28 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
         _FORK_SHARED["fd"] = fd
         work = partial(_fold_in_worker, mofa_opts=mofa_opts, log_file=current_log_file(),
                        parent=os.getpid(), task=task)
+        pool = ProcessPoolExecutor(min(n_jobs, len(ids)),
+                                   mp_context=multiprocessing.get_context("fork"))
+        done = False
         try:
-            with _one_blas_thread():  # what the forked workers start with
-                pool = multiprocessing.get_context("fork").Pool(min(n_jobs, len(ids)))
-            with pool:   # terminated on leaving, also when the consumer stops early
-                for (tr, te), out in zip(splits, pool.imap(work, ids), strict=True):
-                    yield tr, te, out
+            with _one_blas_thread():  # what the workers start with: forked at the first submit
+                futures = [pool.submit(work, i) for i in ids]
+            for i, ((tr, te), fut) in enumerate(zip(splits, futures, strict=True)):
+                try:
+                    out = fut.result()
+                except BrokenProcessPool:
+                    raise AnalysisError(
+                        f"outer fold {i + 1}/{len(ids)}: a worker process of the nested "
+                        "cross-validation died (killed by the system, most often for lack of "
+                        "memory)", hint="run fewer folds at once (snakemake --set-threads "
+                        "predict=1 predict_survival=1) or give the job more memory") from None
+                yield tr, te, out
+            done = True
         finally:
             _FORK_SHARED.clear()
+            if not done:   # an error or a consumer that stopped: the other folds are not wanted
+                _stop_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
         return
     results = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
                for tr_s, te_s in ids)
