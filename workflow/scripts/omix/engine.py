@@ -139,15 +139,12 @@ class FastEngine:
         return v.y
 
     def _entry_tau(self, m: int) -> np.ndarray:
-        """N x D noise precision of every entry, 0 where missing (mofapy2's masked tau)."""
+        """N x D noise precision of every entry of a Bernoulli view (Jaakkola: one per entry),
+        0 where missing.  A masked Gaussian view's precision is one per feature and its sums
+        are taken without this N x D array (:meth:`update_z`, :meth:`w_piece`)."""
         v = self.views[m]
-        assert v.observed is not None
-        if v.kind == "bernoulli":
-            return self.model.nodes["Tau"].nodes[m].getValue() * v.observed
-        tau = self._tau(m)
-        if len(self.groups) == 1:
-            return v.observed * tau[0]
-        return np.concatenate([v.observed[sl] * tau[g] for g, sl in enumerate(self.groups)])
+        assert v.observed is not None and v.kind == "bernoulli"
+        return self.model.nodes["Tau"].nodes[m].getValue() * v.observed
 
     def _mask_gram(self, m: int, z: np.ndarray) -> list[np.ndarray]:
         """Per group, D x K x K: per feature, the sum over its observed samples of z_n z_n'."""
@@ -217,7 +214,7 @@ class FastEngine:
                     gm.append(_gram(v.observed[sl], we, tau))
                 grams.append(np.concatenate(gm) if len(gm) > 1 else gm[0])   # N x K x K
                 continue
-            if v.kind != "rows":  # per-sample Gram matrices weighted by each entry's tau
+            if v.kind == "bernoulli":  # per-sample Gram matrices weighted by each entry's tau
                 t = self._entry_tau(m)
                 foo += weights[m] * (t @ we2)
                 bar0 += weights[m] * ((t * self._y(m)) @ we)
