@@ -300,17 +300,23 @@ def test_a_fold_failing_in_a_worker_stops_the_run_with_its_message(small_cohort:
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "loky"])
 def test_folds_fitted_in_worker_processes_equal_folds_fitted_in_turn(small_cohort: Path,
-                                                                      tmp_path: Path):
+                                                                      tmp_path: Path, fork: bool,
+                                                                      monkeypatch):
     """The outer folds' normalisation + MOFA+ fits run two at a time in worker processes
-    (predict's threads): the same training tables, held-out tables and factors, bit for bit,
-    as one after the other in the rule's process; the workers' output goes to the log."""
+    (predict's threads; forked on Linux, loky workers where forking is unsafe): the same
+    training tables, held-out tables and factors, bit for bit, as one after the other in the
+    rule's process; the workers' output goes to the log."""
     import logging
     from types import SimpleNamespace
 
+    from omix import predict
     from omix.errors import setup_logging
     from omix.predict import FoldData, _mofa_folds
     from sklearn.model_selection import KFold
+
+    monkeypatch.setattr(predict, "FORK_WORKERS", fork)
 
     cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
     sheet = read_sample_sheet(small_cohort / cfg["samples"])

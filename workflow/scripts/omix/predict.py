@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -185,46 +186,86 @@ def _mofa_folds(samples: list[str], strata: np.ndarray, splitter: Any, fd: FoldD
     process runs no OpenMP code before forking (GNU OpenMP does not survive a fork) and
     OpenBLAS shuts its threads down at a fork.  A worker that dies (killed for memory) stops
     the run with an error that says so: ``concurrent.futures`` notices it, where
-    ``multiprocessing.Pool`` would wait for the lost fold for ever."""
+    ``multiprocessing.Pool`` would wait for the lost fold for ever.  Where forking is not safe
+    (macOS: its system libraries may hold threads, and Python starts processes afresh there
+    by default) the folds go to loky workers as before (:data:`FORK_WORKERS`)."""
+    splits = list(splitter.split(np.zeros(len(samples)), strata))
+    ids = [([samples[j] for j in tr], [samples[j] for j in te]) for tr, te in splits]
+    if n_jobs > 1 and fd.raw is not None and len(ids) > 1:
+        run = _forked_folds if FORK_WORKERS else _loky_folds
+        outs = run(ids, fd, mofa_opts, min(n_jobs, len(ids)), task)
+    else:
+        outs = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
+                for tr_s, te_s in ids)
+    try:
+        for (tr, te), out in zip(splits, outs, strict=True):
+            yield tr, te, out
+    finally:
+        outs.close()   # a consumer that stopped early stops the workers too
+
+
+# fork the fold workers (Linux); elsewhere start loky workers (see _mofa_folds)
+FORK_WORKERS = sys.platform.startswith("linux")
+
+
+def _forked_folds(ids: list[tuple[list[str], list[str]]], fd: FoldData, mofa_opts: MofaOptions,
+                  n_jobs: int, task: FoldTask) -> Any:
+    """What each fold's ``task`` returned, in fold order, from ``n_jobs`` forked workers."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     from .errors import current_log_file
 
-    splits = list(splitter.split(np.zeros(len(samples)), strata))
-    ids = [([samples[j] for j in tr], [samples[j] for j in te]) for tr, te in splits]
-    if n_jobs > 1 and fd.raw is not None and len(ids) > 1:
-        _FORK_SHARED["fd"] = fd
-        work = partial(_fold_in_worker, mofa_opts=mofa_opts, log_file=current_log_file(),
-                       parent=os.getpid(), task=task)
-        pool = ProcessPoolExecutor(min(n_jobs, len(ids)),
-                                   mp_context=multiprocessing.get_context("fork"))
-        done = False
-        try:
-            with _one_blas_thread():  # what the workers start with: forked at the first submit
-                futures = [pool.submit(work, i) for i in ids]
-            for i, ((tr, te), fut) in enumerate(zip(splits, futures, strict=True)):
-                try:
-                    out = fut.result()
-                except BrokenProcessPool:
-                    raise AnalysisError(
-                        f"outer fold {i + 1}/{len(ids)}: a worker process of the nested "
-                        "cross-validation died (killed by the system, most often for lack of "
-                        "memory)", hint="run fewer folds at once (snakemake --set-threads "
-                        "predict=1 predict_survival=1) or give the job more memory") from None
-                yield tr, te, out
-            done = True
-        finally:
-            _FORK_SHARED.clear()
-            if not done:   # an error or a consumer that stopped: the other folds are not wanted
-                _stop_workers(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
-        return
-    results = (_fit_fold(fd, tr_s, te_s, mofa_opts, None, os.getpid(), task, n_jobs)
-               for tr_s, te_s in ids)
-    for (tr, te), out in zip(splits, results, strict=True):
-        yield tr, te, out
+    _FORK_SHARED["fd"] = fd
+    work = partial(_fold_in_worker, mofa_opts=mofa_opts, log_file=current_log_file(),
+                   parent=os.getpid(), task=task)
+    pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
+    done = False
+    try:
+        with _one_blas_thread():  # what the workers start with: forked at the first submit
+            futures = [pool.submit(work, i) for i in ids]
+        for i, fut in enumerate(futures):
+            try:
+                out = fut.result()
+            except BrokenProcessPool:
+                raise AnalysisError(
+                    f"outer fold {i + 1}/{len(ids)}: a worker process of the nested "
+                    "cross-validation died (killed by the system, most often for lack of "
+                    "memory)", hint="run fewer folds at once (snakemake --set-threads "
+                    "predict=1 predict_survival=1) or give the job more memory") from None
+            yield out
+        done = True
+    finally:
+        _FORK_SHARED.clear()
+        if not done:   # an error or a consumer that stopped: the other folds are not wanted
+            _stop_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _loky_folds(ids: list[tuple[list[str], list[str]]], fd: FoldData, mofa_opts: MofaOptions,
+                n_jobs: int, task: FoldTask) -> Any:
+    """The same from joblib's loky workers, started afresh: each imports the libraries and
+    receives the raw tables with every fold (a MuData cannot be pickled; the raw tables can)."""
+    import warnings
+
+    from joblib import Parallel, delayed
+
+    from .errors import current_log_file
+
+    light = FoldData(None, raw=fd.raw, omic_cfg=fd.omic_cfg, sheet=fd.sheet, seed=fd.seed)
+    with _one_blas_thread():  # the environment joblib's workers start with
+        results: Any = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_fit_fold)(light, tr_s, te_s, mofa_opts, current_log_file(), os.getpid(),
+                               task, 1) for tr_s, te_s in ids)
+    with warnings.catch_warnings():
+        # loky replaces a worker whose resident memory grew by more than 300 MB over its
+        # tasks (its leak heuristic; a fold at 1,000 x 10,000 allocates and frees more than
+        # that and the allocator keeps some) and says so in a UserWarning; no task is lost
+        # or repeated, the results are those of the serial run (tested)
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs",
+                                category=UserWarning)
+        yield from results
 
 
 def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
