@@ -262,16 +262,17 @@ def _killed_on_the_last_fold(tr_s, te_s, f_tr, held, z_tr, z_te, n_jobs=1):
     return len(tr_s)
 
 
-def _fold_data_of(small_cohort: Path) -> tuple[object, list[str]]:
+def _fold_data_of(small_cohort: Path, omics: tuple[str, ...]) -> tuple[object, list[str]]:
+    """The raw (ingested) tables of ``omics`` as the nested CV's fold data, and the ids."""
     from types import SimpleNamespace
 
     from omix.predict import FoldData
 
     cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
     sheet = read_sample_sheet(small_cohort / cfg["samples"])
-    raw = {"rna": ingest_omic(small_cohort / cfg["omics"]["rna"]["path"], kind="counts",
-                              sample_ids=list(sheet.index), layout=cfg["omics"]["rna"]["layout"],
-                              name="rna")}
+    raw = {o: ingest_omic(small_cohort / t["path"], kind=t["kind"],
+                          sample_ids=list(sheet.index), layout=t["layout"], name=o)
+           for o, t in cfg["omics"].items() if o in omics}
     return FoldData(SimpleNamespace(), raw=raw, omic_cfg=cfg["omics"], sheet=sheet), list(
         sheet.index)
 
@@ -292,7 +293,7 @@ def test_a_fold_failing_in_a_worker_stops_the_run_with_its_message(small_cohort:
     from omix.predict import _mofa_folds
     from sklearn.model_selection import KFold
 
-    fd, ids = _fold_data_of(small_cohort)
+    fd, ids = _fold_data_of(small_cohort, ("rna",))
     opts = mofa.MofaOptions(factors=2, iterations=20, seed=1)
     with pytest.raises(AnalysisError, match=message):
         list(_mofa_folds(ids, np.zeros(len(ids)), KFold(7, shuffle=True, random_state=0), fd,
@@ -309,22 +310,14 @@ def test_folds_fitted_in_worker_processes_equal_folds_fitted_in_turn(small_cohor
     training tables, held-out tables and factors, bit for bit, as one after the other in the
     rule's process; the workers' output goes to the log."""
     import logging
-    from types import SimpleNamespace
 
     from omix import predict
     from omix.errors import setup_logging
-    from omix.predict import FoldData, _mofa_folds
+    from omix.predict import _mofa_folds
     from sklearn.model_selection import KFold
 
     monkeypatch.setattr(predict, "FORK_WORKERS", fork)
-
-    cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
-    sheet = read_sample_sheet(small_cohort / cfg["samples"])
-    raw = {o: ingest_omic(small_cohort / t["path"], kind=t["kind"],
-                          sample_ids=list(sheet.index), layout=t["layout"], name=o)
-           for o, t in cfg["omics"].items() if o in ("rna", "metabolites")}
-    fd = FoldData(SimpleNamespace(), raw=raw, omic_cfg=cfg["omics"], sheet=sheet)
-    ids = list(sheet.index)
+    fd, ids = _fold_data_of(small_cohort, ("rna", "metabolites"))
     opts = mofa.MofaOptions(factors=3, iterations=50, seed=1)
     split = KFold(3, shuffle=True, random_state=0)
     log_file = tmp_path / "predict.log"
@@ -345,4 +338,4 @@ def test_folds_fitted_in_worker_processes_equal_folds_fitted_in_turn(small_cohor
         pd.testing.assert_frame_equal(a[3], b[3])                     # held-out factors
         assert a[2].shape[1] >= 1 and len(a[3]) == len(te_b)
     text = log_file.read_text()
-    assert text.count("features_in=") >= 2 * 3 * len(raw)   # the workers' log lines arrive
+    assert text.count("features_in=") >= 2 * 3 * len(fd.raw)   # the workers' log lines arrive
