@@ -107,6 +107,24 @@ def test_fast_engine_with_a_binary_view(views):
     assert s["r2"][0][1].max() > 0.01                        # the binary view is explained
 
 
+def test_zeta_update_recomputes_the_second_moment_when_w_changed_after_the_elbo(views):
+    """The ELBO's E[(ZW)^2] serves the next zeta update only for the same Z and W."""
+    data = [x.copy() for x in views]
+    data[1] = (data[1] > 0.3).astype(float)
+    ent = fit(data, ["gaussian", "bernoulli", "gaussian"], engine="fast")
+    y, wnode = ent.model.nodes["Y"].nodes[1], ent.model.nodes["W"].nodes[1]
+    y.calculateELBO()                                        # keeps E[(ZW)^2]
+    w = wnode.getExpectations()
+    w["E"] *= 1.5                                            # W moves (a site's update)
+    w["E2"] *= 2.25
+    y.updateParameters()
+    z = ent.model.nodes["Z"].getExpectations()
+    w = wnode.getExpectations()
+    expected = np.sqrt(np.square(z["E"] @ w["E"].T) - np.square(z["E"]) @ np.square(w["E"]).T
+                       + z["E2"] @ w["E2"].T)               # mofapy2's formula
+    np.testing.assert_allclose(y.params["zeta"], expected, rtol=1e-12)
+
+
 def test_fast_engine_with_groups(views):
     """MOFA+ groups (three sites of 30/25/25 samples with their own offsets and noise):
     noise precision per group and feature, factor ARD per group; with whole samples missing
