@@ -125,6 +125,23 @@ def test_zeta_update_recomputes_the_second_moment_when_w_changed_after_the_elbo(
     np.testing.assert_allclose(y.params["zeta"], expected, rtol=1e-12)
 
 
+def test_binary_view_weight_sums_survive_an_elbo_evaluation(views):
+    """The precision-weighted pseudo-data shares its work space with the ELBO: a W update
+    after an ELBO evaluation (as a federated round does) sees the same sums as before it."""
+    data = [x.copy() for x in views]
+    data[1] = (data[1] > 0.3).astype(float)
+    data[1][:10] = np.nan
+    ent = fit(data, ["gaussian", "bernoulli", "gaussian"], engine="fast")
+    eng = engine.FastEngine(ent.model)
+    eng.install()
+    z = ent.model.nodes["Z"].getExpectations()
+    before = eng.w_piece(1, 0, z["E"], z["E2"])
+    ent.model.nodes["Y"].nodes[1].calculateELBO()
+    after = eng.w_piece(1, 0, z["E"], z["E2"])
+    np.testing.assert_array_equal(before.t1, after.t1)
+    np.testing.assert_array_equal(before.foo, after.foo)
+
+
 def test_fast_engine_with_groups(views):
     """MOFA+ groups (three sites of 30/25/25 samples with their own offsets and noise):
     noise precision per group and feature, factor ARD per group; with whole samples missing
