@@ -11,6 +11,8 @@ runs whose predicted time exceeds ``--stock-cap`` seconds are skipped, and the l
 
     python -m omix.bench                      # N = 200, 1000, 5000 and engine-only 10000
     python -m omix.bench --sizes 200 --big 0  # a quick look
+    python -m omix.bench --mixed --dims 4000,4000 --k 10 --sizes 1000,5000 --big 0
+        # the first view binary, the others with 10 % of cells missing
 """
 
 from __future__ import annotations
@@ -50,7 +52,19 @@ def generate(n: int, ds: tuple[int, ...], k: int = 10, seed: int = 0) -> list[np
     return views
 
 
-def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str) -> None:
+def mixed(views: list[np.ndarray], seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """The first view made binary (mutations: above its median, 2 % of cells missing), the
+    others given 10 % of cells missing at random (proteomics); in place."""
+    rng = np.random.default_rng(seed + 1)
+    for i, x in enumerate(views):
+        if i == 0:
+            x[...] = x > np.median(x)
+        x[rng.random(x.shape) < (0.02 if i == 0 else 0.1)] = np.nan
+    return views, ["bernoulli"] + ["gaussian"] * (len(views) - 1)
+
+
+def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str,
+          with_mixed: bool = False) -> None:
     """One fit in this process; factors and the ELBO trace go to ``out`` (npz)."""
     import contextlib
     import io as _io
@@ -58,12 +72,16 @@ def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str)
     from .mofa import MofaOptions, train_mofa
 
     t0 = time.perf_counter()
-    nested = [[x] for x in generate(n, ds)]  # no other reference: mofapy2's copy replaces it
+    views, likelihoods = generate(n, ds), ["gaussian"] * len(ds)
+    if with_mixed:
+        views, likelihoods = mixed(views)
+    nested = [[x] for x in views]  # no other reference: mofapy2's copy replaces it
+    del views
     t_gen = time.perf_counter() - t0
     opts = MofaOptions(factors=k, seed=seed, iterations=1000, min_r2=0.0,
                        engine="mofapy2" if engine == "stock" else "fast",
                        float32=engine == "fast32")
-    views = [f"view{i}" for i in range(len(ds))]
+    names = [f"view{i}" for i in range(len(ds))]
     feats = [[f"v{i}_f{j}" for j in range(d)] for i, d in enumerate(ds)]
     timings: dict[str, float] = {}
     with contextlib.redirect_stdout(_io.StringIO()):
@@ -81,7 +99,7 @@ def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str)
 
         ep.entry_point.run, ep.entry_point.build = timed(run, "train"), timed(build, "build")
         t1 = time.perf_counter()
-        ent = train_mofa(nested, ["gaussian"] * len(ds), views, [[f"s{i}" for i in range(n)]],
+        ent = train_mofa(nested, likelihoods, names, [[f"s{i}" for i in range(n)]],
                          feats, opts, owned=True)
         total = time.perf_counter() - t1
     elbo = np.asarray(ent.model.train_stats["elbo"], dtype=float)
@@ -94,10 +112,11 @@ def child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, out: str)
 
 
 def run_child(engine: str, n: int, ds: tuple[int, ...], k: int, seed: int, workdir: Path,
-              timeout: float) -> dict[str, Any] | None:
+              timeout: float, with_mixed: bool = False) -> dict[str, Any] | None:
     out = workdir / f"{engine}_{n}.npz"
     cmd = [sys.executable, "-m", "omix.bench", "--child", engine, "--n", str(n),
-           "--ds", ",".join(map(str, ds)), "--k", str(k), "--seed", str(seed), "--out", str(out)]
+           "--ds", ",".join(map(str, ds)), "--k", str(k), "--seed", str(seed), "--out", str(out),
+           *(["--mixed"] if with_mixed else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     while True:
@@ -156,27 +175,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stock-cap", type=float, default=900.0,
                     help="skip stock when its predicted time exceeds this many seconds")
+    ap.add_argument("--dims", default=",".join(map(str, SMALL_D)),
+                    help="features per view of the stock-vs-engine sizes")
+    ap.add_argument("--mixed", action="store_true",
+                    help="the first view binary (Bernoulli), the others with 10 %% of cells "
+                         "missing")
     ap.add_argument("--child"), ap.add_argument("--n", type=int), ap.add_argument("--ds")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     if a.child:
-        child(a.child, a.n, tuple(int(d) for d in a.ds.split(",")), a.k, a.seed, a.out)
+        child(a.child, a.n, tuple(int(d) for d in a.ds.split(",")), a.k, a.seed, a.out,
+              a.mixed)
         return
+    small_d = tuple(int(d) for d in a.dims.split(","))
 
     print(f"# MOFA+ benchmark: K={a.k}, mofapy2 options of the pipeline (convergence fast), "
-          f"{os.cpu_count()} cores, OMP/BLAS threads "
+          + ("first view binary, the others 10 % missing, " if a.mixed else "")
+          + f"{os.cpu_count()} cores, OMP/BLAS threads "
           f"{os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
     header = "N, D, K, stock_s, engine_s, speedup, factor_r, elbo_rel_diff, peak_rss_mb"
     rows: dict[str, list[str]] = {"fast": [], "fast32": []}
     notes: list[str] = []
     per_iter_stock: tuple[float, float] | None = None   # (seconds per iteration, N*D)
-    sizes = [(int(n), SMALL_D) for n in a.sizes.split(",") if n] + (
+    sizes = [(int(n), small_d) for n in a.sizes.split(",") if n] + (
         [(a.big, BIG_D)] if a.big else [])
     with tempfile.TemporaryDirectory(prefix="omix-bench-") as tmp:
         for n, ds in sizes:
             d = sum(ds)
             engine_only = n == a.big and ds == BIG_D
-            res = {e: run_child(e, n, ds, a.k, a.seed, Path(tmp), 3600.0)
+            res = {e: run_child(e, n, ds, a.k, a.seed, Path(tmp), 3600.0, a.mixed)
                    for e in ("fast", "fast32")}
             stock = None
             if not engine_only:
@@ -186,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                     notes.append(f"# N={n}: stock skipped, predicted {predicted:.0f} s > "
                                  f"--stock-cap {a.stock_cap:.0f} s")
                 else:
-                    stock = run_child("stock", n, ds, a.k, a.seed, Path(tmp), 2 * a.stock_cap)
+                    stock = run_child("stock", n, ds, a.k, a.seed, Path(tmp), 2 * a.stock_cap,
+                                      a.mixed)
                     if stock is None:
                         notes.append(f"# N={n}: stock stopped at {2 * a.stock_cap:.0f} s")
                     else:
