@@ -76,6 +76,7 @@ class _View:
     # where y is observed
     sign: np.ndarray | None = None
     observed_bool: np.ndarray | None = None
+    complete: bool = False                # no entry missing
     # Bernoulli, per iteration: the entries' precisions t = 2 lambda(zeta) (0 where missing)
     # and t * pseudo-data, each used by both the Z and the W update; keyed on the arrays they
     # come from (which mofapy2 and omix.federated replace, never modify in place); ty lives
@@ -111,7 +112,7 @@ class FastEngine:
                                         n_obs=self._per_group(observed), yy=np.zeros(0),
                                         kind="bernoulli", observed=observed,
                                         sign=(2.0 * node.obs - 1.0).astype(np.float32),
-                                        observed_bool=~mask,
+                                        observed_bool=~mask, complete=not mask.any(),
                                         scratch=np.empty(mask.shape)))
                 continue
             y = node.value
@@ -167,7 +168,7 @@ class FastEngine:
         assert v.observed is not None and v.kind == "bernoulli"
         value = self.model.nodes["Tau"].nodes[m].getValue()
         if v.t_of is not value:
-            v.t = value if v.observed_bool.all() else value * v.observed
+            v.t = value if v.complete else value * v.observed
             v.t_of = value
         assert v.t is not None
         return v.t
