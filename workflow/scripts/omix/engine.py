@@ -43,6 +43,7 @@ is left to stock mofapy2: :func:`unsupported` names the reason and the caller lo
 
 from __future__ import annotations
 
+import functools
 import types
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,8 @@ class _View:
     observed: np.ndarray | None = None   # N x D, 1.0 where observed ("masked", "bernoulli")
     hm: list[np.ndarray] | None = None   # per group, D x K x K: sum over observed n of z_n z_n'
     hm_version: int = -1
+    hzz: list[np.ndarray] | None = None  # per group, D x K: sum over observed n of E[z_n^2]
+    hzz_version: int = -1
     # Bernoulli: what depends only on the variational parameter zeta, computed once per zeta
     # (mofapy2 recomputes lambda(zeta) for the pseudo-data, for tau and in the ELBO)
     zeta: np.ndarray | None = None
@@ -191,6 +194,17 @@ class FastEngine:
             v.hm_version = self.z_version
         return v.hm
 
+    def _mask_zz(self, m: int, zz: np.ndarray) -> list[np.ndarray]:
+        """Per group, D x K: per feature, the sum over its observed samples of E[z_n^2], for
+        the current Z (the Tau update and the next W update both need it)."""
+        v = self.views[m]
+        assert v.observed is not None
+        if (v.hzz is None or v.hzz_version != self.z_version
+                or v.hzz[0].shape[1] != zz.shape[1]):
+            v.hzz = [v.observed[sl].T @ zz[sl] for sl in self.groups]
+            v.hzz_version = self.z_version
+        return v.hzz
+
     def _view_weights(self) -> np.ndarray:
         n_views = len(self.views)
         w = np.ones(n_views)
@@ -210,7 +224,7 @@ class FastEngine:
             assert v.observed is not None
             ot = v.observed[sl].T
             return (v.yy[g] - 2.0 * np.einsum("dk,dk->d", w, ytz)
-                    + np.einsum("dk,dk->d", ww, ot @ zzg)
+                    + np.einsum("dk,dk->d", ww, self._mask_zz(m, zz)[g])
                     - np.einsum("dk,dk->d", np.square(w), ot @ np.square(zg))
                     + np.einsum("dk,dkj,dj->d", w, self._mask_gram(m, z)[g], w))
         obs = v.obs[sl]
@@ -300,7 +314,7 @@ class FastEngine:
             assert v.observed is not None
             tau = self._tau(m)[g]
             return WPiece(t1=(tau[:, None] * self._ytz(m, z)[g]).T,
-                          foo=tau[:, None] * (v.observed[sl].T @ zz[sl]),
+                          foo=tau[:, None] * self._mask_zz(m, zz)[g],
                           h=tau[:, None, None] * self._mask_gram(m, z)[g])
         t = self._entry_tau(m)[sl]
         h = _gram(t.T, zg)                                      # D x K x K
@@ -633,10 +647,6 @@ def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None) -> np.n
     return g
 
 
-_TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
+@functools.lru_cache
 def _triu(k: int) -> tuple[np.ndarray, np.ndarray]:
-    if k not in _TRIU:
-        _TRIU[k] = np.triu_indices(k)
-    return _TRIU[k]
+    return np.triu_indices(k)
