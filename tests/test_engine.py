@@ -246,11 +246,13 @@ def lean_views(n: int, ds: tuple[int, ...], seed: int) -> tuple[list[np.ndarray]
     return data, ["gaussian", "bernoulli", "gaussian"]
 
 
+@pytest.mark.parametrize("cache", [0, 2**30])
 @pytest.mark.parametrize("n,ds", [(150, (400, 150, 120)), (700, (100, 60, 40))])
-def test_lean_pca_replays_sklearns_randomized_pca(n, ds):
+def test_lean_pca_replays_sklearns_randomized_pca(n, ds, cache):
     """omix.lean.pca_factors gives what mofapy2's initialisation computes (sklearn's
     randomized PCA of the mean-imputed views side by side, scaled to [-1, 1]) without forming
-    that matrix: wide (transposed) and tall data, missing cells, a feature never measured."""
+    that matrix: wide (transposed) and tall data, missing cells, a feature never measured;
+    the masked views imputed in every product (cache 0) or once (kept between products)."""
     from omix.lean import pca_factors
     from sklearn.decomposition import PCA
     from sklearn.impute import SimpleImputer
@@ -261,7 +263,7 @@ def test_lean_pca_replays_sklearns_randomized_pca(n, ds):
     want = PCA(n_components=6, whiten=True).fit(y).transform(y)
     want = 2.0 * (want - want.min(axis=0)) / np.ptp(want, axis=0) - 1
     np.random.seed(4)
-    got = pca_factors(data, 6)
+    got = pca_factors(data, 6, cache_bytes=cache)
     assert PCA(n_components=6).fit(y)._fit_svd_solver == "randomized"
     np.testing.assert_allclose(got, want, atol=1e-10)
 

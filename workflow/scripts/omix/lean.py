@@ -128,10 +128,16 @@ def set_data_inplace(ent: Any, data: list[list[np.ndarray]], likelihoods: list[s
 
 class _Centred:
     """The mean-imputed, centred concatenation M of the views (sklearn's ``X - mean_`` after
-    ``SimpleImputer(strategy="mean")``), as products only: M @ Y and M.T @ Y."""
+    ``SimpleImputer(strategy="mean")``), as products only: M @ Y and M.T @ Y.
 
-    def __init__(self, views: list[np.ndarray]) -> None:
+    A view with missing cells (or never-measured features) is imputed and centred block by
+    block in every product; while the imputed copies of such views fit in ``cache_bytes``
+    they are made once instead (the randomized PCA makes ~17 products: at 1,000 patients x
+    3,000 masked features rebuilding them each time was 0.25 s of a 0.5 s start)."""
+
+    def __init__(self, views: list[np.ndarray], cache_bytes: int = 4 * BLOCK_BYTES) -> None:
         self.views = []
+        budget = cache_bytes
         for x in views:
             n, d = x.shape
             count, total = np.zeros(d), np.zeros(d)
@@ -141,8 +147,12 @@ class _Centred:
                 total += np.sum(x[rows], axis=0, where=ok)
             keep = np.flatnonzero(count > 0)   # SimpleImputer drops all-missing features
             mu = total[keep] / count[keep]
-            self.views.append((x, keep, mu, bool((count[keep] < n).any()),
-                               len(keep) == d))
+            missing, full = bool((count[keep] < n).any()), len(keep) == d
+            if (missing or not full) and n * len(keep) * 8 <= budget:
+                x = self._block(x, keep, mu, full, slice(0, n))
+                budget -= x.nbytes
+                keep, mu, missing, full = np.arange(len(keep)), np.zeros(len(keep)), False, True
+            self.views.append((x, keep, mu, missing, full))
         self.n = views[0].shape[0]
         self.d = sum(len(v[1]) for v in self.views)
 
@@ -182,17 +192,19 @@ class _Centred:
         return np.vstack(out)
 
 
-def pca_factors(views: list[np.ndarray], k: int) -> np.ndarray:
+def pca_factors(views: list[np.ndarray], k: int, cache_bytes: int = 4 * BLOCK_BYTES
+                ) -> np.ndarray:
     """mofapy2's starting factors (``initZ(qmean="pca", impute=True)``): the whitened scores
     of sklearn's ``PCA(n_components=k, whiten=True)`` on the mean-imputed concatenation of
     ``views`` (NaN = missing), each factor then scaled to [-1, 1].
 
     sklearn's randomized solver is replayed on products with the views; the other solvers
-    sklearn picks for small or tall-and-skinny data get the concatenated matrix (small then)."""
+    sklearn picks for small or tall-and-skinny data get the concatenated matrix (small then).
+    ``cache_bytes``: how much imputed data may be kept between products (:class:`_Centred`)."""
     from scipy import linalg
     from sklearn.utils.extmath import svd_flip
 
-    m = _Centred(views)
+    m = _Centred(views, cache_bytes)
     n, d = m.n, m.d
     if (d <= 1_000 and n >= 10 * d) or max(n, d) <= 500 or not 1 <= k < 0.8 * min(n, d):
         from sklearn.decomposition import PCA
