@@ -74,6 +74,7 @@ rule predict_survival:
         f"{LOGS}/predict_survival/{COHORT}.log",
     benchmark:
         f"{BENCH}/predict_survival/{COHORT}.tsv"
+    priority: 10  # started before predict (see threads below)
     conda:
         "../../envs/predict.yaml"
     # One thread, started before predict: its folds (a Cox model on the factors after each
@@ -82,7 +83,6 @@ rule predict_survival:
     # Measured on 2 cores: bundled cohort make run 58.7 -> 53.5 s; with two threads the
     # second core mostly idled in its start and end (16.5 CPU-s in 10.3 s of 2 cores).
     threads: 1
-    priority: 10
     params:
         survival=config.get("survival"),
         predict=config["predict"],
