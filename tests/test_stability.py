@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,6 +152,33 @@ def test_median_imputer_matches_scikit_learn():
     xt[0, :] = np.nan
     np.testing.assert_array_equal(ours.transform(xt), ref.transform(xt))
     np.testing.assert_array_equal(ours.fit_transform(x), ref.fit_transform(x))
+
+
+@pytest.mark.parametrize("n", [7, 41, 600, 1201])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_medians_equal_numpys_nanmedian(n, dtype):
+    """The imputer's medians are np.nanmedian's, bit for bit, on either side of the 600 rows
+    where np.nanmedian changes method: odd and even counts of values, columns without a
+    missing value, with one value, with none, infinite values, ties."""
+    from omix.impute import column_medians
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 60)).astype(dtype)
+    x[rng.random(x.shape) < rng.random(60)] = np.nan   # each column its own missing rate
+    x[:, 0] = rng.normal(size=n)                        # complete
+    x[:, 1] = np.nan                                    # no value
+    x[:, 2] = np.nan
+    x[n // 2, 2] = 3.0                                  # one value
+    x[: n // 3, 3] = np.inf
+    x[: n // 3, 4] = -np.inf
+    x[:, 5] = np.round(x[:, 5])                         # ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmedian on the empty column
+        want = np.nanmedian(x, axis=0)
+    got = column_medians(x)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[1]) and got[2] == 3.0
 
 
 def test_block_auc_equals_scikit_learn_with_ties():

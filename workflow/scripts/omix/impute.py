@@ -6,16 +6,44 @@ A module of its own (imported only where scikit-learn is) because saved models r
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 from sklearn.impute import SimpleImputer
 
 
+def column_medians(x: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(x, axis=0)`` (NaN for a column with no value), the same numbers, faster.
+
+    Columns are partitioned in rows of a transposed copy, those with the same number of
+    values together (a missing value becomes +inf, so the middle ones are the values' own).
+    ``np.nanmedian`` goes through a masked array below 600 rows and one Python call per
+    column above; on 5,000 columns (3,000 with 10 % missing) this takes 0.034 s against
+    0.103 s at 533 rows, 0.050 against 0.106 at 800 and 0.51 against 0.66 at 5,000.
+    """
+    n, d = x.shape
+    missing = np.isnan(x)
+    count = n - np.count_nonzero(missing, axis=0)
+    out = np.full(d, np.nan, dtype=x.dtype)
+    full = np.flatnonzero(count == n)
+    if len(full):
+        out[full] = np.median(np.ascontiguousarray(x[:, full].T), axis=1)
+    part = np.flatnonzero((count < n) & (count > 0))
+    if len(part):
+        rows = np.ascontiguousarray(x[:, part].T)
+        rows[np.isnan(rows)] = np.inf
+        c = count[part]
+        for k in np.unique(c):
+            sel = np.flatnonzero(c == k)
+            lo, hi = (k - 1) // 2, k // 2
+            p = np.partition(rows[sel], (lo, hi) if lo != hi else lo, axis=1)
+            out[part[sel]] = (p[:, lo] + p[:, hi]) / 2   # np.median's mean of the middle two
+    return out
+
+
 class MedianImputer(SimpleImputer):
     """``SimpleImputer(strategy="median", keep_empty_features=True)`` whose fit takes the
-    column medians with ``np.nanmedian``.
+    column medians with :func:`column_medians`.
 
     Written because scikit-learn computes them on a masked array (``np.ma.median``), which
     sorts through the mask: 0.61 s for one fit on 800 x 5,000 with 10 % missing on this
@@ -35,8 +63,6 @@ class MedianImputer(SimpleImputer):
             return super()._dense_fit(X, strategy, missing_values, fill_value)
         missing = np.isnan(X)
         self._fit_indicator(missing)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: filled below
-            median = np.nanmedian(X, axis=0)
+        median = column_medians(X)
         median[np.isnan(median)] = 0 if self.keep_empty_features else np.nan
         return median
