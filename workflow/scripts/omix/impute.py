@@ -12,17 +12,20 @@ import numpy as np
 from sklearn.impute import SimpleImputer
 
 
-def column_medians(x: np.ndarray) -> np.ndarray:
-    """``np.nanmedian(x, axis=0)`` (NaN for a column with no value), the same numbers, faster.
+def column_medians(x: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
+    """``np.nanmedian(x, axis=0)`` (NaN for a column with no value), the same numbers, faster
+    (``missing``: ``np.isnan(x)``, if the caller has it).
 
     Columns are partitioned in rows of a transposed copy, those with the same number of
     values together (a missing value becomes +inf, so the middle ones are the values' own).
     ``np.nanmedian`` goes through a masked array below 600 rows and one Python call per
-    column above; on 5,000 columns (3,000 with 10 % missing) this takes 0.034 s against
-    0.103 s at 533 rows, 0.050 against 0.106 at 800 and 0.51 against 0.66 at 5,000.
+    column above; on 5,000 columns (3,000 with 10 % missing), median of 5 runs: 0.033 s
+    against 0.101 s at 533 rows (a 3-fold inner split of 800), 0.050 against 0.111 at 800,
+    0.17 against 0.25 at 2,000, and about the same at 5,000 (0.65 against 0.61).
     """
     n, d = x.shape
-    missing = np.isnan(x)
+    if missing is None:
+        missing = np.isnan(x)
     count = n - np.count_nonzero(missing, axis=0)
     out = np.full(d, np.nan, dtype=x.dtype)
     full = np.flatnonzero(count == n)
@@ -31,7 +34,7 @@ def column_medians(x: np.ndarray) -> np.ndarray:
     part = np.flatnonzero((count < n) & (count > 0))
     if len(part):
         rows = np.ascontiguousarray(x[:, part].T)
-        rows[np.isnan(rows)] = np.inf
+        rows[missing[:, part].T] = np.inf
         c = count[part]
         for k in np.unique(c):
             sel = np.flatnonzero(c == k)
@@ -63,6 +66,6 @@ class MedianImputer(SimpleImputer):
             return super()._dense_fit(X, strategy, missing_values, fill_value)
         missing = np.isnan(X)
         self._fit_indicator(missing)
-        median = column_medians(X)
+        median = column_medians(X, missing)
         median[np.isnan(median)] = 0 if self.keep_empty_features else np.nan
         return median
