@@ -158,8 +158,11 @@ class _Centred:
 
     def _block(self, x: np.ndarray, keep: np.ndarray, mu: np.ndarray, full: bool,
                rows: slice) -> np.ndarray:
-        b = x[rows] if full else x[rows][:, keep]
-        b = b - mu
+        if full:
+            b = x[rows] - mu             # the one copy (x[rows] is a view)
+        else:
+            b = x[rows][:, keep]         # a copy already: centred in place
+            b -= mu
         b[np.isnan(b)] = 0.0
         return b
 
