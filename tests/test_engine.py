@@ -90,14 +90,16 @@ def test_fast_engine_with_scattered_missing_values(views):
     assert_same_model(s, f)
 
 
-def test_fast_engine_with_a_binary_view(views):
+@pytest.mark.parametrize("missing", [True, False])
+def test_fast_engine_with_a_binary_view(views, missing):
     """A Bernoulli view (mutations; mofapy2's Jaakkola pseudo-data, a noise precision per
-    entry) next to Gaussian ones, with missing cells in the binary view too."""
+    entry) next to Gaussian ones, with or without missing cells in the binary view."""
     rng = np.random.default_rng(2)
     data = [x.copy() for x in views]
     data[1] = (data[1] > 0.3).astype(float)
-    data[1][rng.random(data[1].shape) < 0.05] = np.nan
-    data[1][:10] = np.nan
+    if missing:
+        data[1][rng.random(data[1].shape) < 0.05] = np.nan
+        data[1][:10] = np.nan
     lik = ["gaussian", "bernoulli", "gaussian"]
     stock, fast = fit(data, lik, engine="mofapy2"), fit(data, lik, engine="fast")
     assert (stock.omix_engine, fast.omix_engine) == ("mofapy2", "fast")
@@ -123,6 +125,31 @@ def test_zeta_update_recomputes_the_second_moment_when_w_changed_after_the_elbo(
     expected = np.sqrt(np.square(z["E"] @ w["E"].T) - np.square(z["E"]) @ np.square(w["E"]).T
                        + z["E2"] @ w["E2"].T)               # mofapy2's formula
     np.testing.assert_allclose(y.params["zeta"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("missing", [True, False])
+def test_binary_view_elbo_is_mofapy2s_with_or_without_the_engines_precisions(views, missing):
+    """The Jaakkola bound as dot products: mofapy2's value both when it uses the precisions
+    the engine set for this zeta and when it recomputes them (a Tau value it did not set)."""
+    from mofapy2.core.nodes.nongaussian_nodes import Bernoulli_PseudoY_Jaakkola
+
+    data = [x.copy() for x in views]
+    data[1] = (data[1] > 0.3).astype(float)
+    if missing:
+        data[1][np.random.default_rng(4).random(data[1].shape) < 0.1] = np.nan
+        data[1][:10] = np.nan
+    ent = fit(data, ["gaussian", "bernoulli", "gaussian"], engine="fast")
+    y, tau = ent.model.nodes["Y"].nodes[1], ent.model.nodes["Tau"].nodes[1]
+    stock = Bernoulli_PseudoY_Jaakkola.calculateELBO(y)
+    eng = engine.FastEngine(ent.model)
+    eng.install()
+    recomputed = y.calculateELBO()                          # Tau's value not the engine's
+    assert eng.views[1].tau_of == ()
+    tau.updateExpectations()                                # now it is
+    assert eng.views[1].tau_of[0] is tau.getValue()
+    with_engines = y.calculateELBO()
+    np.testing.assert_allclose([recomputed, with_engines], [stock, stock], rtol=1e-12)
+    assert stock < 0
 
 
 def test_binary_view_weight_sums_survive_an_elbo_evaluation(views):

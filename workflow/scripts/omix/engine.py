@@ -74,11 +74,10 @@ class _View:
     zeta: np.ndarray | None = None
     lam: np.ndarray | None = None         # lambda(zeta) = tanh(zeta / 2) / (4 zeta)
     log_term: np.ndarray | None = None    # log(1 + exp(-zeta))
-    # Bernoulli, constant: 2y - 1 (which mofapy2 recomputes three times an iteration), in
-    # float32 (exact for +-1; half the memory, as fast: numpy's ``where=`` is 8x slower) and
-    # where y is observed
-    sign: np.ndarray | None = None
-    observed_bool: np.ndarray | None = None
+    # Bernoulli, constant: (2y - 1) / 4 (mofapy2 recomputes 2y - 1 three times an iteration):
+    # the pseudo-data are its quotient by lambda(zeta) in one pass, and the ELBO's linear term
+    # is its dot product with E[Z]E[W]' (both exact: +-0.25 / x is +-1 / (4 x) bit for bit)
+    quarter: np.ndarray | None = None
     complete: bool = False                # no entry missing
     # Bernoulli, per iteration: the entries' precisions t = 2 lambda(zeta) (0 where missing)
     # and t * pseudo-data, each used by both the Z and the W update; keyed on the arrays they
@@ -93,6 +92,8 @@ class _View:
     m2: np.ndarray | None = None
     m2_of: tuple[np.ndarray, ...] = ()
     scratch: np.ndarray | None = None     # N x D work space
+    # Bernoulli: the Tau node's value this engine set and the zeta it came from
+    tau_of: tuple[Any, ...] = ()
 
 
 class FastEngine:
@@ -114,8 +115,8 @@ class FastEngine:
                 self.views.append(_View(y=node.getExpectation(), obs=obs,
                                         n_obs=self._per_group(observed), yy=np.zeros(0),
                                         kind="bernoulli", observed=observed,
-                                        sign=(2.0 * node.obs - 1.0).astype(np.float32),
-                                        observed_bool=~mask, complete=not mask.any(),
+                                        quarter=0.25 * (2.0 * np.asarray(node.obs) - 1.0),
+                                        complete=not mask.any(),
                                         scratch=np.empty(mask.shape)))
                 continue
             y = node.value
@@ -221,12 +222,13 @@ class FastEngine:
         v, sl = self.views[m], self.groups[g]
         zg, zzg = z[sl], zz[sl]
         if v.kind == "masked":
-            assert v.observed is not None
-            ot = v.observed[sl].T
+            # per feature, the sum over its observed samples of z_n^2 is the diagonal of its
+            # Gram matrix (computed for the W update of the same Z)
+            hm = self._mask_gram(m, z)[g]
             return (v.yy[g] - 2.0 * np.einsum("dk,dk->d", w, ytz)
                     + np.einsum("dk,dk->d", ww, self._mask_zz(m, zz)[g])
-                    - np.einsum("dk,dk->d", np.square(w), ot @ np.square(zg))
-                    + np.einsum("dk,dkj,dj->d", w, self._mask_gram(m, z)[g], w))
+                    - np.einsum("dk,dkk->d", np.square(w), hm)
+                    + np.einsum("dk,dkj,dj->d", w, hm, w))
         obs = v.obs[sl]
         zo, zzo = zg[obs], zzg[obs]
         ztz = zo.T @ zo
@@ -413,22 +415,30 @@ class FastEngine:
         """``updateExpectations``: (2y - 1) / (4 lambda(zeta)), centred per feature over all
         samples (mofapy2 keeps ``means`` as the buffer of that mean, as here)."""
         v = self._zeta_terms(m, node)
-        # (2y - 1) / (4 lambda) as (0.25 / lambda) (2y - 1): the same numbers
-        node.E = np.divide(0.25, v.lam)
-        node.E *= v.sign
+        # (2y - 1) / (4 lambda) as ((2y - 1) / 4) / lambda: the same numbers, one pass
+        node.E = np.divide(v.quarter, v.lam)
         node.means = node.E.mean(axis=0).data
         node.E -= node.means
 
     def update_tau_jaakkola(self, m: int, node: Any) -> None:
         """``Tau_Jaakkola.updateExpectations``: tau = 2 lambda(zeta)."""
-        node.value = 2 * self._zeta_terms(m, node.markov_blanket["Y"]).lam
+        v = self._zeta_terms(m, node.markov_blanket["Y"])
+        node.value = 2 * v.lam
+        v.tau_of = (node.value, v.zeta)
 
     def elbo_bernoulli(self, m: int, node: Any) -> float:
-        """``Bernoulli_PseudoY_Jaakkola.calculateELBO`` (the Jaakkola bound summed over the
-        observed entries) with lambda(zeta) and log(1 + exp(-zeta)) computed once per zeta and
-        no N x D temporary beyond E[Z]E[W]' and E[(ZW)^2], which it keeps for the next zeta."""
+        """``Bernoulli_PseudoY_Jaakkola.calculateELBO``: the Jaakkola bound summed over the
+        observed entries,
+
+            0.5 (2y - 1) zw - 0.5 zeta - log(1 + exp(-zeta)) - lambda(zeta) (E[(zw)^2] - zeta^2),
+
+        as dot products over the view (mofapy2 builds each term as an N x D array and sums their
+        sum): lambda and log(1 + exp(-zeta)) once per zeta, the precisions 2 lambda of the Tau
+        node (0 where missing) when they belong to this zeta, and E[Z]E[W]' and E[(ZW)^2], which
+        it keeps for the next zeta update.  Same value to rounding (the sum's order differs)."""
         v = self._zeta_terms(m, node)
         assert v.lam is not None and v.zeta is not None and v.scratch is not None
+        assert v.quarter is not None and v.observed is not None
         if v.log_term is None:
             lt = np.negative(v.zeta)
             np.exp(lt, out=lt)
@@ -436,17 +446,26 @@ class FastEngine:
             v.log_term = np.log(lt, out=lt)
         zeta, buf = v.zeta, v.scratch
         zw, m2 = self._zw_second_moment(m)
-        lb = np.multiply(zw, 0.5, out=zw)
-        lb *= v.sign                                    # 0.5 (2y - 1) zw, exactly
-        np.multiply(zeta, 0.5, out=buf)
-        lb -= buf
-        lb -= v.log_term
+        tau = self.model.nodes["Tau"].nodes[m].getValue()
+        if len(v.tau_of) == 2 and v.tau_of[0] is tau and v.tau_of[1] is zeta:
+            t = self._entry_tau(m)                       # 2 lambda, 0 where missing
+        else:
+            t = np.multiply(v.lam, 2.0)
+            if not v.complete:
+                t *= v.observed
         np.multiply(zeta, zeta, out=buf)
         np.subtract(m2, buf, out=buf)
-        buf *= v.lam
-        lb -= buf
+        quadratic = 0.5 * _dot_all(t, buf)             # lambda (E[(zw)^2] - zeta^2)
+        if not v.complete:
+            zw *= v.observed
+        linear = 2.0 * _dot_all(v.quarter, zw)         # 0.5 (2y - 1) zw
+        if v.complete:
+            zeta_sum, log_sum = float(zeta.sum()), float(v.log_term.sum())
+        else:
+            zeta_sum = _dot_all(v.observed, zeta)
+            log_sum = _dot_all(v.observed, v.log_term)
         v.m2, v.m2_of = m2, tuple(a.copy() for a in self._moment_inputs(m))
-        return float(np.sum(lb, where=v.observed_bool))
+        return linear - 0.5 * zeta_sum - log_sum - quadratic
 
     def variance_explained(self, total: bool = False) -> list[np.ndarray]:
         """BayesNet.py ``calculate_variance_explained`` with Gram matrices: one views x
@@ -645,6 +664,12 @@ def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None) -> np.n
     g[:, iu, ju] = packed
     g[:, ju, iu] = packed
     return g
+
+
+def _dot_all(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) over all entries of two equal-shape arrays, without their product
+    (BLAS dot of the flattened arrays; copies only an array that is not contiguous)."""
+    return float(np.dot(a.ravel(), b.ravel()))
 
 
 @functools.lru_cache
