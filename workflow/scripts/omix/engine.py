@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -68,7 +68,6 @@ class _View:
     hm: list[np.ndarray] | None = None   # per group, D x K x K: sum over observed n of z_n z_n'
     hm_version: int = -1
     hzz: list[np.ndarray] | None = None  # per group, D x K: sum over observed n of E[z_n^2]
-    hzz_version: int = -1
     # Bernoulli: what depends only on the variational parameter zeta, computed once per zeta
     # (mofapy2 recomputes lambda(zeta) for the pseudo-data, for tau and in the ELBO)
     zeta: np.ndarray | None = None
@@ -186,25 +185,19 @@ class FastEngine:
         assert v.ty is not None
         return v.ty
 
-    def _mask_gram(self, m: int, z: np.ndarray) -> list[np.ndarray]:
-        """Per group, D x K x K: per feature, the sum over its observed samples of z_n z_n'."""
+    def _mask_sums(self, m: int, z: np.ndarray, zz: np.ndarray
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per group, for the current Z: per feature, the sums over its observed samples of
+        z_n z_n' (D x K x K) and of E[z_n^2] (D x K), in one product with the mask (the W
+        update and the Tau update both need them)."""
         v = self.views[m]
         assert v.observed is not None
         if v.hm is None or v.hm_version != self.z_version or v.hm[0].shape[1] != z.shape[1]:
-            v.hm = [_gram(v.observed[sl].T, z[sl]) for sl in self.groups]
+            pairs = [_gram(v.observed[sl].T, z[sl], extra=zz[sl]) for sl in self.groups]
+            v.hm, v.hzz = [p[0] for p in pairs], [p[1] for p in pairs]
             v.hm_version = self.z_version
-        return v.hm
-
-    def _mask_zz(self, m: int, zz: np.ndarray) -> list[np.ndarray]:
-        """Per group, D x K: per feature, the sum over its observed samples of E[z_n^2], for
-        the current Z (the Tau update and the next W update both need it)."""
-        v = self.views[m]
-        assert v.observed is not None
-        if (v.hzz is None or v.hzz_version != self.z_version
-                or v.hzz[0].shape[1] != zz.shape[1]):
-            v.hzz = [v.observed[sl].T @ zz[sl] for sl in self.groups]
-            v.hzz_version = self.z_version
-        return v.hzz
+        assert v.hzz is not None
+        return v.hm, v.hzz
 
     def _view_weights(self) -> np.ndarray:
         n_views = len(self.views)
@@ -224,11 +217,11 @@ class FastEngine:
         if v.kind == "masked":
             # per feature, the sum over its observed samples of z_n^2 is the diagonal of its
             # Gram matrix (computed for the W update of the same Z)
-            hm = self._mask_gram(m, z)[g]
+            hm, hzz = self._mask_sums(m, z, zz)
             return (v.yy[g] - 2.0 * np.einsum("dk,dk->d", w, ytz)
-                    + np.einsum("dk,dk->d", ww, self._mask_zz(m, zz)[g])
-                    - np.einsum("dk,dkk->d", np.square(w), hm)
-                    + np.einsum("dk,dkj,dj->d", w, hm, w))
+                    + np.einsum("dk,dk->d", ww, hzz[g])
+                    - np.einsum("dk,dkk->d", np.square(w), hm[g])
+                    + np.einsum("dk,dkj,dj->d", w, hm[g], w))
         obs = v.obs[sl]
         zo, zzo = zg[obs], zzg[obs]
         ztz = zo.T @ zo
@@ -261,16 +254,18 @@ class FastEngine:
                 assert v.observed is not None
                 gm = []
                 for tau, sl in zip(self._tau(m), self.groups, strict=True):
-                    foo[sl] += weights[m] * (v.observed[sl] @ (tau[:, None] * we2))
+                    g, tw2 = _gram(v.observed[sl], we, tau, extra=tau[:, None] * we2)
+                    foo[sl] += weights[m] * tw2
                     bar0[sl] += weights[m] * self._dot(v.y[sl], tau[:, None] * we)  # y: 0 there
-                    gm.append(_gram(v.observed[sl], we, tau))
+                    gm.append(g)
                 grams.append(np.concatenate(gm) if len(gm) > 1 else gm[0])   # N x K x K
                 continue
             if v.kind == "bernoulli":  # per-sample Gram matrices weighted by each entry's tau
                 t = self._entry_tau(m)
-                foo += weights[m] * (t @ we2)
+                g, twe2 = _gram(t, we, extra=we2)            # N x K x K, N x K
+                foo += weights[m] * twe2
                 bar0 += weights[m] * (self._entry_ty(m) @ we)
-                grams.append(_gram(t, we))                   # N x K x K
+                grams.append(g)
                 continue
             per_group = []
             for tau, sl in zip(self._tau(m), self.groups, strict=True):
@@ -315,12 +310,12 @@ class FastEngine:
         if v.kind == "masked":   # tau per feature, the data 0 where missing
             assert v.observed is not None
             tau = self._tau(m)[g]
+            hm, hzz = self._mask_sums(m, z, zz)
             return WPiece(t1=(tau[:, None] * self._ytz(m, z)[g]).T,
-                          foo=tau[:, None] * self._mask_zz(m, zz)[g],
-                          h=tau[:, None, None] * self._mask_gram(m, z)[g])
+                          foo=tau[:, None] * hzz[g], h=tau[:, None, None] * hm[g])
         t = self._entry_tau(m)[sl]
-        h = _gram(t.T, zg)                                      # D x K x K
-        return WPiece(t1=(self._entry_ty(m)[sl].T @ zg).T, foo=t.T @ zz[sl], h=h)
+        h, foo = _gram(t.T, zg, extra=zz[sl])                   # D x K x K, D x K
+        return WPiece(t1=(self._entry_ty(m)[sl].T @ zg).T, foo=foo, h=h)
 
     def update_w(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
         """W_nodes.py ``SW_Node._updateParameters`` with Gram matrices (sums per group)."""
@@ -649,21 +644,37 @@ def _is_bernoulli(node: Any) -> bool:
     return type(node) is Bernoulli_PseudoY_Jaakkola
 
 
-def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+@overload
+def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@overload
+def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None, *,
+          extra: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None,
+          extra: np.ndarray | None = None) -> Any:
     """A x K x K with [a] = sum_b t[a, b] s_b x_b x_b' for t (A x B), x (B x K) and the
     optional weights s (B; 1 without): one GEMM over the K (K + 1) / 2 distinct products
     x_bi x_bj (i <= j), mirrored afterwards (the Gram matrices are symmetric: 1.8x fewer
-    flops than all K^2 at K = 10)."""
+    flops than all K^2 at K = 10).  With ``extra`` (B x C) also t @ extra, from the same
+    GEMM (one pass over t, not two)."""
     b, k = x.shape
     iu, ju = _triu(k)
     outer = x[:, iu] * x[:, ju]
     if scale is not None:
         outer *= scale[:, None]
-    packed = t @ outer                                   # A x K (K + 1) / 2
+    n_pairs = outer.shape[1]
+    if extra is not None:
+        outer = np.hstack([outer, extra])
+    packed = t @ outer                                   # A x (K (K + 1) / 2 [+ C])
     g = np.empty((t.shape[0], k, k))
-    g[:, iu, ju] = packed
-    g[:, ju, iu] = packed
-    return g
+    g[:, iu, ju] = packed[:, :n_pairs]
+    g[:, ju, iu] = packed[:, :n_pairs]
+    if extra is None:
+        return g
+    return g, packed[:, n_pairs:]
 
 
 def _dot_all(a: np.ndarray, b: np.ndarray) -> float:
