@@ -71,8 +71,15 @@ class _View:
     # Bernoulli: what depends only on the variational parameter zeta, computed once per zeta
     # (mofapy2 recomputes lambda(zeta) for the pseudo-data, for tau and in the ELBO)
     zeta: np.ndarray | None = None
+    # These N x D arrays are written in place, iteration after iteration: a fresh array of
+    # that size costs its page faults (at 5,000 x 4,000, 0.1-0.3 s each, as much as the
+    # arithmetic), so E[(ZW)^2] has two arrays, used in turn: one of them holds
+    # zeta = sqrt(E[(ZW)^2]) while the next E[(ZW)^2] goes into the other (E[Z]E[W]' goes
+    # into ``scratch``).
     lam: np.ndarray | None = None         # lambda(zeta) = tanh(zeta / 2) / (4 zeta)
-    log_term: np.ndarray | None = None    # log(1 + exp(-zeta))
+    log_term: np.ndarray | None = None    # log(1 + exp(-zeta)), valid when ``log_ok``
+    log_ok: bool = False
+    m2_space: list[np.ndarray] | None = None
     # Bernoulli, constant: (2y - 1) / 4 (mofapy2 recomputes 2y - 1 three times an iteration):
     # the pseudo-data are its quotient by lambda(zeta) in one pass, and the ELBO's linear term
     # is its dot product with E[Z]E[W]' (both exact: +-0.25 / x is +-1 / (4 x) bit for bit)
@@ -91,8 +98,6 @@ class _View:
     m2: np.ndarray | None = None
     m2_of: tuple[np.ndarray, ...] = ()
     scratch: np.ndarray | None = None     # N x D work space
-    # Bernoulli: the Tau node's value this engine set and the zeta it came from
-    tau_of: tuple[Any, ...] = ()
 
 
 class FastEngine:
@@ -364,16 +369,23 @@ class FastEngine:
     # -- Bernoulli views (Jaakkola pseudo-data, nongaussian_nodes.py) --------------------
     def _zw_second_moment(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """E[Z]E[W]' and E[(ZW)^2] of every entry: (ZW)^2 - Z^2 (W^2)' + E[Z^2] E[W^2]',
-        the last two in one product with 2K inner columns (mofapy2: two products)."""
+        the last two in one product with 2K inner columns (mofapy2: two products).
+        E[Z]E[W]' is returned in the work space ``scratch``."""
         v = self.views[m]
         assert v.scratch is not None
         v.ty, v.ty_of = None, ()          # its space is taken
         z = self.model.nodes["Z"].getExpectations()
         w = self.model.nodes["W"].nodes[m].getExpectations()
-        zw = z["E"] @ w["E"].T
-        both = np.hstack([z["E2"], -np.square(z["E"])]) @ np.hstack(
-            [w["E2"], np.square(w["E"])]).T
-        both += np.multiply(zw, zw, out=v.scratch)
+        if v.m2_space is None or v.m2_space[0].shape != v.scratch.shape:
+            v.m2_space = [np.empty_like(v.scratch), np.empty_like(v.scratch)]
+        zeta = self.model.nodes["Y"].nodes[m].params.get("zeta")
+        out = v.m2_space[0] if v.m2_space[0] is not zeta else v.m2_space[1]
+        zw = np.matmul(z["E"], w["E"].T, out=v.scratch)
+        both = np.matmul(np.hstack([z["E2"], -np.square(z["E"])]), np.hstack(
+            [w["E2"], np.square(w["E"])]).T, out=out)
+        rows = max(1, (1 << 20) // max(1, zw.shape[1]))   # blocks of ~8 MB for (ZW)^2
+        for a in range(0, zw.shape[0], rows):
+            both[a:a + rows] += np.square(zw[a:a + rows])
         return zw, both
 
     def _moment_inputs(self, m: int) -> tuple[np.ndarray, ...]:
@@ -387,12 +399,13 @@ class FastEngine:
         if v.zeta is not zeta:
             # tanh(zeta / 2) / (4 zeta) in place: halving and quartering are exact, so the
             # same numbers as mofapy2's lambdafn
-            lam = np.multiply(zeta, 0.5)
+            if v.lam is None or v.lam.shape != zeta.shape:
+                v.lam, v.log_term = np.empty_like(zeta), np.empty_like(zeta)
+            lam = np.multiply(zeta, 0.5, out=v.lam)
             np.tanh(lam, out=lam)
             lam /= zeta
             lam *= 0.25
-            v.zeta, v.lam = zeta, lam
-            v.log_term = None
+            v.zeta, v.log_ok = zeta, False
         return v
 
     def update_zeta(self, m: int, node: Any) -> None:
@@ -405,6 +418,7 @@ class FastEngine:
             m2 = self._zw_second_moment(m)[1]
         v.m2, v.m2_of = None, ()
         node.params["zeta"] = np.sqrt(m2, out=m2)
+        v.zeta = None                     # a new zeta, maybe in the array of an earlier one
 
     def update_pseudo_y(self, m: int, node: Any) -> None:
         """``updateExpectations``: (2y - 1) / (4 lambda(zeta)), centred per feature over all
@@ -419,7 +433,6 @@ class FastEngine:
         """``Tau_Jaakkola.updateExpectations``: tau = 2 lambda(zeta)."""
         v = self._zeta_terms(m, node.markov_blanket["Y"])
         node.value = 2 * v.lam
-        v.tau_of = (node.value, v.zeta)
 
     def elbo_bernoulli(self, m: int, node: Any) -> float:
         """``Bernoulli_PseudoY_Jaakkola.calculateELBO``: the Jaakkola bound summed over the
@@ -428,32 +441,29 @@ class FastEngine:
             0.5 (2y - 1) zw - 0.5 zeta - log(1 + exp(-zeta)) - lambda(zeta) (E[(zw)^2] - zeta^2),
 
         as dot products over the view (mofapy2 builds each term as an N x D array and sums their
-        sum): lambda and log(1 + exp(-zeta)) once per zeta, the precisions 2 lambda of the Tau
-        node (0 where missing) when they belong to this zeta, and E[Z]E[W]' and E[(ZW)^2], which
-        it keeps for the next zeta update.  Same value to rounding (the sum's order differs)."""
+        sum): lambda and log(1 + exp(-zeta)) once per zeta, and E[Z]E[W]' and E[(ZW)^2], which
+        it keeps for the next zeta update; no N x D array beyond those.  Same value to rounding
+        (the sum's order differs)."""
         v = self._zeta_terms(m, node)
         assert v.lam is not None and v.zeta is not None and v.scratch is not None
         assert v.quarter is not None and v.observed is not None
-        if v.log_term is None:
-            lt = np.negative(v.zeta)
+        assert v.log_term is not None
+        if not v.log_ok:
+            lt = np.negative(v.zeta, out=v.log_term)
             np.exp(lt, out=lt)
             lt += 1.0
-            v.log_term = np.log(lt, out=lt)
-        zeta, buf = v.zeta, v.scratch
+            np.log(lt, out=lt)
+            v.log_ok = True
+        zeta = v.zeta
         zw, m2 = self._zw_second_moment(m)
-        tau = self.model.nodes["Tau"].nodes[m].getValue()
-        if len(v.tau_of) == 2 and v.tau_of[0] is tau and v.tau_of[1] is zeta:
-            t = self._entry_tau(m)                       # 2 lambda, 0 where missing
-        else:
-            t = np.multiply(v.lam, 2.0)
-            if not v.complete:
-                t *= v.observed
-        np.multiply(zeta, zeta, out=buf)
-        np.subtract(m2, buf, out=buf)
-        quadratic = 0.5 * _dot_all(t, buf)             # lambda (E[(zw)^2] - zeta^2)
         if not v.complete:
             zw *= v.observed
         linear = 2.0 * _dot_all(v.quarter, zw)         # 0.5 (2y - 1) zw
+        buf = np.multiply(zeta, zeta, out=v.scratch)   # E[Z]E[W]' no longer needed
+        np.subtract(m2, buf, out=buf)
+        if not v.complete:
+            buf *= v.observed
+        quadratic = _dot_all(v.lam, buf)               # lambda (E[(zw)^2] - zeta^2)
         if v.complete:
             zeta_sum, log_sum = float(zeta.sum()), float(v.log_term.sum())
         else:
