@@ -431,8 +431,7 @@ class FastEngine:
 
     def update_tau_jaakkola(self, m: int, node: Any) -> None:
         """``Tau_Jaakkola.updateExpectations``: tau = 2 lambda(zeta)."""
-        v = self._zeta_terms(m, node.markov_blanket["Y"])
-        node.value = 2 * v.lam
+        node.value = 2 * self._zeta_terms(m, node.markov_blanket["Y"]).lam
 
     def elbo_bernoulli(self, m: int, node: Any) -> float:
         """``Bernoulli_PseudoY_Jaakkola.calculateELBO``: the Jaakkola bound summed over the
