@@ -142,11 +142,11 @@ class FastEngine:
         return np.stack([observed[sl].sum(axis=0) for sl in self.groups])
 
     def _dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """a @ b in the engine's dtype, returned as float64."""
+        """a @ b (a the data, b thin) in the engine's dtype, returned as float64."""
         if self.dtype is np.float64:
-            return a @ b
-        return (a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)).astype(
-            np.float64)
+            return _thin_mul(a, b)
+        return _thin_mul(a.astype(np.float32, copy=False),
+                         b.astype(np.float32, copy=False)).astype(np.float64)
 
     def _ytz(self, m: int, z: np.ndarray) -> list[np.ndarray]:
         """Per group: Y_g'Z_g (D x K), cached for the current Z."""
@@ -269,7 +269,7 @@ class FastEngine:
                 t = self._entry_tau(m)
                 g, twe2 = _gram(t, we, extra=we2)            # N x K x K, N x K
                 foo += weights[m] * twe2
-                bar0 += weights[m] * (self._entry_ty(m) @ we)
+                bar0 += weights[m] * _thin_mul(self._entry_ty(m), we)
                 grams.append(g)
                 continue
             per_group = []
@@ -320,7 +320,7 @@ class FastEngine:
                           foo=tau[:, None] * hzz[g], h=tau[:, None, None] * hm[g])
         t = self._entry_tau(m)[sl]
         h, foo = _gram(t.T, zg, extra=zz[sl])                   # D x K x K, D x K
-        return WPiece(t1=(self._entry_ty(m)[sl].T @ zg).T, foo=foo, h=h)
+        return WPiece(t1=zg.T @ self._entry_ty(m)[sl], foo=foo, h=h)
 
     def update_w(self, m: int, node: Any, ix: Any = None, ro: float = 1.0) -> None:
         """W_nodes.py ``SW_Node._updateParameters`` with Gram matrices (sums per group)."""
@@ -677,13 +677,22 @@ def _gram(t: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None,
     n_pairs = outer.shape[1]
     if extra is not None:
         outer = np.hstack([outer, extra])
-    packed = t @ outer                                   # A x (K (K + 1) / 2 [+ C])
+    packed = _thin_mul(t, outer)                         # A x (K (K + 1) / 2 [+ C])
     g = np.empty((t.shape[0], k, k))
     g[:, iu, ju] = packed[:, :n_pairs]
     g[:, ju, iu] = packed[:, :n_pairs]
     if extra is None:
         return g
     return g, packed[:, n_pairs:]
+
+
+def _thin_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a large a (M x L) and a thin b (L x C), computed as (b' a')' (a transposed
+    view, no copy).  Hand-written on purpose: OpenBLAS (0.3.31, numpy's wheel) runs the
+    product 1.2-1.7x faster with the thin operand on the left, on one thread: 1,000 x 2,000
+    times 2,000 x 65, 4.7 -> 3.7 ms; 5,000 x 4,000 times 4,000 x 65, 58 -> 39 ms; a data
+    matrix times 10 columns 1.8 -> 1.1-1.3 ms, the same numbers in the products measured."""
+    return (b.T @ a.T).T
 
 
 def _dot_all(a: np.ndarray, b: np.ndarray) -> float:
