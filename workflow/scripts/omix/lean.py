@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from .engine import thin_mul
+
 BLOCK_BYTES = 64 * 2**20   # temporaries of at most this size (row or column blocks)
 
 
@@ -174,11 +176,11 @@ class _Centred:
             ym = y[lo:lo + len(keep)]
             lo += len(keep)
             if not missing and full:
-                out += x @ ym
+                out += thin_mul(x, ym)
                 out -= mu @ ym
                 continue
             for rows in _row_blocks(self.n, x.shape[1]):
-                out[rows] += self._block(x, keep, mu, full, rows) @ ym
+                out[rows] += thin_mul(self._block(x, keep, mu, full, rows), ym)
         return out
 
     def rmv(self, y: np.ndarray) -> np.ndarray:
@@ -186,11 +188,11 @@ class _Centred:
         out = []
         for x, keep, mu, missing, full in self.views:
             if not missing and full:
-                out.append(x.T @ y - np.outer(mu, y.sum(axis=0)))
+                out.append(thin_mul(x.T, y) - np.outer(mu, y.sum(axis=0)))
                 continue
             acc = np.zeros((len(keep), y.shape[1]))
             for rows in _row_blocks(self.n, x.shape[1]):
-                acc += self._block(x, keep, mu, full, rows).T @ y[rows]
+                acc += thin_mul(self._block(x, keep, mu, full, rows).T, y[rows])
             out.append(acc)
         return np.vstack(out)
 
