@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .engine import thin_mul
+
 Payload = dict[str, np.ndarray]
 
 
@@ -35,11 +37,11 @@ class PcaPart:
 
     def apply(self, v: np.ndarray) -> Payload:
         assert self.xc is not None
-        return {"xtxv": self.xc.T @ (self.xc @ v)}
+        return {"xtxv": thin_mul(self.xc.T, thin_mul(self.xc, v))}
 
     def scores(self, v: np.ndarray) -> np.ndarray:
         assert self.xc is not None
-        return self.xc @ v
+        return thin_mul(self.xc, v)
 
     def score_sums(self, v: np.ndarray) -> Payload:
         s = self.scores(v)
