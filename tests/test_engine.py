@@ -335,3 +335,20 @@ def test_lean_preparation_centres_the_callers_arrays_in_place_when_handed_over()
         want /= np.nanstd(want)
         np.testing.assert_allclose(ent.data[0], want, rtol=1e-13, atol=1e-15)
         np.testing.assert_array_equal(ent.intercepts[0][0], np.nanmean(keep, axis=0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thin_mul_is_the_matrix_product_for_every_layout(dtype):
+    # the engine, the lean start and the power start all multiply the data through thin_mul:
+    # it must be a @ b whatever the layout of a (C, Fortran, a transposed view, a row slice)
+    rng = np.random.default_rng(3)
+    big = rng.normal(size=(300, 170)).astype(dtype)
+    layouts = {"C": big, "F": np.asfortranarray(big), "transposed": big.T,
+               "row slice": big[40:250], "column slice": big[:, 5:150]}
+    for name, a in layouts.items():
+        b = rng.normal(size=(a.shape[1], 7)).astype(dtype)
+        got = engine.thin_mul(a, b)
+        assert got.shape == (a.shape[0], 7) and got.dtype == dtype, name
+        np.testing.assert_allclose(got, np.asarray(a, dtype=np.float64) @ b.astype(np.float64),
+                                   rtol=1e-4 if dtype == np.float32 else 1e-12,
+                                   atol=1e-3 if dtype == np.float32 else 1e-11, err_msg=name)
