@@ -15,11 +15,12 @@ runs whose predicted time exceeds ``--stock-cap`` seconds are skipped, and the l
         # the first view binary, the others with 10 % of cells missing
     python -m omix.bench --floor --n 1000     # what exact training cannot go below
 
-``--floor`` times only the products and element-wise passes that one iteration of the exact
-updates cannot do without, on the shapes of the workflow benchmark's scale cohort (N x (2,000
-Gaussian, 2,000 Gaussian with 22 % of cells missing, 1,000 binary), K = 10), with preallocated
-arrays and no ELBO, Python loop over factors, import, reading or writing: a lower bound for the
-engine's time per iteration at the current BLAS thread count.
+``--floor`` times only the products (the engine's own ``_gram`` and ``thin_mul``) and the
+element-wise passes that one iteration of the exact updates cannot do without, on the shapes
+of the workflow benchmark's scale cohort (N x (2,000 Gaussian, 2,000 Gaussian with 22 % of
+cells missing, 1,000 binary), K = 10), with preallocated arrays and no ELBO, Python loop over
+factors, import, reading or writing: a lower bound for the engine's time per iteration at the
+current BLAS thread count.
 """
 
 from __future__ import annotations
@@ -170,22 +171,22 @@ def agreement(ref: dict[str, Any], new: dict[str, Any]) -> tuple[float, float]:
 
 
 def floor(n: int, k: int = 10, iterations: int = 61, reps: int = 20, seed: int = 0) -> float:
-    """Seconds per iteration of the unavoidable work of exact MOFA+ updates (``--floor``)."""
+    """Seconds per iteration of the unavoidable work of exact MOFA+ updates (``--floor``),
+    through the engine's own product helpers."""
+    from .engine import _gram, thin_mul
+
     rng = np.random.default_rng(seed)
-    iu, ju = np.triu_indices(k)
     gauss = [rng.normal(size=(n, 2000)) for _ in range(2)]
     observed = (rng.random((n, 2000)) > 0.22).astype(float)
     quarter = 0.25 * (2.0 * (rng.random((n, 1000)) > 0.5) - 1.0)
     z, w, wb = rng.normal(size=(n, k)), rng.normal(size=(2000, k)), rng.normal(size=(1000, k))
     buf = [np.empty((n, 1000)) for _ in range(5)]
 
-    def gram(t: np.ndarray, x: np.ndarray) -> np.ndarray:   # t @ [x_i x_j (i <= j), x^2]
-        return (np.hstack([x[:, iu] * x[:, ju], np.square(x)]).T @ t.T).T
-
     def one() -> None:
         for y in gauss:                                # Z update: Y W; W and Tau: Y'Z
-            (w.T @ y.T).T, (z.T @ y).T
-        gram(observed, w), gram(observed.T, z)         # masked view: per sample, per feature
+            thin_mul(y, w), thin_mul(y.T, z)
+        # masked view: per-sample and per-feature Gram matrices with their E[w^2] / E[z^2] sums
+        _gram(observed, w, extra=w), _gram(observed.T, z, extra=z)
         zw = np.matmul(z, wb.T, out=buf[0])            # binary view: E[(ZW)^2], zeta, lambda
         m2 = np.matmul(np.hstack([z, -z]), np.hstack([wb, wb]).T, out=buf[1])
         m2 += np.square(zw, out=zw)
@@ -195,7 +196,7 @@ def floor(n: int, k: int = 10, iterations: int = 61, reps: int = 20, seed: int =
         y = np.divide(quarter, lam, out=buf[3])        # pseudo-data, centred
         y -= y.mean(axis=0)
         ty = np.multiply(lam, y, out=buf[0])
-        gram(lam, wb), gram(lam.T, z), (wb.T @ ty.T).T, z.T @ ty
+        _gram(lam, wb, extra=wb), _gram(lam.T, z, extra=z), thin_mul(ty, wb), z.T @ ty
         log_term = np.exp(np.negative(zeta, out=buf[4]), out=buf[4])   # the bound's log term
         np.log1p(log_term, out=log_term)
 
