@@ -130,6 +130,7 @@ def exact(p):
     ("utf16.csv", GOOD.encode("utf-16")),
     ("gzip_without_suffix.csv", gzip.compress(GOOD.encode(), mtime=0)),
     ("blank_line_at_end.csv", (GOOD + "\n\n").encode()),
+    ("header_starting_with_hash.csv", ("#" + GOOD).encode()),
 ])
 def test_exporter_variants_read_exactly(tmp_path, name, data):
     p = tmp_path / name
@@ -162,6 +163,15 @@ def test_exporter_variants_read_exactly(tmp_path, name, data):
     ("utf16_no_bom.csv", GOOD.encode("utf-16-le"), r"holds NUL bytes: UTF-16 text without"),
     ("unnamed_column.csv", b"feature,s1,,s3\ng1,1,2,3\ng2,4,5,6\n",
      r"column 3 has an empty header cell"),
+    ("excel_sep_line.csv", b"sep=,\n" + GOOD.encode(),
+     r"line 1 is a spreadsheet's 'sep=' line, not the header line\. Delete that line"),
+    ("excel_sep_line.tsv", b"sep=\t\n" + GOOD.replace(",", "\t").encode(),
+     r"line 1 is a spreadsheet's 'sep=' line"),
+    ("comment_above_header.csv", b"# exported by tool X\n" + GOOD.encode(),
+     r"line 1 starts with '#' and has 1 field\(s\) but line 2 has 4: a comment or format "
+     r"line .* above the header\. Delete the lines above the header line"),
+    ("gct.tsv", b"#1.2\n2\t3\nName\tDescription\ts1\ts2\ts3\ng1\tna\t1\t2\t3\n",
+     r"line 1 starts with '#' and has 1 field\(s\) but line 2 has 2"),
 ])
 def test_exporter_damage_is_refused_with_its_cause(tmp_path, name, data, message):
     p = tmp_path / name

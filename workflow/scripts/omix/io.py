@@ -223,6 +223,7 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
     too: a stray trailing delimiter and a header lacking its first cell (over an all-missing
     last column) look the same, and guessing wrong shifts every value."""
     n_header, first_bad, extra_rows, extra_nonempty, data_rows = -1, None, 0, False, 0
+    header_start, header_line = "", 0
     fh = _open_text(path, compression, encoding)
     try:
         reader = csv.reader(fh, delimiter=sep, quotechar='"', doublequote=True, strict=False)
@@ -231,7 +232,7 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
                 continue  # blank line
             n = len(row)
             if n_header < 0:
-                n_header = n
+                n_header, header_start, header_line = n, row[0].strip(), reader.line_num
                 continue
             data_rows += 1
             if n == n_header + 1:
@@ -265,6 +266,16 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
                   "it)", file=path, hint="add a label such as 'feature' at the start of the "
                                          "header line")
     line, n = first_bad
+    # lines some tools write above the header: say so rather than count fields
+    if header_start.lower().startswith("sep=") and n_header <= 2:
+        raise err(f"line {header_line} is a spreadsheet's 'sep=' line, not the header line",
+                  file=path, hint="delete that line so the file starts with its header line")
+    if header_start.startswith("#") and line == header_line + 1:
+        raise err(f"line {header_line} starts with '#' and has {n_header} field(s) but line "
+                  f"{line} has {n}: a comment or format line (such as a GCT file's '#1.2' or a "
+                  "MAF's '#version') above the header", file=path,
+                  hint="delete the lines above the header line (in a GCT file also the "
+                       "Description column)")
     raise err(f"line {line} has {n} fields but the header has {n_header}", file=path,
               hint=f"a cell holding the delimiter ({_SEP_NAME[sep]}) must be quoted; fix or "
                    "remove the cells too many or too few on that line")
