@@ -84,3 +84,29 @@ def test_written_h5ad_round_trips_for_csv_with_empty_corner(tmp_path):
     write_h5ad(a, tmp_path / "a.h5ad")
     b = ad.read_h5ad(tmp_path / "a.h5ad")
     assert list(b.var_names) == ["g1", "g2"] and list(b.obs_names) == ["P1", "P2"]
+
+
+def test_spreadsheet_mangled_gene_names_are_flagged():
+    from omix.ingest import spreadsheet_mangled
+
+    names = ["TP53", "2-Sep", "SEPT2", "1-MAR", "Mar-1", "2006-03-01", "3/1/2006", "2.31E+13",
+             "1-Mar-2006", "GENE-1", "12-3", "1.5", "Sep"]
+    assert spreadsheet_mangled(names) == [1, 3, 4, 5, 6, 7, 8]
+
+
+def test_spreadsheet_mangled_names_warned_once_and_kept(tmp_path, caplog, capfd):
+    p = table(tmp_path, "f,P1,P2\nTP53,1,2\n2-Sep,3,4\n1-Mar,5,6\n")
+    with caplog.at_level("WARNING", logger="omix"):
+        a = ingest_omic(p, kind="counts", sample_ids=SHEET, name="rna")
+    assert list(a.var_names) == ["TP53", "2-Sep", "1-Mar"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "rna: 2 feature name(s) of t.csv look like dates" in warned[0]
+    assert "first: '2-Sep'" in warned[0]
+    assert "WARNING rna: 2 feature name(s)" in capfd.readouterr().err
+
+
+def test_names_a_spreadsheet_merged_get_the_cause(tmp_path):
+    p = table(tmp_path, "f,P1,P2\n1-Mar,1,2\n1-Mar,3,4\n")
+    with pytest.raises(InputDataError, match="feature '1-Mar' appears twice.*A spreadsheet "
+                                             "turned gene names into dates"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)

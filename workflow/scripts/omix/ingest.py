@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputDataError
+from .errors import InputDataError, warn_user
 from .io import cell_name, map_sample_ids, read_sample_map, read_table, to_numeric_frame
 
 log = logging.getLogger("omix.ingest")
 
 KINDS = ("counts", "intensity", "binary", "beta", "continuous")
+
+
+_MONTH = "(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+# What a spreadsheet shows for gene and probe names it took for dates or numbers (Ziemann et
+# al., Genome Biol 2016): SEPT2 -> 2-Sep, MARCH1 -> 1-Mar (or a full date), 2310009E13 -> 2.31E+13
+_MANGLED = re.compile(rf"\d{{1,2}}-{_MONTH}(-\d{{2,4}})?|{_MONTH}-\d{{1,2}}|"
+                      r"\d{4}-\d{2}-\d{2}( 00:00(:00)?)?|\d{1,2}/\d{1,2}/\d{2,4}|"
+                      r"\d(\.\d+)?e\+\d+", re.IGNORECASE)
+
+
+def spreadsheet_mangled(labels: Sequence[str]) -> list[int]:
+    """Positions of feature names that look like what a spreadsheet makes of gene or probe
+    names it reads as dates or numbers ('2-Sep', '1-Mar', '2006-03-01', '2.31E+13')."""
+    return [i for i, s in enumerate(labels) if _MANGLED.fullmatch(str(s).strip())]
 
 
 def _first_dup(labels: pd.Index) -> tuple[int, int]:
@@ -52,10 +67,13 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
     offset_s = 2  # file position: 1-based, plus the label row/column
     if feature_labels.duplicated().any():
         j, i = _first_dup(feature_labels)
+        mangled = bool(spreadsheet_mangled([feature_labels[i]]))
         raise InputDataError(
             f"feature '{feature_labels[i]}' appears twice ({f_axis}s {j + offset_s} and "
             f"{i + offset_s})", file=file,
-            hint="feature names must be unique: aggregate or rename duplicates")
+            hint="a spreadsheet turned gene names into dates (MARCH1 and MARC1 both become "
+                 "1-Mar): export the table again without opening it in a spreadsheet"
+            if mangled else "feature names must be unique: aggregate or rename duplicates")
     if sample_labels.duplicated().any():
         j, i = _first_dup(sample_labels)
         raise InputDataError(f"sample {s_axis}s {j + offset_s} and {i + offset_s} have the same "
@@ -164,6 +182,13 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping, ignore_unlisted=ignore_unlisted)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")
+    mangled = spreadsheet_mangled(list(x.columns))
+    if mangled:
+        warn_user(f"{name}: {len(mangled)} feature name(s) of {Path(path).name} look like dates "
+                  f"or numbers a spreadsheet made of gene or probe names (first: "
+                  f"'{x.columns[mangled[0]]}'; SEPT2 becomes 2-Sep, MARCH1 1-Mar); they are kept "
+                  "as written: export the table again without opening it in a spreadsheet to "
+                  "get the real names")
     empty = x.isna().all(axis=1)
     if empty.any():
         log.info("%s: %d sample(s) have no measured value and are treated as not measured",
