@@ -110,3 +110,26 @@ def test_names_a_spreadsheet_merged_get_the_cause(tmp_path):
     with pytest.raises(InputDataError, match="feature '1-Mar' appears twice.*A spreadsheet "
                                              "turned gene names into dates"):
         ingest_omic(p, kind="counts", sample_ids=SHEET)
+
+
+@pytest.mark.parametrize("header,why", [
+    ("f,TCGA.OR.A5J1,TCGA.OR.A5J2", r"2 of them: they would match with '-' for '\.' \(R's make"),
+    ("f,X01,X02", r"2 of them: they would match without a leading 'X'"),
+    ("f,tcga-or-a5j1,tcga-or-a5j2", r"2 of them: they would match ignoring upper/lower case"),
+])
+def test_labels_an_exporter_changed_are_diagnosed_without_printing_them(tmp_path, header, why):
+    sheet = ["TCGA-OR-A5J1", "TCGA-OR-A5J2", "01", "02"]
+    p = table(tmp_path, header + "\ng1,1,2\n")
+    with pytest.raises(InputDataError, match="none of the 2 sample column labels matches a "
+                                             "sample_id of the sample sheet \\(" + why) as e:
+        ingest_omic(p, kind="counts", sample_ids=sheet)
+    assert not any(label in str(e.value) for label in header.split(",")[1:])
+
+
+def test_partly_changed_labels_are_diagnosed(tmp_path):
+    p = table(tmp_path, "f,P1,p2,P3\ng1,1,2,3\n")
+    with pytest.raises(InputDataError, match=r"1 of 3 sample columns match no sample_id of the "
+                                             r"sample sheet \(first: column 3; 1 of them: they "
+                                             r"would match ignoring upper/lower case \(sample IDs "
+                                             r"are case-sensitive\)\)"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)

@@ -38,6 +38,28 @@ def spreadsheet_mangled(labels: Sequence[str]) -> list[int]:
     return [i for i, s in enumerate(labels) if _MANGLED.fullmatch(str(s).strip())]
 
 
+def _near_miss(labels: Sequence[Any], known: set[str]) -> str | None:
+    """Why sample labels that match no sample_id would match after an exporter's usual change
+    (said without printing any label: sample IDs stay out of errors and logs), or None."""
+    labels = [str(s) for s in labels if s is not None and str(s) not in known]
+    folded = {k.casefold() for k in known}
+    checks = [
+        (lambda s: s.replace(".", "-") in known,
+         "they would match with '-' for '.' (R's make.names turns each '-' of a name into "
+         "'.'; export with check.names = FALSE)"),
+        (lambda s: s[:1] == "X" and s[1:2].isdigit() and s[1:] in known,
+         "they would match without a leading 'X' (R's make.names puts one before names that "
+         "start with a digit; export with check.names = FALSE)"),
+        (lambda s: s.casefold() in folded,
+         "they would match ignoring upper/lower case (sample IDs are case-sensitive)"),
+    ]
+    for test, why in checks:
+        n = sum(1 for s in labels if test(s))
+        if n:
+            return f"{n} of them: {why}"
+    return None
+
+
 def _first_dup(labels: pd.Index) -> tuple[int, int]:
     dup = labels.duplicated(keep="first")
     i = int(np.argmax(dup))
@@ -88,18 +110,21 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
             raise InputDataError(
                 f"no {s_axis} label matches a sample_id, but {f_axis} labels do: the table is "
                 f"oriented the other way", file=file, hint=f"set layout: {want} for this omic")
+        near = _near_miss(list(ids), known)
         raise InputDataError(
             f"none of the {len(ids)} sample {s_axis} labels matches a sample_id of the sample "
-            "sheet", file=file,
+            f"sheet{f' ({near})' if near else ''}", file=file,
             hint="check the sample sheet, or map labels with sample_id.regex / sample_id.map")
     if not matched.all() and ignore_unlisted:
         log.info("%s: %d of %d sample %ss are not in the sample sheet and are left out",
                  Path(file).name, int((~matched).sum()), len(ids), s_axis)
     elif not matched.all():
         first = int(np.argmax(~matched))
+        near = _near_miss(list(ids[~matched]), known)
         raise InputDataError(
             f"{int((~matched).sum())} of {len(ids)} sample {s_axis}s match no sample_id of the "
-            f"sample sheet (first: {s_axis} {first + offset_s})", file=file,
+            f"sample sheet (first: {s_axis} {first + offset_s}{f'; {near}' if near else ''})",
+            file=file,
             hint="add those samples to the sample sheet, fix sample_id.regex/map, or remove "
                  "them from the table")
     listed = pd.Index(np.where(matched, ids.astype(object), None))
