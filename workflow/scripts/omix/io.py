@@ -419,6 +419,25 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
                     f"{n_bad} cell(s) hold numbers with a decimal comma (first at "
                     f"{cell_name(df, r, c, samples_in_rows)})", file=file,
                     hint="re-export the table with '.' as the decimal mark")
+            # a column or row of text beside the numbers: an exporter's annotation
+            # (MaxQuant's 'Gene names', Perseus's '#!{Type}' rows), not a damaged cell
+            text_col = bad.to_numpy().all(axis=0) & ~is_na.to_numpy().all(axis=0)
+            text_row = bad.to_numpy().all(axis=1) & ~is_na.to_numpy().all(axis=1)
+            if len(df) > 1 and text_col.any():
+                c = int(np.argmax(text_col))
+                raise InputDataError(
+                    f"column {c + 2} holds text in every row: an annotation column (gene "
+                    f"names, descriptions), not measurements; {int(text_col.sum())} such "
+                    "column(s)", file=file,
+                    hint="keep the one column of row labels first and delete the other text "
+                         "columns")
+            if df.shape[1] > 1 and text_row.any():
+                r = int(np.argmax(text_row))
+                raise InputDataError(
+                    f"row {r + 2} holds text in every column: an annotation row (such as "
+                    f"Perseus's '#!{{Type}}' rows), not measurements; {int(text_row.sum())} "
+                    "such row(s)", file=file,
+                    hint="delete the annotation rows below the header line")
             raise InputDataError(
                 f"non-numeric cell at {cell_name(df, r, c, samples_in_rows)}; "
                 f"{n_bad} such cell(s) in all",
