@@ -133,3 +133,19 @@ def test_partly_changed_labels_are_diagnosed(tmp_path):
                                              r"would match ignoring upper/lower case \(sample IDs "
                                              r"are case-sensitive\)\)"):
         ingest_omic(p, kind="counts", sample_ids=SHEET)
+
+
+def test_htseq_and_star_tallies_are_left_out_of_counts(tmp_path, caplog, capfd):
+    text = ("gene\tP1\tP2\nG1\t5\t7\nG2\t0\t3\n__no_feature\t900\t800\n"
+            "__ambiguous\t10\t12\nN_unmapped\t40\t50\n")
+    p = table(tmp_path, text, "htseq.tsv")
+    with caplog.at_level("WARNING", logger="omix"):
+        a = ingest_omic(p, kind="counts", sample_ids=SHEET, name="rna")
+    assert list(a.var_names) == ["G1", "G2"]
+    np.testing.assert_array_equal(a.X, [[5, 0], [7, 3]])
+    assert a.uns["omix"]["n_features_in_file"] == 5
+    assert "rna: 3 feature(s) of htseq.tsv are a read counter's tallies, not genes " \
+           "(__no_feature, __ambiguous, N_unmapped" in capfd.readouterr().err
+    # the same labels in a table of another kind are data, and stay
+    b = ingest_omic(p, kind="continuous", sample_ids=SHEET)
+    assert b.n_vars == 5

@@ -32,6 +32,14 @@ _MANGLED = re.compile(rf"\d{{1,2}}-{_MONTH}(-\d{{2,4}})?|{_MONTH}-\d{{1,2}}|"
                       r"\d(\.\d+)?e\+\d+", re.IGNORECASE)
 
 
+# Rows that read counters write next to the genes: HTSeq-count's and STAR's
+# ReadsPerGene.out.tab's tallies of reads assigned to no gene (not features: a library-size
+# normalisation that counted them would be off)
+COUNTER_ROWS = frozenset({"__no_feature", "__ambiguous", "__too_low_aQual", "__not_aligned",
+                          "__alignment_not_unique", "N_unmapped", "N_multimapping",
+                          "N_noFeature", "N_ambiguous"})
+
+
 def spreadsheet_mangled(labels: Sequence[str]) -> list[int]:
     """Positions of feature names that look like what a spreadsheet makes of gene or probe
     names it reads as dates or numbers ('2-Sep', '1-Mar', '2006-03-01', '2.31E+13')."""
@@ -207,6 +215,13 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping, ignore_unlisted=ignore_unlisted)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")
+    n_in_file = x.shape[1]
+    counters = [c for c in x.columns if str(c) in COUNTER_ROWS]
+    if kind == "counts" and counters:
+        warn_user(f"{name}: {len(counters)} feature(s) of {Path(path).name} are a read counter's "
+                  f"tallies, not genes ({', '.join(map(str, counters))}: HTSeq-count / STAR); "
+                  "they are left out")
+        x = x.drop(columns=counters)
     mangled = spreadsheet_mangled(list(x.columns))
     if mangled:
         warn_user(f"{name}: {len(mangled)} feature name(s) of {Path(path).name} look like dates "
@@ -225,7 +240,7 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
     adata.obs["n_measured"] = np.sum(~np.isnan(adata.X), axis=1).astype(np.int64)
     adata.var["n_measured"] = np.sum(~np.isnan(adata.X), axis=0).astype(np.int64)
     adata.uns["omix"] = {"omic": name, "kind": kind, "source": str(Path(path)),
-                         "n_features_in_file": int(x.shape[1])}
+                         "n_features_in_file": int(n_in_file)}
     log.info("%s: %d samples x %d features ingested (%s, %s)", name, adata.n_obs, adata.n_vars,
              kind, layout)
     return adata
