@@ -50,6 +50,57 @@ def test_frozen_transform_reproduces_discovery_normalisation(small_cohort: Path,
     assert t2.info["model_features_missing"] == 1 and t2.x.iloc[:, 0].isna().all()
 
 
+def test_feature_name_mismatch_names_the_exporters_change():
+    from omix.score import feature_name_mismatch
+
+    model = ["ENSG01", "ENSG02", "ENSG03"]
+    assert feature_name_mismatch(model, ["ENSG01.4", "ENSG02.11", "ENSG03"]).startswith(
+        "2 of the missing: they would match without version suffixes")
+    assert feature_name_mismatch(["TP53", "EGFR"], ["tp53", "egfr"]).startswith(
+        "2 of the missing: they would match ignoring upper/lower case")
+    assert feature_name_mismatch(model, ["X1", "X2"]) is None
+
+
+def test_scoring_refuses_a_table_with_none_of_the_model_features(small_cohort: Path, tmp_path,
+                                                                 capfd):
+    """A validation table whose feature names all differ from the model's (here: Ensembl-style
+    version suffixes) is refused naming the cause, not scored as if the omic were missing;
+    one lacking most of them is scored with a warning on the terminal."""
+    from types import SimpleNamespace
+
+    from omix.errors import InputDataError
+    from omix.io import write_h5ad
+    from omix.score import transform_cohort
+
+    cfg = yaml.safe_load((small_cohort / "config.yaml").read_text())
+    ocfg = cfg["omics"]["rna"]
+    sheet = read_sample_sheet(small_cohort / cfg["samples"])
+    raw = ingest_omic(small_cohort / ocfg["path"], kind=ocfg["kind"],
+                      sample_ids=list(sheet.index), layout=ocfg["layout"], name="rna")
+    norm = normalize_omic(raw, OmicOptions.from_config(ocfg), seed=5)
+    spec = json.loads(json.dumps(bundle.normalization_spec(norm)))
+    fake = SimpleNamespace(normalization={"rna": spec},
+                           normalizers={"rna": Normalizer.from_json(spec)})
+    versioned = raw.copy()
+    versioned.var_names = [f"{f}.7" for f in raw.var_names]
+    write_h5ad(versioned, tmp_path / "v.h5ad")
+    with pytest.raises(InputDataError, match=r"omic rna: none of the model's \d+ features is in "
+                                             r"the table \(\d+ of the missing: they would "
+                                             r"match without version suffixes") as e:
+        transform_cohort({"rna": tmp_path / "v.h5ad"}, fake)
+    assert str(small_cohort / ocfg["path"]) in str(e.value)
+    model = list(spec["features"])
+    most = raw.copy()
+    renamed = set(model[: int(0.6 * len(model)) + 1])
+    most.var_names = [f"{f}.7" if f in renamed else f for f in raw.var_names]
+    write_h5ad(most, tmp_path / "m.h5ad")
+    views, table = transform_cohort({"rna": tmp_path / "m.h5ad"}, fake)
+    assert int(table["model_features_missing"].iloc[0]) == len(renamed)
+    err = capfd.readouterr().err
+    assert f"WARNING rna: {len(renamed)} of the model's {len(model)} features are not in" in err
+    assert "would match without version suffixes" in err
+
+
 @pytest.fixture(scope="module")
 def split_runs(split_run: Path, small_cohort: Path, tmp_path_factory: pytest.TempPathFactory
                ) -> tuple[Path, Path]:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .bundle import Bundle
+from .errors import InputDataError, warn_user
 from .io import floats_from_json as _array
 from .predict import contributions
 
@@ -21,6 +24,27 @@ PathLike = str | os.PathLike[str]
 
 DRIFT_SMD = 0.5           # |standardised mean difference| called a shift
 DRIFT_WARN_FRACTION = 0.25  # warn when more than this share of an omic's features shift
+MISSING_WARN_FRACTION = 0.5  # warn when a supplied table lacks more of the model's features
+
+
+def feature_name_mismatch(model: Sequence[str], table: Sequence[str]) -> str | None:
+    """Why a table's feature names miss the model's, when an exporter's usual change explains
+    it (Ensembl version suffixes, letter case), or None."""
+    have = set(map(str, table))
+    missing = [str(f) for f in model if str(f) not in have]
+
+    def unversioned(f: str) -> str:
+        return re.sub(r"\.\d+$", "", f)
+
+    checks = [(unversioned, "they would match without version suffixes such as '.16' "
+                            "(ENSG00000141510 against ENSG00000141510.16)"),
+              (str.casefold, "they would match ignoring upper/lower case")]
+    for norm, why in checks:
+        seen = {norm(f) for f in have}
+        n = sum(1 for f in missing if norm(f) in seen)
+        if n:
+            return f"{n} of the missing: {why}"
+    return None
 
 
 def transform_cohort(h5ads: dict[str, PathLike], bundle: Bundle
@@ -41,12 +65,26 @@ def transform_cohort(h5ads: dict[str, PathLike], bundle: Bundle
         raw = read_h5ad(h5ads[o])
         x = pd.DataFrame(np.asarray(raw.X, dtype=float), index=raw.obs_names,
                          columns=raw.var_names)
+        source = raw.uns.get("omix", {}).get("source", str(h5ads[o]))
+        if spec["features"] and not x.columns.isin(spec["features"]).any():
+            why = feature_name_mismatch(spec["features"], list(x.columns))
+            raise InputDataError(
+                f"omic {o}: none of the model's {len(spec['features'])} features is in the "
+                f"table{f' ({why})' if why else ''}", file=source,
+                hint="name the features as the discovery tables did (the bundle's "
+                     "normalization.json lists them)")
         t = bundle.normalizers[o].transform(x, name=o)
         views[o], info = t.x, t.info
         rows.append({"omic": o, "status": "present", **info})
-        if info["model_features_missing"]:
+        n_miss, n_model = info["model_features_missing"], info["model_features"]
+        if n_miss:
+            if n_miss > MISSING_WARN_FRACTION * n_model:
+                why = feature_name_mismatch(spec["features"], list(x.columns))
+                warn_user(f"{o}: {n_miss} of the model's {n_model} features are not in "
+                          f"{Path(source).name}{f' ({why})' if why else ''}; they count as missing: "
+                          "the projection uses the others and the predictor imputes them")
             log.info("%s: %d of %d model features are not in the table; the projection uses "
-                     "the others", o, info["model_features_missing"], info["model_features"])
+                     "the others", o, n_miss, n_model)
     return views, pd.DataFrame(rows)
 
 
