@@ -81,8 +81,9 @@ def transform_cohort(h5ads: dict[str, PathLike], bundle: Bundle
             if n_miss > MISSING_WARN_FRACTION * n_model:
                 why = feature_name_mismatch(spec["features"], list(x.columns))
                 warn_user(f"{o}: {n_miss} of the model's {n_model} features are not in "
-                          f"{Path(source).name}{f' ({why})' if why else ''}; they count as missing: "
-                          "the projection uses the others and the predictor imputes them")
+                          f"{Path(source).name}{f' ({why})' if why else ''}; they count as "
+                          "missing: the projection uses the others and the predictor imputes "
+                          "them")
             log.info("%s: %d of %d model features are not in the table; the projection uses "
                      "the others", o, n_miss, n_model)
     return views, pd.DataFrame(rows)
