@@ -95,8 +95,12 @@ def test_sample_sheet_types_and_errors(tmp_path):
     assert sheet.loc["A", "group"] == "x"
     with pytest.raises(ConfigError, match="sample_id at row 3 repeats the one at row 2"):
         io.read_sample_sheet(write(tmp_path / "d.tsv", "sample_id\tx\nA\t1\nA\t2\n"))
-    with pytest.raises(ConfigError, match="has no 'sample_id' column"):
+    with pytest.raises(ConfigError, match="has no 'sample_id' column. Name the column"):
         io.read_sample_sheet(write(tmp_path / "n.tsv", "id\tx\nA\t1\n"))
+    for header in ("Sample_ID", "sample.id", "SampleID"):
+        with pytest.raises(ConfigError, match=f"has no 'sample_id' column \\(column "
+                                              f"'{header}' differs only in case or punctuation"):
+            io.read_sample_sheet(write(tmp_path / "c.tsv", f"{header}\tx\nA\t1\n"))
     with pytest.raises(ConfigError, match="has a header but no samples"):
         io.read_sample_sheet(write(tmp_path / "e.tsv", "sample_id\tx\n"))
 

@@ -548,7 +548,11 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = _read_delimited(p, fmt, ConfigError)
     df.columns = pd.Index([str(c).strip() for c in df.columns])
     if "sample_id" not in df.columns:
-        raise ConfigError("has no 'sample_id' column", file=p,
+        near = [c for c in df.columns
+                if re.sub(r"[^a-z]", "", c.lower()) in ("sampleid", "sample")]
+        raise ConfigError("has no 'sample_id' column"
+                          + (f" (column '{near[0]}' differs only in case or punctuation)"
+                             if near else ""), file=p,
                           hint="name the column that holds sample IDs 'sample_id'")
     if len(df) == 0:
         raise ConfigError("has a header but no samples", file=p, hint="add one row per sample")
