@@ -135,6 +135,7 @@ def exact(p):
     ("gzip_without_suffix.csv", gzip.compress(GOOD.encode(), mtime=0)),
     ("blank_line_at_end.csv", (GOOD + "\n\n").encode()),
     ("header_starting_with_hash.csv", ("#" + GOOD).encode()),
+    ("spreadsheet_empty_rows_at_end.csv", (GOOD + ",,,\n,,,\n").encode()),
 ])
 def test_exporter_variants_read_exactly(tmp_path, name, data):
     p = tmp_path / name
@@ -181,6 +182,8 @@ def test_exporter_variants_read_exactly(tmp_path, name, data):
      r"row 2 holds text in every column: an annotation row .*Delete the annotation rows"),
     ("one_text_cell_in_a_text_free_column.csv", b"feature,s1,s2\ng1,1,x\ng2,3,4\n",
      r"non-numeric cell at row 2, column 3 \(feature 'g1'\); 1 such cell"),
+    ("row_without_label.csv", b"feature,s1,s2,s3\ng1,1,2,3\n,4,5,6\n,,,\n",
+     r"row 3 has values but an empty label in column 1; 1 such row\(s\)\. Give every row"),
     ("gct.tsv", b"#1.2\n2\t3\nName\tDescription\ts1\ts2\ts3\ng1\tna\t1\t2\t3\n",
      r"line 1 starts with '#' and has 1 field\(s\) but line 2 has 2"),
 ])

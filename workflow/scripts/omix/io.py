@@ -379,6 +379,18 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
     labels = df.iloc[:, 0].astype(str).str.strip()
     df = df.iloc[:, 1:]
     df.index = pd.Index(labels, name=None)
+    unlabelled = (labels == "").to_numpy()
+    if unlabelled.any():
+        # rows with no label and no value (a spreadsheet's trailing ',,,' lines) carry nothing;
+        # a row with values but no label cannot be placed
+        empty = df.apply(lambda s: s.isna() | (s.astype(str).str.strip() == "")).all(axis=1)
+        orphan = unlabelled & ~empty.to_numpy()
+        if orphan.any():
+            raise InputDataError(f"row {int(np.argmax(orphan)) + 2} has values but an empty "
+                                 f"label in column 1; {int(orphan.sum())} such row(s)", file=p,
+                                 hint="give every row its label (feature or sample name) or "
+                                      "delete it")
+        df = df.loc[~unlabelled]
     return df
 
 
