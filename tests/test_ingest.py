@@ -149,3 +149,15 @@ def test_htseq_and_star_tallies_are_left_out_of_counts(tmp_path, caplog, capfd):
     # the same labels in a table of another kind are data, and stay
     b = ingest_omic(p, kind="continuous", sample_ids=SHEET)
     assert b.n_vars == 5
+
+
+def test_ingest_errors_name_the_file_line_past_blank_rows(tmp_path):
+    p = table(tmp_path, "f,P1,P2\ng1,1,2\n\ng2,1,2\n,,\ng1,3,4\n")
+    with pytest.raises(InputDataError, match=r"feature 'g1' appears twice \(rows 2 and 6\)"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)
+    p = table(tmp_path, "s,g1\nP1,1\n\nP2,3\nP1,4\n", "s.csv")
+    with pytest.raises(InputDataError, match=r"sample rows 2 and 5 have the same label"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET, layout="samples_x_features")
+    p = table(tmp_path, "f,P1,P2\ng1,1,2\n\ng2,5,-1\n", "n.csv")
+    with pytest.raises(InputDataError, match=r"negative count at row 4, column 3"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)

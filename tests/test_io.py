@@ -97,6 +97,14 @@ def test_sample_sheet_types_and_errors(tmp_path):
         io.read_sample_sheet(write(tmp_path / "d.tsv", "sample_id\tx\nA\t1\nA\t2\n"))
     with pytest.raises(ConfigError, match="has no 'sample_id' column. Name the column"):
         io.read_sample_sheet(write(tmp_path / "n.tsv", "id\tx\nA\t1\n"))
+    trailing = io.read_sample_sheet(write(tmp_path / "t.csv", "sample_id,age\nA,50\nB,\n,\n,\n"))
+    assert list(trailing.index) == ["A", "B"] and np.isnan(trailing.loc["B", "age"])
+    with pytest.raises(ConfigError, match="empty sample_id at row 3"):
+        io.read_sample_sheet(write(tmp_path / "e.csv", "sample_id,age\nA,50\n,60\n"))
+    with pytest.raises(ConfigError, match="sample_id at row 5 repeats the one at row 2"):
+        io.read_sample_sheet(write(tmp_path / "r.csv", "sample_id,age\nA,50\n,\nB,1\nA,2\n"))
+    with pytest.raises(ConfigError, match="sample_id at row 6 repeats the one at row 2"):
+        io.read_sample_sheet(write(tmp_path / "b.csv", "sample_id,age\nA,50\n\n,\nB,1\nA,2\n"))
     for header in ("Sample_ID", "sample.id", "SampleID"):
         with pytest.raises(ConfigError, match=f"has no 'sample_id' column \\(column "
                                               f"'{header}' differs only in case or punctuation"):
@@ -215,3 +223,15 @@ def test_sample_sheet_with_trailing_tabs_names_the_cause_not_duplicate_ids(tmp_p
     p = write(tmp_path / "samples.tsv", "sample_id\tresponse\t\nA\tyes\t\nB\tno\t\n")
     got = io.read_sample_sheet(p)  # every line ends with a tab: an empty, unnamed last column
     assert list(got.index) == ["A", "B"] and list(got.columns) == ["response"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("feature,s1,s2\ng1,1,2\n\n\ng2,x,4\n", r"non-numeric cell at row 5, column 2"),
+    ("feature,s1,s2\ng1,1,2\n,,\ng2,inf,4\n", r"infinite value at row 4, column 2"),
+    ("feature,s1,s2\n\ng1,1,2\n,,\n,5,6\n", r"row 5 has values but an empty label"),
+    ("feature,s1,s2\ng1,1,2\n\n#!{Type}E,E,E\n", r"row 4 holds text in every column"),
+])
+def test_errors_name_the_file_line_past_blank_and_empty_rows(tmp_path, text, message):
+    p = write(tmp_path / "t.csv", text)
+    with pytest.raises(InputDataError, match=message):
+        io.to_numeric_frame(io.read_table(p), p)

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputDataError, warn_user
-from .io import cell_name, map_sample_ids, read_sample_map, read_table, to_numeric_frame
+from .io import (
+    cell_name,
+    file_row,
+    map_sample_ids,
+    read_sample_map,
+    read_table,
+    to_numeric_frame,
+)
 
 log = logging.getLogger("omix.ingest")
 
@@ -94,20 +101,23 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         sample_labels, feature_labels = df.index, df.columns
         s_axis, f_axis = "row", "column"
         other = df.columns
-    offset_s = 2  # file position: 1-based, plus the label row/column
+    def pos(axis: str, k: int) -> int:
+        """File row (blank lines counted) or column (1-based, the label column first)."""
+        return file_row(df, k) if axis == "row" else k + 2
+
     if feature_labels.duplicated().any():
         j, i = _first_dup(feature_labels)
         mangled = bool(spreadsheet_mangled([feature_labels[i]]))
         raise InputDataError(
-            f"feature '{feature_labels[i]}' appears twice ({f_axis}s {j + offset_s} and "
-            f"{i + offset_s})", file=file,
+            f"feature '{feature_labels[i]}' appears twice ({f_axis}s {pos(f_axis, j)} and "
+            f"{pos(f_axis, i)})", file=file,
             hint="a spreadsheet turned gene names into dates (MARCH1 and MARC1 both become "
                  "1-Mar): export the table again without opening it in a spreadsheet"
             if mangled else "feature names must be unique: aggregate or rename duplicates")
     if sample_labels.duplicated().any():
         j, i = _first_dup(sample_labels)
-        raise InputDataError(f"sample {s_axis}s {j + offset_s} and {i + offset_s} have the same "
-                             "label", file=file, hint="each sample may appear once; drop one")
+        raise InputDataError(f"sample {s_axis}s {pos(s_axis, j)} and {pos(s_axis, i)} have the "
+                             "same label", file=file, hint="each sample may appear once; drop one")
     ids = pd.Index(map_sample_ids(list(sample_labels), regex=regex, mapping=mapping))
     matched = ids.isin(known)
     if not matched.any():
@@ -131,7 +141,7 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         near = _near_miss(list(ids[~matched]), known)
         raise InputDataError(
             f"{int((~matched).sum())} of {len(ids)} sample {s_axis}s match no sample_id of the "
-            f"sample sheet (first: {s_axis} {first + offset_s}{f'; {near}' if near else ''})",
+            f"sample sheet (first: {s_axis} {pos(s_axis, first)}{f'; {near}' if near else ''})",
             file=file,
             hint="add those samples to the sample sheet, fix sample_id.regex/map, or remove "
                  "them from the table")
@@ -140,7 +150,7 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         dup = listed[matched][listed[matched].duplicated()][0]
         j, i = np.nonzero(listed == dup)[0][:2]
         raise InputDataError(
-            f"sample {s_axis}s {j + offset_s} and {i + offset_s} map to the same sample_id",
+            f"sample {s_axis}s {pos(s_axis, j)} and {pos(s_axis, i)} map to the same sample_id",
             file=file, hint="keep one aliquot per sample, or list the one to use in a "
                             "sample_id.map file")
     out = df.T if layout == "features_x_samples" else df

@@ -215,15 +215,17 @@ def _check_delimiter(path: Path, first_line: str, sep: str, fmt: str,
 
 
 def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
-                  err: type[OmixError]) -> int:
+                  err: type[OmixError]) -> tuple[int, list[int]]:
     """Check that every row has as many fields as the header, with the csv module (quotes
     respected); returns that number.  Anything that does not line up stops with the line and
     the cause: pandas would otherwise make the first column the index and shift every value by
     one column, silently.  Data rows that all carry one more, always empty, field are refused
     too: a stray trailing delimiter and a header lacking its first cell (over an all-missing
-    last column) look the same, and guessing wrong shifts every value."""
+    last column) look the same, and guessing wrong shifts every value.  Also returns the file
+    line of each non-blank row (the header's first), for errors that name a row."""
     n_header, first_bad, extra_rows, extra_nonempty, data_rows = -1, None, 0, False, 0
     header_start, header_line = "", 0
+    lines: list[int] = []
     fh = _open_text(path, compression, encoding)
     try:
         reader = csv.reader(fh, delimiter=sep, quotechar='"', doublequote=True, strict=False)
@@ -231,6 +233,7 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
             if not row:
                 continue  # blank line
             n = len(row)
+            lines.append(reader.line_num)
             if n_header < 0:
                 n_header, header_start, header_line = n, row[0].strip(), reader.line_num
                 continue
@@ -251,7 +254,7 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
     finally:
         fh.close()
     if first_bad is None:
-        return n_header
+        return n_header, lines
     if extra_rows == data_rows:
         if not extra_nonempty:
             # a stray delimiter at the end of each data row, or a header without its first
@@ -313,7 +316,7 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     sep = "," if fmt == "csv" else "\t"
     _check_delimiter(path, text.lstrip("\ufeff").split("\n", 1)[0], sep, fmt, err)
     try:
-        n_fields = _field_counts(path, compression, encoding, sep, err)
+        n_fields, lines = _field_counts(path, compression, encoding, sep, err)
         df = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
                          na_filter=False, compression=compression, encoding=encoding,
                          names=list(range(n_fields)), quotechar='"')
@@ -335,7 +338,19 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
         raise err(f"column {unnamed[0] + 1} has an empty header cell", file=path,
                   hint="give every data column a name in the header line")
     df.columns = pd.Index(header)
+    if len(lines) == len(df) + 1:   # pandas skips the same blank lines as the csv module
+        df.attrs[FILE_ROWS] = np.asarray(lines[1:])
     return df
+
+
+FILE_ROWS = "file_rows"   # DataFrame.attrs key: the file line of each row, where known
+
+
+def file_row(df: pd.DataFrame, r: int) -> int:
+    """The file line of row ``r`` of a table read here (blank lines and skipped rows counted),
+    or its position plus the header where unknown (parquet)."""
+    rows = df.attrs.get(FILE_ROWS)
+    return int(rows[r]) if rows is not None and len(rows) == len(df) else r + 2
 
 
 def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
@@ -386,11 +401,15 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
         empty = df.apply(lambda s: s.isna() | (s.astype(str).str.strip() == "")).all(axis=1)
         orphan = unlabelled & ~empty.to_numpy()
         if orphan.any():
-            raise InputDataError(f"row {int(np.argmax(orphan)) + 2} has values but an empty "
-                                 f"label in column 1; {int(orphan.sum())} such row(s)", file=p,
+            raise InputDataError(f"row {file_row(df, int(np.argmax(orphan)))} has values but an "
+                                 f"empty label in column 1; {int(orphan.sum())} such row(s)",
+                                 file=p,
                                  hint="give every row its label (feature or sample name) or "
                                       "delete it")
+        rows = df.attrs.get(FILE_ROWS)
         df = df.loc[~unlabelled]
+        if rows is not None:
+            df.attrs[FILE_ROWS] = rows[~unlabelled]
     return df
 
 
@@ -400,7 +419,7 @@ _NA_STRINGS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-"})
 def cell_name(df: pd.DataFrame, r: int, c: int, samples_in_rows: bool) -> str:
     """'row R, column C (feature 'X')': file position plus the feature, never the sample ID."""
     feature = df.columns[c] if samples_in_rows else df.index[r]
-    return f"row {r + 2}, column {c + 2} (feature '{_short(feature)}')"
+    return f"row {file_row(df, r)}, column {c + 2} (feature '{_short(feature)}')"
 
 
 def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
@@ -446,7 +465,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
             if df.shape[1] > 1 and text_row.any():
                 r = int(np.argmax(text_row))
                 raise InputDataError(
-                    f"row {r + 2} holds text in every column: an annotation row (such as "
+                    f"row {file_row(df, r)} holds text in every column: an annotation row (such as "
                     f"Perseus's '#!{{Type}}' rows), not measurements; {int(text_row.sum())} "
                     "such row(s)", file=file,
                     hint="delete the annotation rows below the header line")
@@ -467,6 +486,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
         raise InputDataError(
             f"infinite value at {cell_name(df, r, c, samples_in_rows)}",
             file=file, hint="replace inf/-inf by a finite value or leave the cell empty (missing)")
+    out.attrs.update(df.attrs)   # the file lines, for later checks that name a row
     return out
 
 
@@ -509,8 +529,9 @@ def read_sample_map(path: str | os.PathLike[str]) -> dict[str, str]:
             ids = df[cols[dst]].astype(str).str.strip()
             dup = names.duplicated()
             if dup.any():
-                raise ConfigError(f"name at row {int(np.argmax(dup.to_numpy())) + 2} appears "
-                                  "twice", file=path, hint="each name may map to one sample_id")
+                row = file_row(df, int(np.argmax(dup.to_numpy())))
+                raise ConfigError(f"name at row {row} appears twice", file=path,
+                                  hint="each name may map to one sample_id")
             return dict(zip(names, ids, strict=True))
     raise ConfigError("needs columns 'name' and 'sample_id' (or 'colname' and 'primary')",
                       file=path, hint="add a header row with those column names")
@@ -566,17 +587,21 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
                           + (f" (column '{near[0]}' differs only in case or punctuation)"
                              if near else ""), file=p,
                           hint="name the column that holds sample IDs 'sample_id'")
+    # rows with no value at all (a spreadsheet's trailing ',,,' lines) carry nothing
+    kept = ~df.apply(lambda s: s.isna() | (s.astype(str).str.strip() == "")).all(axis=1)
+    row_of = np.array([file_row(df, k) for k in range(len(df))])[kept.to_numpy()]
+    df = df.loc[kept.to_numpy()]
     if len(df) == 0:
         raise ConfigError("has a header but no samples", file=p, hint="add one row per sample")
     ids = df["sample_id"].astype(str).str.strip()
     if (ids == "").any():
-        row = int(np.argmax((ids == "").to_numpy())) + 2
+        row = int(row_of[np.argmax((ids == "").to_numpy())])
         raise ConfigError(f"empty sample_id at row {row}", file=p,
                           hint="every row needs a sample_id")
     dup = ids.duplicated(keep="first")
     if dup.any():
-        row = int(np.argmax(dup.to_numpy())) + 2
-        first = int(np.argmax((ids == ids[dup].iloc[0]).to_numpy())) + 2
+        row = int(row_of[np.argmax(dup.to_numpy())])
+        first = int(row_of[np.argmax((ids == ids[dup].iloc[0]).to_numpy())])
         raise ConfigError(f"sample_id at row {row} repeats the one at row {first}", file=p,
                           hint="sample IDs must be unique; merge or rename the duplicated rows")
     df = df.drop(columns="sample_id")
