@@ -31,20 +31,20 @@ log = logging.getLogger("omix.ingest")
 KINDS = ("counts", "intensity", "binary", "beta", "continuous")
 
 
-_MONTH = "(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
-# What a spreadsheet shows for gene and probe names it took for dates or numbers (Ziemann et
-# al., Genome Biol 2016): SEPT2 -> 2-Sep, MARCH1 -> 1-Mar (or a full date), 2310009E13 -> 2.31E+13
-_MANGLED = re.compile(rf"\d{{1,2}}-{_MONTH}(-\d{{2,4}})?|{_MONTH}-\d{{1,2}}|"
-                      r"\d{4}-\d{2}-\d{2}( 00:00(:00)?)?|\d{1,2}/\d{1,2}/\d{2,4}|"
-                      r"\d(\.\d+)?e\+\d+", re.IGNORECASE)
-
-
 # Rows that read counters write next to the genes: HTSeq-count's and STAR's
 # ReadsPerGene.out.tab's tallies of reads assigned to no gene (not features: a library-size
 # normalisation that counted them would be off)
 COUNTER_ROWS = frozenset({"__no_feature", "__ambiguous", "__too_low_aQual", "__not_aligned",
                           "__alignment_not_unique", "N_unmapped", "N_multimapping",
                           "N_noFeature", "N_ambiguous"})
+
+
+_MONTH = "(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+# What a spreadsheet shows for gene and probe names it took for dates or numbers (Ziemann et
+# al., Genome Biol 2016): SEPT2 -> 2-Sep, MARCH1 -> 1-Mar (or a full date), 2310009E13 -> 2.31E+13
+_MANGLED = re.compile(rf"\d{{1,2}}-{_MONTH}(-\d{{2,4}})?|{_MONTH}-\d{{1,2}}|"
+                      r"\d{4}-\d{2}-\d{2}( 00:00(:00)?)?|\d{1,2}/\d{1,2}/\d{2,4}|"
+                      r"\d(\.\d+)?e\+\d+", re.IGNORECASE)
 
 
 def spreadsheet_mangled(labels: Sequence[str]) -> list[int]:

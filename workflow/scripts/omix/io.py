@@ -452,8 +452,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
                     hint="re-export the table with '.' as the decimal mark")
             # a column or row of text beside the numbers: an exporter's annotation
             # (MaxQuant's 'Gene names', Perseus's '#!{Type}' rows), not a damaged cell
-            text_col = bad.to_numpy().all(axis=0) & ~is_na.to_numpy().all(axis=0)
-            text_row = bad.to_numpy().all(axis=1) & ~is_na.to_numpy().all(axis=1)
+            text_col, text_row = bad.to_numpy().all(axis=0), bad.to_numpy().all(axis=1)
             if len(df) > 1 and text_col.any():
                 c = int(np.argmax(text_col))
                 raise InputDataError(
