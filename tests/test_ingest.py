@@ -59,6 +59,19 @@ def test_two_aliquots_of_one_patient_rejected(tmp_path):
         ingest_omic(p, kind="counts", sample_ids=SHEET, regex=r"^(P\d)")
 
 
+def test_tumour_and_normal_barcodes_of_one_patient_are_named(tmp_path):
+    p = table(tmp_path, "f,TCGA-OR-A5J1-01A-11R-A29S-07,TCGA-OR-A5J1-11A-11R-A29S-07\ng1,1,2\n")
+    sheet = ["TCGA-OR-A5J1"]
+    types = r"map to the same sample_id \(TCGA sample types 01 and 11: primary tumour and normal"
+    with pytest.raises(InputDataError, match=types) as e:
+        ingest_omic(p, kind="counts", sample_ids=sheet, regex=r"^(TCGA-\w\w-\w{4})")
+    assert "A5J1" not in str(e.value)
+    # two aliquots of the same sample type: no type note
+    p = table(tmp_path, "f,TCGA-OR-A5J1-01A-11R-A29S-07,TCGA-OR-A5J1-01B-11R-A29S-07\ng1,1,2\n")
+    with pytest.raises(InputDataError, match=r"map to the same sample_id\. Keep one aliquot"):
+        ingest_omic(p, kind="counts", sample_ids=sheet, regex=r"^(TCGA-\w\w-\w{4})")
+
+
 def test_map_file_resolves_aliquots(tmp_path):
     p = table(tmp_path, "f,P1-a,P1-b\ng1,1,2\n")
     m = table(tmp_path, "name,sample_id\nP1-b,P1\nP1-a,P2\n", "map.csv")

@@ -75,6 +75,23 @@ def _near_miss(labels: Sequence[Any], known: set[str]) -> str | None:
     return None
 
 
+_TCGA_TYPES = {"01": "primary tumour", "02": "recurrent tumour", "03": "primary blood cancer",
+               "05": "additional primary tumour", "06": "metastasis",
+               "07": "additional metastasis", "10": "normal blood", "11": "normal tissue"}
+
+
+def _tcga_types(a: str, b: str) -> str:
+    """' (TCGA sample types 01 and 11: primary tumour and normal tissue)' when two TCGA
+    barcodes of one patient differ in their sample type (characters 14-15), else ''."""
+    codes = [m.group(1) for m in (re.match(r"TCGA-\w{2}-\w{4}-(\d{2})", x) for x in (a, b))
+             if m is not None]
+    if len(codes) < 2 or codes[0] == codes[1]:
+        return ""
+    names = [_TCGA_TYPES.get(c, "type " + c) for c in codes]
+    return (f" (TCGA sample types {codes[0]} and {codes[1]}: {names[0]} and {names[1]}; keep the "
+            "one the study is about)")
+
+
 def _first_dup(labels: pd.Index) -> tuple[int, int]:
     dup = labels.duplicated(keep="first")
     i = int(np.argmax(dup))
@@ -150,7 +167,8 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         dup = listed[matched][listed[matched].duplicated()][0]
         j, i = np.nonzero(listed == dup)[0][:2]
         raise InputDataError(
-            f"sample {s_axis}s {pos(s_axis, j)} and {pos(s_axis, i)} map to the same sample_id",
+            f"sample {s_axis}s {pos(s_axis, j)} and {pos(s_axis, i)} map to the same sample_id"
+            f"{_tcga_types(str(sample_labels[j]), str(sample_labels[i]))}",
             file=file, hint="keep one aliquot per sample, or list the one to use in a "
                             "sample_id.map file")
     out = df.T if layout == "features_x_samples" else df
