@@ -244,8 +244,8 @@ def stability_counts(x: pd.DataFrame, y: pd.Series, resamples: Iterable[int],
         if now - last > 10 or i + 1 == len(resamples):
             last = now
             left = (now - t0) / (i + 1) * (len(resamples) - i - 1)
-            report(log, "%s: resample %d/%d (x %d outcomes), %s left", progress, i + 1,
-                   len(resamples), permutations + 1, eta(left))
+            report(log, "%s: resample %d/%d (each fitted to the outcome and %d permutations "
+                   "of it), %s left", progress, i + 1, len(resamples), permutations, eta(left))
     return pd.DataFrame({"perm": np.repeat(np.arange(permutations + 1), x.shape[1]),
                          "feature": np.tile(np.asarray(x.columns, dtype=object),
                                             permutations + 1),
