@@ -174,6 +174,30 @@ def test_validation_cohort_is_scored(split_run):
     assert "@media print" in index and "@media print" in page  # one stylesheet, printable
 
 
+def test_patient_pages_are_the_same_from_one_process_or_two(split_run, tmp_path):
+    """The workflow renders the pages in two forked processes (`--cores 2`); one process
+    writes the same bytes, page for page, and the log says how many processes ran."""
+    from omix import bundle as bundle_mod
+    from omix.pages import patient_pages
+
+    out = split_run / "results" / "small" / "apply" / "val"
+    log = (split_run / "logs" / "patient_report" / "small" / "val.log").read_text()
+    assert "patient pages: 20 in" in log and "(2 process(es))" in log
+
+    def read(k):
+        return pd.read_csv(out / f"{k}.tsv", sep="\t", dtype={"sample_id": str})
+
+    pages = patient_pages(
+        tmp_path, bundle=bundle_mod.Bundle.load(split_run / "results" / "small" / "model"),
+        factors=read("factors").set_index("sample_id"), clusters=read("clusters"),
+        predictions=read("predictions"), contributions=read("contributions"),
+        qc=read("qc").fillna({"flags": ""}), drift=read("drift"), cohort_name="val",
+        drivers=read("drivers"), workers=1)
+    assert len(pages) == 20
+    for page in [*pages, tmp_path / "index.html"]:
+        assert page.read_bytes() == (out / "patients" / page.name).read_bytes(), page.name
+
+
 def test_projected_factors_match_a_model_fitted_on_all_patients(split_run, finished_run):
     work = split_run
     proj = pd.read_csv(work / "results" / "small" / "apply" / "val" / "factors.tsv", sep="\t",

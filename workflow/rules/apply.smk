@@ -86,6 +86,7 @@ rule patient_report:
         f"{LOGS}/patient_report/{COHORT}/{{name}}.log",
     conda:
         "../../envs/report.yaml"
-    threads: 1
+    # pages are independent: one forked process per thread (200 ms a page on one core)
+    threads: 2
     script:
         "../scripts/run_patient_report.py"

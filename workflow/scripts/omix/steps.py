@@ -595,8 +595,8 @@ def apply_score(bundle_dir: PathLike, h5ads: Mapping[str, PathLike], samples: Pa
 
 
 def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir: PathLike,
-                   *, name: str) -> None:
-    """One HTML page per scored patient, and an index."""
+                   *, name: str, threads: int = 1) -> None:
+    """One HTML page per scored patient, and an index (``threads`` pages rendered at once)."""
     from . import bundle, pages
 
     def read(key: str) -> pd.DataFrame:
@@ -607,7 +607,7 @@ def patient_report(bundle_dir: PathLike, scored: Mapping[str, PathLike], outdir:
                              clusters=read("clusters"), predictions=read("predictions"),
                              contributions=read("contributions"),
                              qc=read("qc").fillna({"flags": ""}), drift=read("drift"),
-                             cohort_name=name, drivers=read("drivers"))
+                             cohort_name=name, drivers=read("drivers"), workers=threads)
     log.info("%d patient pages written", len(pages))
 
 
