@@ -39,7 +39,7 @@ class _Pages:
     cohort_name: str
 
 
-_SHARED: dict[str, _Pages] = {}   # the forked workers' view of the cohort (see patient_pages)
+_SHARED: dict[str, Any] = {}   # the forked workers' view of the cohort (see patient_pages)
 
 
 def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
@@ -65,9 +65,9 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
         drift_flags=[f"cohort drift: {r['level']} {r['name']}" for _, r in drift_warn.iterrows()],
         cohort_name=cohort_name)
     sids = list(factors.index)
-    workers = max(1, min(workers, len(sids)))
+    workers = max(1, min(workers, len(sids))) if sys.platform.startswith("linux") else 1
     t0 = time.monotonic()
-    if workers > 1 and sys.platform.startswith("linux"):
+    if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
