@@ -266,7 +266,8 @@ def test_long_steps_print_progress_to_the_terminal(finished_run: Path):
     seen = (finished_run / "terminal.txt").read_text()
     for pattern in (r"predict: outer fold 1/\d+ done \(inner choice: \w+\), ~\d+ (s|min) left",
                     r"predict: outer fold (\d+)/\1 done",
-                    r"stability shard 1/\d+: resample \d+/\d+ \(x \d+ outcomes\), ~\d+",
+                    r"stability shard 1/\d+: resample \d+/\d+ \(each fitted to the outcome and \d+ "
+                    r"permutations of it\), ~\d+",
                     r"random-forest importance: fold 2/\d+ done, ~\d+ (s|min) left"):
         assert re.search(pattern, seen), pattern
     log = (finished_run / "logs" / "predict" / "small.log").read_text()
