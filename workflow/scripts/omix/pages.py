@@ -15,7 +15,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from .bundle import Bundle
-from .errors import eta, progress
+from .errors import AnalysisError, eta, progress
 from .html import environment
 from .io import atomic_path
 from .io import floats_from_json as _array
@@ -67,39 +67,38 @@ def patient_pages(outdir: PathLike, *, bundle: Bundle, factors: pd.DataFrame,
     sids = list(factors.index)
     workers = max(1, min(workers, len(sids))) if sys.platform.startswith("linux") else 1
     t0 = time.monotonic()
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    _SHARED["pages"] = ctx
+    _SHARED["chunks"] = [sids[k::workers] for k in range(workers)]
+    try:
+        if workers == 1:
+            done = [_render_chunk(0)]
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
 
-        _SHARED["pages"] = ctx
-        _SHARED["chunks"] = [sids[k::workers] for k in range(workers)]
-        try:
-            with ProcessPoolExecutor(workers,
-                                     mp_context=multiprocessing.get_context("fork")) as pool:
-                done = list(pool.map(_render_chunk, range(workers)))
-        finally:
-            _SHARED.clear()
-        by_sid = {sid: path for chunk in done for sid, path in chunk}
-        pages = [by_sid[sid] for sid in sids]
-    else:
-        pages = []
-        last = t0
-        for i, sid in enumerate(sids):
-            pages.append(_render_page(ctx, sid))
-            now = time.monotonic()
-            if now - last > 10:
-                last = now
-                progress(log, "patient pages: %d/%d, %s left", i + 1, len(sids),
-                         eta((now - t0) / (i + 1) * (len(sids) - i - 1)))
-    _write_index(ctx, bundle)
+            try:
+                with ProcessPoolExecutor(
+                        workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    done = list(pool.map(_render_chunk, range(workers)))
+            except BrokenProcessPool:
+                raise AnalysisError(
+                    "a process rendering patient pages died (killed by the system, most often "
+                    "for lack of memory)", hint="render them in one process (snakemake "
+                    "--set-threads patient_report=1) or give the job more memory") from None
+    finally:
+        _SHARED.clear()
+    by_sid = {sid: path for chunk in done for sid, path in chunk}
+    pages = [by_sid[sid] for sid in sids]
+    _write_index(ctx)
     log.info("patient pages: %d in %.0f s (%d process(es))", len(pages),
              time.monotonic() - t0, workers)
     return pages
 
 
 def _render_chunk(k: int) -> list[tuple[Any, Path]]:
-    """Forked worker ``k``: render every ``workers``-th patient's page from the ``k``-th on
-    (the first worker reports progress for all)."""
+    """Worker ``k`` (forked, or the calling process when there is one): render every
+    ``workers``-th patient's page from the ``k``-th on; the first reports progress for all."""
     ctx, chunks = _SHARED["pages"], _SHARED["chunks"]
     sids, n = chunks[k], len(ctx.factors)
     out, t0 = [], time.monotonic()
@@ -198,9 +197,10 @@ def _render_page(ctx: _Pages, sid: Any) -> Path:
 _NO_ROWS = pd.DataFrame()
 
 
-def _write_index(ctx: _Pages, bundle: Bundle) -> None:
+def _write_index(ctx: _Pages) -> None:
     """The cohort's index page: one row per patient, linking its page."""
     pr, cl_all, fl_all = ctx.predictions, ctx.clusters["cluster"], ctx.qc["flags"]
+    bundle = ctx.bundle
     endpoint = bundle.predictor.get("endpoint")
     observed = "observed" in pr.columns and pr["observed"].notna().any()
     rows = []
