@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .cox import RidgeCox, fit_ridge_cox
 from .errors import AnalysisError, eta, progress
 from .io import omic_features
 from .mofa import FrozenMofa, MofaOptions, view_matrix
@@ -936,20 +937,20 @@ def final_model(mdata: Any, y: pd.Series, factors: pd.DataFrame, model: str,
 PENALIZERS = (0.01, 0.1, 1.0, 10.0)
 
 
-def _cox(z: pd.DataFrame, surv: pd.DataFrame, penalizer: float) -> Any:
-    from lifelines import CoxPHFitter
+def _cox(z: pd.DataFrame, surv: pd.DataFrame, penalizer: float) -> RidgeCox:
+    """lifelines' ridge Cox fit on ``z``, re-done on arrays (:mod:`omix.cox`: the same
+    coefficients, 20-30x faster)."""
+    s = surv.loc[z.index]
+    return fit_ridge_cox(z.to_numpy(dtype=float), s["time"].to_numpy(dtype=float),
+                         s["event"].to_numpy(), penalizer)
 
-    df = z.assign(_time=surv.loc[z.index, "time"].to_numpy(),
-                  _event=surv.loc[z.index, "event"].to_numpy())
-    return CoxPHFitter(penalizer=penalizer).fit(df, duration_col="_time", event_col="_event")
 
-
-def _c_index(cph: Any, z: pd.DataFrame, surv: pd.DataFrame) -> float:
+def _c_index(model: RidgeCox, z: pd.DataFrame, surv: pd.DataFrame) -> float:
     """Harrell's C of the model's risks on ``z``; NaN where no pair is comparable (a held-out
     group without events)."""
     from lifelines.utils import concordance_index
 
-    risk = np.asarray(cph.predict_partial_hazard(z)).ravel()
+    risk = model.partial_hazard(z.to_numpy(dtype=float))
     s = surv.loc[z.index]
     try:
         return float(concordance_index(s["time"], -risk, s["event"]))
@@ -957,7 +958,8 @@ def _c_index(cph: Any, z: pd.DataFrame, surv: pd.DataFrame) -> float:
         return float("nan")
 
 
-def _tuned_cox(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions) -> tuple[Any, float]:
+def _tuned_cox(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions
+               ) -> tuple[RidgeCox, float]:
     """Cox model on standardised factors, ridge penalty chosen by inner-fold C-index."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -992,8 +994,8 @@ def _cox_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
 
     zs_tr, zs_te = standardised(z_tr)
     cph, pen = _tuned_cox(zs_tr, surv, opts)
-    risk_tr = np.asarray(cph.predict_partial_hazard(zs_tr)).ravel()
-    risk_te = np.asarray(cph.predict_partial_hazard(zs_te)).ravel()
+    risk_tr = cph.partial_hazard(zs_tr.to_numpy(dtype=float))
+    risk_te = cph.partial_hazard(zs_te.to_numpy(dtype=float))
     ev = surv.loc[z_tr.index, "event"].to_numpy()
     try:
         sub = next(StratifiedShuffleSplit(1, train_size=2 / 3, random_state=opts.seed)
@@ -1013,10 +1015,11 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
     Outer: repeated k-fold stratified on the event indicator; in each training part MOFA+ is
     refitted and the held-out patients projected (as in :func:`nested_cv`), the factors are
     standardised with the training part's mean and SD, and a ridge-penalised Cox model
-    (lifelines) is fitted with its penalty chosen by inner-fold C-index.  The baseline is a
-    model without covariates (C-index 0.5).  Each fold also refits the Cox model on two thirds
-    of its training part (rows :data:`SURV_SMALLER`, a learning-curve point: see
-    :func:`summarise`).  Returns (per-fold C-index, out-of-fold risks).
+    (lifelines' fit, re-done on arrays by :mod:`omix.cox`) is fitted with its penalty chosen
+    by inner-fold C-index.  The baseline is a model without covariates (C-index 0.5).  Each
+    fold also refits the Cox model on two thirds of its training part (rows
+    :data:`SURV_SMALLER`, a learning-curve point: see :func:`summarise`).  Returns (per-fold
+    C-index, out-of-fold risks).
     """
     samples = [s for s in mdata.obs_names if s in surv.index]
     ev = surv.loc[samples, "event"].to_numpy()
@@ -1055,10 +1058,18 @@ def nested_cv_survival(mdata: Any, surv: pd.DataFrame, mofa_opts: MofaOptions,
 
 def final_survival_model(z: pd.DataFrame, surv: pd.DataFrame, opts: PredictOptions
                          ) -> tuple[Any, pd.DataFrame]:
-    """The Cox model on all patients' standardised factors: hazard ratio per SD with CIs."""
+    """The Cox model on all patients' standardised factors: hazard ratio per SD with CIs.
+    The penalty is tuned with :mod:`omix.cox`'s fits; the model at that penalty is fitted by
+    lifelines (the same coefficients), whose summary gives the intervals and p-values."""
+    from lifelines import CoxPHFitter
+
     z = z.loc[[s for s in z.index if s in surv.index]]
     zs = (z - z.mean()) / z.std(ddof=1).replace(0, 1.0)
-    cph, pen = _tuned_cox(zs, surv, opts)
+    _, pen = _tuned_cox(zs, surv, opts)
+    cph = CoxPHFitter(penalizer=pen).fit(
+        zs.assign(_time=surv.loc[zs.index, "time"].to_numpy(),
+                  _event=surv.loc[zs.index, "event"].to_numpy()),
+        duration_col="_time", event_col="_event")
     s = cph.summary
     table = pd.DataFrame({"variable": s.index, "coefficient": s["coef"].to_numpy(),
                           "hazard_ratio_per_sd": s["exp(coef)"].to_numpy(),
