@@ -280,6 +280,10 @@ CASES: list[tuple[str, Case, str, str]] = [
         c.update(select={"rf_folds": 6})), "config",
      r"select\.rf_folds: outcome class 'yes' has 5 samples, fewer than the 6 folds of the "
      r"random-forest importance"),
+    ("config_outcome_class_spelt_two_ways", sheet(lambda d: d.assign(
+        response=["Responder"] * 12 + ["responder "] * 2 + ["no"] * 10)), "config",
+     r"outcome: column 'response' has classes 'Responder' \(12 samples\) and 'responder' "
+     r"\(2\) that differ only in case, spaces or punctuation"),
     ("config_too_few_events_for_survival_cv", sheet(lambda d: d.assign(
         os_event=["1"] * 3 + ["0"] * 21)), "config",
      r"predict\.survival: 3 events among 24 patients with survival data: too few for 5-fold"),

@@ -220,6 +220,42 @@ def test_outcome_and_endpoint_kinds_are_resolved_once_on_the_whole_sheet(tmp_pat
                      r"text \(e\.g\. '\w+'\)\. Set it to classes or auto", err.value.one_line())
 
 
+def test_class_labels_spelt_two_ways_are_refused(tmp_path):
+    """'Responder' and 'responder ' (or non-responder / non_responder) in the outcome or the
+    endpoint would each be a class of their own: the check names the column and both
+    spellings with their counts."""
+    import pandas as pd
+
+    sheet = pd.read_csv(ROOT / "config" / "samples.tsv", sep="\t", dtype=str)
+    n = len(sheet)
+    resp = ["Responder"] * (n // 2) + ["non-responder"] * (n - n // 2)
+    resp[1] = resp[3] = "responder "
+    sheet["resp"] = resp
+    sheet["arm"] = ["non_responder" if i == 5 else r for i, r in enumerate(resp)]
+    path = tmp_path / "samples.tsv"
+    sheet.to_csv(path, sep="\t", index=False)
+    cfg = base()
+    cfg["samples"], cfg["outcome"] = str(path), "resp"
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, workdir=ROOT)
+    assert re.search(r"outcome: column 'resp' has classes 'Responder' \(\d+ samples\) and "
+                     r"'responder' \(2\) that differ only in case, spaces or punctuation",
+                     err.value.one_line())
+    cfg = base()
+    cfg["samples"], cfg["outcome"] = str(path), None
+    cfg.setdefault("predict", {})["endpoint"] = "arm"
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, workdir=ROOT)
+    assert "predict.endpoint: column 'arm' has classes 'non-responder'" in err.value.one_line()
+    assert "and 'non_responder' (1)" in err.value.one_line()
+    # one spelling per class passes
+    sheet["resp"] = [r.strip().capitalize() for r in resp]
+    sheet.to_csv(path, sep="\t", index=False)
+    cfg = base()
+    cfg["samples"], cfg["outcome"] = str(path), "resp"
+    assert check_config(cfg, workdir=ROOT)["outcome_kind"] == "classes"
+
+
 def test_steps_use_the_resolved_kind_not_their_subset():
     """A numeric column with few levels is a class by the rule on a small subset but numbers
     when the config says so: prediction then reports R2, not AUC."""

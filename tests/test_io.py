@@ -113,6 +113,26 @@ def test_sample_sheet_types_and_errors(tmp_path):
         io.read_sample_sheet(write(tmp_path / "e.tsv", "sample_id\tx\n"))
 
 
+def test_sample_sheet_reads_clinical_export_missing_codes_as_missing(tmp_path, caplog):
+    """TCGA's bracketed codes and GDC's '--' / 'not reported' are missing values, not a class
+    of the outcome or text in a column of numbers; the log says how many, with the codes."""
+    p = write(tmp_path / "tcga.tsv",
+              "sample_id\tresponse\tos_time\tstage\n"
+              "A\tCR\t120\tStage II\nB\t[Not Available]\t[Not Available]\tStage I\n"
+              "C\tPD\t'--\t[Unknown]\nD\tnot reported\t88.5\t--\n")
+    with caplog.at_level("INFO", logger="omix.io"):
+        sheet = io.read_sample_sheet(p)
+    assert sheet["response"].isna().tolist() == [False, True, False, True]
+    assert sheet["os_time"].dtype == float and sheet["os_time"].isna().sum() == 2
+    assert sheet.loc["D", "os_time"] == 88.5
+    assert sheet["stage"].tolist()[:2] == ["Stage II", "Stage I"]
+    assert sheet["stage"].isna().tolist() == [False, False, True, True]
+    assert ("sample sheet column 'response': 2 cell(s) read as missing ('[Not Available]', "
+            "'not reported')") in caplog.text
+    # the patients' other values never reach the log
+    assert "CR" not in caplog.text and "88.5" not in caplog.text
+
+
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.tsv"
     with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:

@@ -283,6 +283,28 @@ def _resolve_kinds(cfg: dict[str, Any], sheet: Any, source: str) -> None:
                                   hint="set it to classes or auto, or fix the column")
         holder[key] = resolve(holder[key], y)
         log.info("%s: column '%s' holds %s", where, col, holder[key])
+        if holder[key] == "classes":
+            _check_class_spellings(y, col, where.removesuffix("_kind"), source)
+
+
+def _check_class_spellings(y: Any, col: str, where: str, source: str) -> None:
+    """Refuse class labels that differ only in case, spaces or punctuation ('Responder' and
+    'responder ', 'non-responder' and 'non_responder'): spreadsheet exports and hand-entered
+    sheets have them, and each spelling would silently be a class of its own."""
+    import re
+
+    counts = y.astype(str).str.strip().value_counts()
+    seen: dict[str, str] = {}
+    for label in sorted(counts.index):
+        k = re.sub(r"[\s._-]+", "", label.lower())
+        if k in seen:
+            a, b = seen[k], label
+            raise ConfigError(
+                f"column '{col}' has classes '{a}' ({int(counts[a])} samples) and '{b}' "
+                f"({int(counts[b])}) that differ only in case, spaces or punctuation: each "
+                "would be a class of its own", file=source, where=where,
+                hint="write each class one way in the sample sheet")
+        seen[k] = label
 
 
 def _check_sizes(cfg: dict[str, Any], sheet: Any, source: str, sf: Any) -> None:

@@ -414,6 +414,13 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
 
 
 _NA_STRINGS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-"})
+# what clinical exports write for a missing value, read as missing in the sample sheet (only
+# there: in an omics table they stay refused as text): TCGA's bracketed codes, GDC's '--'
+# and 'not reported'.  As values they would become a class of the outcome ('[Not Available]'
+# as a response) or text in a column of numbers
+_SHEET_NA_CODES = frozenset({"[not available]", "[not applicable]", "[unknown]",
+                             "[not evaluated]", "[discrepancy]", "[not requested]",
+                             "[pending]", "not reported", "not available", "--", "'--"})
 
 
 def cell_name(df: pd.DataFrame, r: int, c: int, samples_in_rows: bool) -> str:
@@ -609,7 +616,12 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
         s = df[col]
         if s.dtype == object:
             stripped = s.astype(str).str.strip()
-            missing = stripped.str.lower().isin(_NA_STRINGS)
+            coded = stripped.str.lower().isin(_SHEET_NA_CODES)
+            if coded.any():
+                codes = sorted(set(stripped[coded]))
+                log.info("sample sheet column '%s': %d cell(s) read as missing (%s)", col,
+                         int(coded.sum()), ", ".join(f"'{c}'" for c in codes))
+            missing = stripped.str.lower().isin(_NA_STRINGS) | coded
             num = pd.to_numeric(stripped.where(~missing), errors="coerce")
             if (num.notna() | missing).all() and num.notna().any():
                 df[col] = num.astype(float)
