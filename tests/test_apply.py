@@ -414,3 +414,46 @@ def test_folds_fitted_in_worker_processes_equal_folds_fitted_in_turn(small_cohor
         assert a[2].shape[1] >= 1 and len(a[3]) == len(te_b)
     text = log_file.read_text()
     assert text.count("features_in=") >= 2 * 3 * len(fd.raw)   # the workers' log lines arrive
+
+
+def test_validation_classes_spelt_another_way_are_refused_and_new_ones_left_out(capfd):
+    """A validation sheet writing 'responder' where the model says 'Responder' would be scored
+    as a class the model never predicts (AUC and accuracy silently wrong): refused, naming the
+    two spellings.  A class the discovery cohort did not have is left out of the metrics with
+    a terminal warning, and the metrics are those of the other patients."""
+    from omix.errors import AnalysisError
+    from omix.predict import _metrics
+    from omix.score import score_metrics
+
+    rng = np.random.default_rng(0)
+    ids = [f"V{i}" for i in range(40)]
+    truth = np.array(["Responder", "Non-responder"] * 20)
+    p = np.clip(np.where(truth == "Responder", 0.7, 0.3) + rng.normal(0, 0.25, 40), 0.01, 0.99)
+    pred = pd.DataFrame({"sample_id": ids, "predicted": np.where(p > 0.5, "Responder",
+                                                                 "Non-responder"),
+                         "p_Non-responder": 1 - p, "p_Responder": p})
+    y = pd.Series(truth, index=ids, name="response")
+    spelt = y.copy()
+    spelt.iloc[[0, 2, 4]] = "responder"
+    with pytest.raises(AnalysisError, match="outcome column 'response': class 'responder' "
+                                            r"\(3 patients\) is the model's class 'Responder' "
+                                            "spelt another way"):
+        score_metrics(pred, spelt)
+    new = y.copy()
+    new.iloc[[1, 3]] = "stable disease"
+    m = score_metrics(pred, new).set_index("metric")
+    assert "WARNING outcome column 'response': 2 patient(s) have class(es) the model does " \
+           "not know ('stable disease'); the metrics leave them out" in capfd.readouterr().err
+    keep = ~np.isin(np.arange(40), [1, 3])
+    ref = _metrics("classification", truth[keep], pred["predicted"].to_numpy()[keep],
+                   pred[["p_Non-responder", "p_Responder"]].to_numpy()[keep],
+                   ["Non-responder", "Responder"])
+    assert m.loc["auc", "n"] == 38
+    assert m.loc["auc", "value"] == pytest.approx(ref["auc"])
+    assert 0.6 < ref["auc"] < 1.0
+    # numeric classes are not compared by spelling: 1.0 and 10.0 stay different classes
+    num = pred.rename(columns={"p_Non-responder": "p_0.0", "p_Responder": "p_1.0"})
+    num["predicted"] = np.where(p > 0.5, "1.0", "0.0")
+    yn = pd.Series(np.where(truth == "Responder", 1.0, 0.0), index=ids, name="r")
+    yn.iloc[5] = 10.0
+    assert score_metrics(num, yn).set_index("metric").loc["auc", "n"] == 39

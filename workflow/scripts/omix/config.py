@@ -291,12 +291,14 @@ def _check_class_spellings(y: Any, col: str, where: str, source: str) -> None:
     """Refuse class labels that differ only in case, spaces or punctuation ('Responder' and
     'responder ', 'non-responder' and 'non_responder'): spreadsheet exports and hand-entered
     sheets have them, and each spelling would silently be a class of its own."""
-    import re
+    from .outcome import label_key
 
     counts = y.astype(str).str.strip().value_counts()
     seen: dict[str, str] = {}
     for label in sorted(counts.index):
-        k = re.sub(r"[\s._-]+", "", label.lower())
+        k = label_key(label)
+        if k is None:
+            continue
         if k in seen:
             a, b = seen[k], label
             raise ConfigError(

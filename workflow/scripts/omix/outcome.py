@@ -8,9 +8,22 @@ number for another.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 MAX_CLASS_LEVELS = 10
+
+
+def label_key(label: str) -> str | None:
+    """A class label without case, spaces, dots, underscores and hyphens: two labels with one
+    key ('Responder' and 'responder ', 'non-responder' and 'non_responder') are one class
+    spelt two ways.  None for a number ('1.0' and '10' are different classes)."""
+    try:
+        float(label)
+        return None
+    except ValueError:
+        return re.sub(r"[\s._-]+", "", str(label).lower())
 
 
 def is_classification(y: pd.Series, max_levels: int = MAX_CLASS_LEVELS) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import Bundle
-from .errors import InputDataError, warn_user
+from .errors import AnalysisError, InputDataError, warn_user
 from .io import floats_from_json as _array
 from .predict import contributions
 
@@ -262,7 +262,13 @@ def predict_new(z: pd.DataFrame, views: dict[str, pd.DataFrame], bundle: Bundle,
 
 
 def score_metrics(pred: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
-    """AUC, balanced accuracy, F1 macro (or R^2, MAE) on the patients whose outcome is known."""
+    """AUC, balanced accuracy, F1 macro (or R^2, MAE) on the patients whose outcome is known.
+
+    Observed classes the model does not know are not scored: one that is a model class spelt
+    another way ('responder' for 'Responder') is an error, since scoring it as a new class
+    would report a wrong AUC; others (a class the discovery cohort did not have) are left out
+    with a terminal warning."""
+    from .outcome import label_key
     from .predict import _metrics
 
     d = pred.drop(columns="observed", errors="ignore").set_index("sample_id").join(
@@ -273,7 +279,25 @@ def score_metrics(pred: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
     pcols = [c for c in d.columns if c.startswith("p_")]
     if pcols:
         classes = [c[2:] for c in pcols]
-        obs = d["observed"].astype(str).to_numpy()
+        obs = d["observed"].astype(str).str.strip()
+        unknown = obs[~obs.isin(classes)].value_counts().sort_index()
+        keys = {label_key(c): c for c in classes if label_key(c) is not None}
+        spelt = [(u, int(n), keys[label_key(u)]) for u, n in unknown.items()
+                 if label_key(u) is not None and label_key(u) in keys]
+        if spelt:
+            u, n, c = spelt[0]
+            raise AnalysisError(
+                f"outcome column '{y.name}': class '{u}' ({n} patients) is the model's class "
+                f"'{c}' spelt another way" + (f", and {len(spelt) - 1} more like it"
+                                               if len(spelt) > 1 else ""),
+                hint="write the classes as the discovery cohort did (the model's classes: "
+                     + ", ".join(f"'{k}'" for k in classes) + ")")
+        if len(unknown):
+            warn_user(f"outcome column '{y.name}': {int(unknown.sum())} patient(s) have "
+                      f"class(es) the model does not know ({', '.join(map(repr, unknown.index))}"
+                      "); the metrics leave them out")
+            d, obs = d[obs.isin(classes).to_numpy()], obs[obs.isin(classes)]
+        obs = obs.to_numpy()
         if len(set(obs)) < 2:
             return pd.DataFrame(columns=["metric", "value", "n"])
         m = _metrics("classification", obs, d["predicted"].astype(str).to_numpy(),
