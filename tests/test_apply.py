@@ -457,3 +457,16 @@ def test_validation_classes_spelt_another_way_are_refused_and_new_ones_left_out(
     yn = pd.Series(np.where(truth == "Responder", 1.0, 0.0), index=ids, name="r")
     yn.iloc[5] = 10.0
     assert score_metrics(num, yn).set_index("metric").loc["auc", "n"] == 39
+
+
+def test_a_numeric_endpoint_observed_as_text_is_refused():
+    from omix.errors import AnalysisError
+    from omix.score import score_metrics
+
+    ids = ["A", "B", "C", "D"]
+    pred = pd.DataFrame({"sample_id": ids, "predicted": [0.2, 0.5, 0.4, 0.9]})
+    m = score_metrics(pred, pd.Series([0.1, 0.6, 0.3, 1.0], index=ids, name="purity"))
+    assert m.set_index("metric").loc["r2", "n"] == 4
+    with pytest.raises(AnalysisError, match="outcome column 'purity' holds text in 2 of 4 "
+                                            "patients but the model predicts a number"):
+        score_metrics(pred, pd.Series([0.1, "high", 0.3, "low"], index=ids, name="purity"))

@@ -303,8 +303,13 @@ def score_metrics(pred: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
         m = _metrics("classification", obs, d["predicted"].astype(str).to_numpy(),
                      d[pcols].to_numpy(), classes)
     else:
-        m = _metrics("regression", d["observed"].astype(float).to_numpy(),
-                     d["predicted"].to_numpy(), None, [])
+        num = pd.to_numeric(d["observed"], errors="coerce")
+        if num.isna().any():
+            raise AnalysisError(f"outcome column '{y.name}' holds text in "
+                                f"{int(num.isna().sum())} of {len(num)} patients but the model "
+                                "predicts a number", hint="give the observed values as numbers, "
+                                "or set apply.<name>.outcome to the column that holds them")
+        m = _metrics("regression", num.to_numpy(dtype=float), d["predicted"].to_numpy(), None, [])
     return pd.DataFrame({"metric": list(m), "value": list(m.values()), "n": len(d)})
 
 
