@@ -174,3 +174,40 @@ def test_ingest_errors_name_the_file_line_past_blank_rows(tmp_path):
     p = table(tmp_path, "f,P1,P2\ng1,1,2\n\ng2,5,-1\n", "n.csv")
     with pytest.raises(InputDataError, match=r"negative count at row 4, column 3"):
         ingest_omic(p, kind="counts", sample_ids=SHEET)
+
+
+def _matrix_csv(tmp_path, v, name):
+    cols = [f"P{i + 1}" for i in range(v.shape[1])]
+    return table(tmp_path, "f," + ",".join(cols) + "\n" + "".join(
+        f"g{j}," + ",".join(repr(float(x)) for x in row) + "\n" for j, row in enumerate(v)),
+        name)
+
+
+def test_counts_and_intensities_exported_after_their_log_are_refused(tmp_path):
+    """Counts and intensities are logged by the normaliser: a table exported after its log
+    (log2 CPM, log2 LFQ) would be logged twice, silently.  Raw and normalised values pass:
+    integer counts, RSEM-like fractions far above 50, small integer counts, intensities over
+    orders of magnitude, ratios around 1."""
+    rng = np.random.default_rng(0)
+    counts = rng.negative_binomial(5, 0.01, size=(30, 4)).astype(float)     # up to ~1,000
+    rsem = counts * 1.37 + 0.25
+    log_cpm = np.log2(counts / counts.sum(0) * 1e6 + 1)                    # ~9-15
+    raw_int = np.exp(rng.normal(16, 2, size=(30, 4)))                     # 1e4-1e9
+    log_int = np.log2(raw_int)                                            # ~15-30
+    ratios = np.exp(rng.normal(0, 1, size=(30, 4)))                       # 0.05-20
+    sheet = ["P1", "P2", "P3", "P4"]
+    for v, kind in ((log_cpm, "counts"), (log_int, "intensity")):
+        with pytest.raises(InputDataError, match=f"the values look log-transformed already "
+                                                 f".*kind {kind} takes them unlogged.*"
+                                                 "Give log-scale data as kind: continuous") as e:
+            ingest_omic(_matrix_csv(tmp_path, v, f"{kind}_log.csv"), kind=kind,
+                        sample_ids=sheet)
+        assert "\n" not in str(e.value)
+        # the same table as continuous is read
+        a = ingest_omic(_matrix_csv(tmp_path, v, f"{kind}_log.csv"), kind="continuous",
+                        sample_ids=sheet)
+        np.testing.assert_allclose(a.X, v.T)
+    for v, kind in ((counts, "counts"), (rsem, "counts"), (np.minimum(counts, 9), "counts"),
+                    (raw_int, "intensity"), (ratios, "intensity")):
+        a = ingest_omic(_matrix_csv(tmp_path, v, "ok.csv"), kind=kind, sample_ids=sheet)
+        np.testing.assert_allclose(a.X, v.T)

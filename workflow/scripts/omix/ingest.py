@@ -194,6 +194,26 @@ RANGE_RULES: dict[str, tuple[Any, str, str]] = {
 }
 
 
+def looks_logged(v: np.ndarray, kind: str) -> str | None:
+    """Why the finite values ``v`` of a ``counts`` or ``intensity`` table look log-scaled, or
+    None.  Both kinds are logged by the normaliser, so a table exported after its log (log2
+    CPM, log2 LFQ intensities; a common export) would be logged twice, compressing it without
+    an error.  Counts, raw or normalised (RSEM, TPM), reach far above 50 or are whole
+    numbers; log2 counts stay below about 25 and are fractions.  Intensities span orders of
+    magnitude (or, as ratios, both sides of 1); log2 intensities sit between about 10 and 40,
+    a range of less than 10-fold."""
+    if kind == "counts" and v.size:
+        pos = v[v > 0]
+        if len(pos) and v.max() < 50 and np.mean(pos != np.round(pos)) > 0.5:
+            return "every value is below 50 and most are not whole numbers"
+    if kind == "intensity" and v.size:
+        pos = v[v > 0]
+        if len(pos) and pos.min() >= 1 and v.max() < 50 and v.max() / pos.min() < 10 and \
+                np.mean(pos != np.round(pos)) > 0.5:
+            return "every value lies between 1 and 50, within a 10-fold range"
+    return None
+
+
 def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
                  samples_in_rows: bool = False) -> None:
     """Kind-specific value checks on the table as laid out in the file (floats, NaN = missing).
@@ -217,6 +237,12 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
         bad = finite & outside(np.where(finite, v, 0.0))
         if bad.any():
             raise InputDataError(f"{what} at {where(bad)}", file=file, hint=hint)
+    logged = looks_logged(v[finite], kind)
+    if logged:
+        raise InputDataError(f"the values look log-transformed already ({logged}), but kind "
+                             f"{kind} takes them unlogged and would log them again", file=file,
+                             hint="give log-scale data as kind: continuous, or supply the "
+                                  f"values before the log (kind: {kind})")
     if kind == "counts":
         measured = finite.any(axis=1, keepdims=True) if samples_in_rows else \
             finite.any(axis=0, keepdims=True)
