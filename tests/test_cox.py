@@ -58,12 +58,14 @@ def test_the_rows_order_does_not_matter():
 def test_bad_covariates_are_refused_by_name():
     x, t, e = _cohort(50, 3, ties=False, seed=5)
     x[:, 1] = 2.0
-    with pytest.raises(AnalysisError, match="covariate 1 has no variance in these 50 patients"):
+    with pytest.raises(AnalysisError, match="covariate 2 has no variance in these 50 patients"):
         fit_ridge_cox(x, t, e, 0.1)
+    with pytest.raises(AnalysisError, match="Factor2 has no variance in these 50 patients"):
+        fit_ridge_cox(x, t, e, 0.1, names=["Factor1", "Factor2", "Factor3"])
     x[:, 1] = np.arange(50.0)
     x[7, 2] = np.nan
-    with pytest.raises(AnalysisError, match="missing or infinite"):
-        fit_ridge_cox(x, t, e, 0.1)
+    with pytest.raises(AnalysisError, match="Factor3 has a missing or infinite value"):
+        fit_ridge_cox(x, t, e, 0.1, names=["Factor1", "Factor2", "Factor3"])
 
 
 def test_no_events_gives_a_flat_model():

@@ -18,6 +18,7 @@ to new patients is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,17 +86,20 @@ def efron(x: np.ndarray, event: np.ndarray, first: np.ndarray, group: np.ndarray
 
 
 def fit_ridge_cox(x: np.ndarray, time: np.ndarray, event: np.ndarray, penalizer: float,
-                  max_steps: int = 500) -> RidgeCox:
-    """lifelines' ``CoxPHFitter(penalizer=penalizer).fit`` on covariates ``x`` (n x d), times
-    and event indicators, as arrays (see the module docstring).  Raises AnalysisError on
-    non-finite covariates or a covariate without variance, which lifelines refuses too."""
+                  names: Sequence[str] | None = None, max_steps: int = 500) -> RidgeCox:
+    """lifelines' ``CoxPHFitter(penalizer=penalizer).fit`` on covariates ``x`` (n x d, named
+    ``names`` in errors), times and event indicators, as arrays (see the module docstring).
+    Raises AnalysisError on non-finite covariates or a covariate without variance, which
+    lifelines refuses too."""
     from lifelines.utils import StepSizer
     from scipy.linalg import solve
 
     x = np.asarray(x, dtype=float)
     n, d = x.shape
+    names = list(names) if names is not None else [f"covariate {j + 1}" for j in range(d)]
     if not np.isfinite(x).all():
-        raise AnalysisError("Cox model: a covariate has a missing or infinite value",
+        j = int(np.argmin(np.isfinite(x).all(axis=0)))
+        raise AnalysisError(f"Cox model: {names[j]} has a missing or infinite value",
                             hint="this is a bug in the fold's factors; please report it")
     order = np.argsort(np.asarray(time, dtype=float), kind="stable")
     t = np.asarray(time, dtype=float)[order]
@@ -103,7 +107,7 @@ def fit_ridge_cox(x: np.ndarray, time: np.ndarray, event: np.ndarray, penalizer:
     mean = x.mean(axis=0)
     sd = x.std(axis=0, ddof=1)
     if not (sd > 0).all():
-        raise AnalysisError(f"Cox model: covariate {int(np.argmin(sd))} has no variance in "
+        raise AnalysisError(f"Cox model: {names[int(np.argmin(sd))]} has no variance in "
                             f"these {n} patients", hint="fewer MOFA+ factors or more patients")
     xs = (x[order] - mean) / sd
     uniq, first = np.unique(t, return_index=True)

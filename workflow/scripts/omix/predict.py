@@ -942,7 +942,7 @@ def _cox(z: pd.DataFrame, surv: pd.DataFrame, penalizer: float) -> RidgeCox:
     coefficients, 20-30x faster)."""
     s = surv.loc[z.index]
     return fit_ridge_cox(z.to_numpy(dtype=float), s["time"].to_numpy(dtype=float),
-                         s["event"].to_numpy(), penalizer)
+                         s["event"].to_numpy(), penalizer, names=[str(c) for c in z.columns])
 
 
 def _c_index(model: RidgeCox, z: pd.DataFrame, surv: pd.DataFrame) -> float:
