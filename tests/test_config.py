@@ -90,7 +90,8 @@ def test_semantic_checks(tmp_path):
 
 def test_groups_need_every_patient_in_a_group_of_three(tmp_path):
     """MOFA+ groups: a patient without a site, or a site of two patients, is refused before
-    anything runs, naming the column, the patient or the site."""
+    anything runs, naming the column, the sheet's line (never the patient's ID) or the site;
+    a site or batch spelt two ways would be two sites or batches, and is refused too."""
     import pandas as pd
 
     sheet = pd.read_csv(ROOT / "config" / "samples.tsv", sep="\t", dtype=str)
@@ -102,8 +103,14 @@ def test_groups_need_every_patient_in_a_group_of_three(tmp_path):
     for o in cfg["omics"].values():
         o["path"] = str(ROOT / o["path"])
     cfg["groups"] = "site"
-    with pytest.raises(ConfigError, match=f"groups: 1 patient\\(s\\) have no value in the "
-                                          f"groups column 'site' .*, e.g. {sheet.iloc[5, 0]}"):
+    with pytest.raises(ConfigError, match="groups: 1 patient\\(s\\) have no value in the "
+                                          "groups column 'site' .* \\(first at line 7\\)") as e:
+        check_config(cfg, workdir=ROOT)
+    assert sheet.iloc[5, 0] not in str(e.value)       # the sheet's line, not the patient's ID
+    sheet.loc[5, "site"] = "North "
+    sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
+    with pytest.raises(ConfigError, match="groups: column 'site' has classes 'North' \\(1 "
+                                          "sample\\) and 'north' .* differ only in case"):
         check_config(cfg, workdir=ROOT)
     sheet.loc[5, "site"] = "north"
     sheet.loc[[7, 9], "site"] = "east"
@@ -114,6 +121,14 @@ def test_groups_need_every_patient_in_a_group_of_three(tmp_path):
     sheet.loc[11, "site"] = "east"
     sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
     assert check_config(cfg, workdir=ROOT)["groups"] == "site"
+    # a batch column spelt two ways would be two batches for ComBat
+    sheet["run"] = ["run_1", "run_2"] * (len(sheet) // 2) + ["run_1"] * (len(sheet) % 2)
+    sheet.loc[3, "run"] = "Run 1"
+    sheet.to_csv(tmp_path / "sheet.tsv", sep="\t", index=False)
+    cfg["normalize"] = {"batch": "run"}
+    with pytest.raises(ConfigError, match="normalize.batch: column 'run' has classes 'Run 1' "
+                                          "\\(1 sample\\) and 'run_1'"):
+        check_config(cfg, workdir=ROOT)
 
 
 def test_schemas_are_draft_2020_12_and_fully_documented():

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from .errors import ConfigError
-from .io import read_sample_sheet
+from .io import file_row, read_sample_sheet
 
 log = logging.getLogger("omix.config")
 
@@ -161,6 +161,9 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"column '{col}' is not in the sample sheet {cfg['samples']}",
                               file=source, where=key,
                               hint=f"use one of its columns ({_some(sheet.columns)}) or null")
+    if cfg["normalize"].get("batch") is not None:   # 'Run1' and 'run1' would be two batches
+        batch = cfg["normalize"]["batch"]
+        _check_class_spellings(sheet[batch].dropna(), batch, "normalize.batch", source)
     groups = cfg.get("groups")
     if groups is not None and groups not in sheet.columns:
         raise ConfigError(f"column '{groups}' is not in the sample sheet {cfg['samples']}",
@@ -171,10 +174,12 @@ def check_config(config: dict[str, Any], *, source: str = "config",
 
         col = sheet[groups]
         if col.isna().any():
+            row = file_row(sheet, list(col.isna()).index(True))
             raise ConfigError(f"{int(col.isna().sum())} patient(s) have no value in the groups "
-                              f"column '{groups}' of {cfg['samples']}, e.g. "
-                              f"{col.index[col.isna()][0]}", file=source, where="groups",
+                              f"column '{groups}' of {cfg['samples']} (first at line {row})",
+                              file=source, where="groups",
                               hint="fill in each patient's site, or drop those patients")
+        _check_class_spellings(col, groups, "groups", source)
         sizes = col.astype(str).value_counts()
         if (sizes < MIN_GROUP_SIZE).any():
             g = sizes.index[sizes < MIN_GROUP_SIZE][-1]
@@ -302,7 +307,8 @@ def _check_class_spellings(y: Any, col: str, where: str, source: str) -> None:
         if k in seen:
             a, b = seen[k], label
             raise ConfigError(
-                f"column '{col}' has classes '{a}' ({int(counts[a])} samples) and '{b}' "
+                f"column '{col}' has classes '{a}' ({int(counts[a])} sample"
+                f"{'s' if counts[a] != 1 else ''}) and '{b}' "
                 f"({int(counts[b])}) that differ only in case, spaces or punctuation: each "
                 "would be a class of its own", file=source, where=where,
                 hint="write each class one way in the sample sheet")

@@ -612,6 +612,7 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
                           hint="sample IDs must be unique; merge or rename the duplicated rows")
     df = df.drop(columns="sample_id")
     df.index = pd.Index(ids, name="sample_id")
+    df.attrs[FILE_ROWS] = np.asarray(row_of)   # errors name sheet lines, never sample IDs
     for col in df.columns:
         s = df[col]
         if s.dtype == object:
