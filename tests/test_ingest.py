@@ -211,3 +211,23 @@ def test_counts_and_intensities_exported_after_their_log_are_refused(tmp_path):
                     (raw_int, "intensity"), (ratios, "intensity")):
         a = ingest_omic(_matrix_csv(tmp_path, v, "ok.csv"), kind=kind, sample_ids=sheet)
         np.testing.assert_allclose(a.X, v.T)
+
+
+def test_raw_intensities_declared_continuous_are_warned_and_read_as_given(tmp_path, capfd):
+    """The mirror case: kind continuous uses values as they are, so raw intensities or counts
+    declared continuous (unlogged, right-skewed over orders of magnitude) get a terminal
+    warning; log-scale, centred and copy-number data do not."""
+    rng = np.random.default_rng(1)
+    raw = np.exp(rng.normal(16, 2, size=(40, 4)))
+    sheet = ["P1", "P2", "P3", "P4"]
+    a = ingest_omic(_matrix_csv(tmp_path, raw, "raw.csv"), kind="continuous", sample_ids=sheet)
+    np.testing.assert_allclose(a.X, raw.T)
+    err = capfd.readouterr().err
+    assert ("WARNING raw.csv: the values are all >= 0 and span more than three orders of "
+            "magnitude") in err and "use kind: intensity or counts" in err
+    log2_expr = np.log2(rng.negative_binomial(3, 0.002, size=(40, 4)) + 1.0)   # 0 to ~14
+    centred = rng.normal(0, 1, size=(40, 4))
+    calls = rng.integers(-2, 3, size=(40, 4)).astype(float)
+    for v in (log2_expr, centred, calls, np.log2(raw)):
+        ingest_omic(_matrix_csv(tmp_path, v, "ok.csv"), kind="continuous", sample_ids=sheet)
+    assert "WARNING" not in capfd.readouterr().err

@@ -214,6 +214,18 @@ def looks_logged(v: np.ndarray, kind: str) -> str | None:
     return None
 
 
+def looks_unlogged(v: np.ndarray) -> bool:
+    """Whether finite values ``v`` declared ``continuous`` look like raw (unlogged) intensities
+    or counts: none negative, some above 100, and the positive ones spanning more than three
+    orders of magnitude between their 1st and 99th percentiles.  Log-scale data (log2
+    expression up to ~20, centred log RPPA, copy-number calls) meet none or only some of
+    these."""
+    if not v.size or v.min() < 0 or v.max() <= 100:
+        return False
+    lo, hi = np.quantile(v[v > 0], [0.01, 0.99])
+    return bool(hi > 1000 * lo)
+
+
 def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
                  samples_in_rows: bool = False) -> None:
     """Kind-specific value checks on the table as laid out in the file (floats, NaN = missing).
@@ -237,6 +249,10 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
         bad = finite & outside(np.where(finite, v, 0.0))
         if bad.any():
             raise InputDataError(f"{what} at {where(bad)}", file=file, hint=hint)
+    if kind == "continuous" and looks_unlogged(v[finite]):
+        warn_user(f"{Path(file).name}: the values are all >= 0 and span more than three orders "
+                  "of magnitude, as raw intensities or counts do; kind continuous uses them "
+                  "as they are (no log). If they are, use kind: intensity or counts")
     logged = looks_logged(v[finite], kind)
     if logged:
         raise InputDataError(f"the values look log-transformed already ({logged}), but kind "
