@@ -255,3 +255,53 @@ def test_errors_name_the_file_line_past_blank_and_empty_rows(tmp_path, text, mes
     p = write(tmp_path / "t.csv", text)
     with pytest.raises(InputDataError, match=message):
         io.to_numeric_frame(io.read_table(p), p)
+
+
+TABLES_IN_PARTS = [
+    # blank lines, trailing ',,,' rows, a trailing delimiter on every line, NA markers
+    "f,P1,P2,P3\ng1,1,2,3\n\ng2,4,NA,6\n,,,\ng3,7,8,9\n\ng4,1.5,,2\n,,,\n",
+    "f,P1,P2,P3,\ng1,1,2,3,\ng2,4,5,6,\ng3,7,8,9,\ng4,1,2,3,\ng5,4,5,6,\n",
+    # errors: the line of a bad cell after blank lines, counts over the whole file
+    "f,P1,P2,P3\ng1,1,2,3\n\ng2,4,x,6\ng3,7,8,9\ng4,y,2,3\n\ng5,4,z,6\n",
+    "f,P1,P2,P3\ng1,1,2,3\ng2,4,5,6\n,7,8,9\ng4,1,2,3\n,1,1,1\n",
+    "f,P1,P2,P3\ng1,1,2,3\ng2,4,5,6\n#!{Type},T,T,T\ng4,1,2,3\n#!{C},a,b,c\n",
+    "f,P1,P2,\ng1,1,2,3\ng2,4,5,6\n",
+]
+
+
+@pytest.mark.parametrize("text", TABLES_IN_PARTS)
+def test_a_table_read_in_parts_reads_or_refuses_as_read_whole(tmp_path, text):
+    """io.read_numeric_table parses a large table a few thousand rows at a time; with parts of
+    one or two rows every result and error (file line, counts) is the whole read's."""
+    from unittest import mock
+
+    from omix.errors import InputDataError
+
+    p = write(tmp_path / "t.csv", text)
+
+    def read(cells):
+        with mock.patch.object(io, "CHUNK_CELLS", cells):
+            try:
+                d = io.read_numeric_table(p)
+            except InputDataError as e:
+                return e.one_line()
+            return d, d.attrs.get(io.FILE_ROWS)
+
+    whole = read(10**9)
+    for cells in (1, 4, 8):
+        parts = read(cells)
+        if isinstance(whole, str):
+            assert parts == whole
+            continue
+        pd.testing.assert_frame_equal(parts[0], whole[0])
+        np.testing.assert_array_equal(parts[1], whole[1])
+    expected = {2: "non-numeric cell at row 4, column 3 (feature 'g2'); 3 such cell(s) in all",
+                3: "row 4 has values but an empty label in column 1; 2 such row(s)",
+                4: "row 4 holds text in every column: an annotation row",
+                5: "column 4 has an empty header cell"}
+    case = TABLES_IN_PARTS.index(text)
+    if case in expected:
+        assert isinstance(whole, str) and expected[case] in whole
+        assert case != 4 or "not measurements; 2 such row(s)" in whole
+    else:
+        assert not isinstance(whole, str) and whole[0].shape[1] == 3

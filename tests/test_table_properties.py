@@ -106,3 +106,38 @@ def test_a_table_is_read_exactly_or_refused_in_one_line(df: pd.DataFrame, o: dic
     assert list(a.obs_names) == list(df.columns), o
     assert list(a.var_names) == list(df.index), o
     np.testing.assert_array_equal(a.X, df.T.to_numpy(), err_msg=str(o))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(df=tables(), o=st.fixed_dictionaries(EXPORT), cells=st.integers(1, 12))
+def test_a_table_read_in_parts_is_the_table_read_whole(df: pd.DataFrame, o: dict,
+                                                       cells: int) -> None:
+    """Large tables are read and parsed a few thousand rows at a time (io.CHUNK_CELLS), so a
+    450,000-probe methylation table never sits in memory as text; here parts of one to a few
+    rows: the same matrix, or the same one-line error (row numbers and counts included), as
+    reading the file whole."""
+    from unittest import mock
+
+    from omix import io
+
+    data, name = render(df, o)
+
+    def read(chunk: int) -> tuple[str, object]:
+        with tempfile.TemporaryDirectory() as d, mock.patch.object(io, "CHUNK_CELLS", chunk):
+            p = Path(d) / name
+            p.write_bytes(data)
+            try:
+                a = ingest_omic(p, kind="continuous", sample_ids=list(df.columns),
+                                layout=o["layout"], name="omic")
+            except OmixError as err:
+                return "error", err.one_line().replace(str(p), "FILE")
+            return "read", (list(a.obs_names), list(a.var_names), a.X.copy())
+
+    whole, parts = read(10**9), read(cells)
+    assert whole[0] == parts[0], (whole, parts)
+    if whole[0] == "error":
+        assert whole[1] == parts[1]
+        return
+    assert whole[1][0] == parts[1][0] and whole[1][1] == parts[1][1]
+    np.testing.assert_array_equal(whole[1][2], parts[1][2])

@@ -21,9 +21,8 @@ from .io import (
     cell_name,
     file_row,
     map_sample_ids,
+    read_numeric_table,
     read_sample_map,
-    read_table,
-    to_numeric_frame,
 )
 
 log = logging.getLogger("omix.ingest")
@@ -280,8 +279,7 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
         raise InputDataError(f"unknown kind '{kind}'", file=path,
                              hint=f"use one of {', '.join(KINDS)}")
     mapping = read_sample_map(map_file) if map_file else None
-    raw = read_table(path, fmt)
-    numeric = to_numeric_frame(raw, path, samples_in_rows=layout == "samples_x_features")
+    numeric = read_numeric_table(path, fmt, samples_in_rows=layout == "samples_x_features")
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping, ignore_unlisted=ignore_unlisted)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")

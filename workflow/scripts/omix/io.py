@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +299,29 @@ def _require_file(path: Path, err: type[OmixError]) -> None:
 
 def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     """Header and cells exactly as written (strings), or one error naming the cause."""
+    lines, chunks = _delimited_chunks(path, fmt, err)
+    df = next(chunks)
+    header = [str(c).strip() for c in df.iloc[0]]
+    df = df.iloc[1:].reset_index(drop=True)
+    if len(header) > 1 and header[-1] == "" and (df.iloc[:, -1].str.strip() == "").all():
+        # every line, the header included, ends with a delimiter: an empty last column
+        df, header = df.iloc[:, :-1], header[:-1]
+    unnamed = [j for j, h in enumerate(header) if h == "" and j > 0]
+    if unnamed:
+        raise err(f"column {unnamed[0] + 1} has an empty header cell", file=path,
+                  hint="give every data column a name in the header line")
+    df.columns = pd.Index(header)
+    if len(lines) == len(df) + 1:   # pandas skips the same blank lines as the csv module
+        df.attrs[FILE_ROWS] = np.asarray(lines[1:])
+    return df
+
+
+def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | None = None
+                      ) -> tuple[list[int], Iterator[pd.DataFrame]]:
+    """The checks of a delimited file (compression, encoding, delimiter, every row's field
+    count), then its rows as strings exactly as written: in one frame, or in frames of about
+    ``cells`` cells (the header is the first row of the first frame).  Returns the file line
+    of each non-blank row (see :func:`_field_counts`) and the frames."""
     _require_file(path, err)
     with open(path, "rb") as fh:
         magic = fh.read(8)
@@ -317,30 +340,35 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     _check_delimiter(path, text.lstrip("\ufeff").split("\n", 1)[0], sep, fmt, err)
     try:
         n_fields, lines = _field_counts(path, compression, encoding, sep, err)
-        df = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
-                         na_filter=False, compression=compression, encoding=encoding,
-                         names=list(range(n_fields)), quotechar='"')
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
                   file=path, hint="copy or compress the file again") from None
-    except (ValueError, pd.errors.ParserError) as exc:
+    except ValueError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise err(f"cannot be parsed as {fmt}: {first}", file=path,
                   hint="check the delimiter and quoting, or set format: in the config"
                   ) from None
-    header = [str(c).strip() for c in df.iloc[0]]
-    df = df.iloc[1:].reset_index(drop=True)
-    if len(header) > 1 and header[-1] == "" and (df.iloc[:, -1].str.strip() == "").all():
-        # every line, the header included, ends with a delimiter: an empty last column
-        df, header = df.iloc[:, :-1], header[:-1]
-    unnamed = [j for j, h in enumerate(header) if h == "" and j > 0]
-    if unnamed:
-        raise err(f"column {unnamed[0] + 1} has an empty header cell", file=path,
-                  hint="give every data column a name in the header line")
-    df.columns = pd.Index(header)
-    if len(lines) == len(df) + 1:   # pandas skips the same blank lines as the csv module
-        df.attrs[FILE_ROWS] = np.asarray(lines[1:])
-    return df
+    kw: dict[str, Any] = dict(sep=sep, header=None, dtype=str, keep_default_na=False,
+                              na_filter=False, compression=compression, encoding=encoding,
+                              names=list(range(n_fields)), quotechar='"')
+
+    def frames() -> Iterator[pd.DataFrame]:
+        try:
+            if cells is None:
+                yield pd.read_csv(path, **kw)
+                return
+            with pd.read_csv(path, chunksize=max(1, cells // n_fields), **kw) as reader:
+                yield from reader
+        except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+            raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
+                      file=path, hint="copy or compress the file again") from None
+        except (ValueError, pd.errors.ParserError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise err(f"cannot be parsed as {fmt}: {first}", file=path,
+                      hint="check the delimiter and quoting, or set format: in the config"
+                      ) from None
+
+    return lines, frames()
 
 
 FILE_ROWS = "file_rows"   # DataFrame.attrs key: the file line of each row, where known
@@ -413,6 +441,104 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
     return df
 
 
+#: cells of text held at once by :func:`read_numeric_table` (about 100 bytes each)
+CHUNK_CELLS = 2_000_000
+
+
+def _blank_rows(df: pd.DataFrame) -> np.ndarray:
+    """Rows of a frame of strings with no value in any cell."""
+    return df.apply(lambda s: s.str.strip() == "").all(axis=1).to_numpy()
+
+
+def _unlabelled(raw: pd.DataFrame) -> np.ndarray:
+    """Rows of a raw part whose first cell (the row label) is empty."""
+    return (raw.iloc[:, 0].astype(str).str.strip() == "").to_numpy()
+
+
+def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
+                       samples_in_rows: bool = False) -> pd.DataFrame:
+    """:func:`read_table` then :func:`to_numeric_frame`, with the same checks, errors and
+    result, but a delimited file is read and parsed in parts of about :data:`CHUNK_CELLS`
+    cells, so only one part's text is in memory, never the whole table's.
+
+    Text cells cost about 100 bytes each against a float's 8: a methylation array's 450,000
+    probes x 500 samples held as text would take about 22 GB; measured on 50,000 x 500
+    (beta values, 2 % missing): 2.48 GB peak and 22 s read whole, parts: see the README."""
+    p = Path(path)
+    fmt = detect_format(p, fmt)
+    if fmt == "parquet":
+        return to_numeric_frame(read_table(p, fmt), p, samples_in_rows)
+    lines, chunks = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS)
+    header: list[str] = []
+    drop_last = False
+    parts: list[pd.DataFrame] = []
+    seen = 0                                   # data rows before this part
+    for raw in chunks:
+        if not header:
+            header = [str(c).strip() for c in raw.iloc[0]]
+            raw = raw.iloc[1:]
+            if len(header) < 2:
+                raise InputDataError(
+                    f"has {len(header)} column(s) after parsing as {fmt}", file=p,
+                    hint="the table needs a first column of row labels and at least one data "
+                         "column; check the delimiter (format:)")
+            inner = [j for j, h in enumerate(header[:-1]) if h == "" and j > 0]
+            if inner:
+                raise InputDataError(f"column {inner[0] + 1} has an empty header cell", file=p,
+                                     hint="give every data column a name in the header line")
+            drop_last = header[-1] == ""
+        raw = raw.reset_index(drop=True)
+        n = len(raw)
+        if drop_last:   # an empty last column under an empty header cell: trailing delimiters
+            if not (raw.iloc[:, -1].str.strip() == "").all():
+                raise InputDataError(f"column {len(header)} has an empty header cell", file=p,
+                                     hint="give every data column a name in the header line")
+            raw = raw.iloc[:, :-1]
+        known = seen + n + 1 <= len(lines)
+        rows = np.asarray(lines[1 + seen:1 + seen + n]) if known else np.arange(n) + seen + 2
+        labels = raw.iloc[:, 0].astype(str).str.strip()
+        data = raw.iloc[:, 1:]
+        data.columns = pd.Index(header[1:len(header) - drop_last])
+        data.index = pd.Index(labels, name=None)
+        data.attrs[FILE_ROWS] = rows
+        width = len(header) - drop_last
+        unlabelled = (labels == "").to_numpy()
+        if unlabelled.any():
+            orphan = unlabelled & ~_blank_rows(data)
+            if orphan.any():
+                more = sum(int((_unlabelled(c) & ~_blank_rows(c.iloc[:, 1:width])).sum())
+                           for c in chunks)
+                raise InputDataError(
+                    f"row {int(rows[np.argmax(orphan)])} has values but an empty label in "
+                    f"column 1; {int(orphan.sum()) + more} such row(s)", file=p,
+                    hint="give every row its label (feature or sample name) or delete it")
+            data = data.loc[~unlabelled]
+            data.attrs[FILE_ROWS] = rows[~unlabelled]
+
+        def rest(width: int = width) -> tuple[int, int]:
+            counts = [_bad_counts(c.iloc[:, 1:width]) for c in chunks]
+            return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+        parts.append(to_numeric_frame(data, p, samples_in_rows, rest=rest))
+        seen += n
+    if not header:
+        raise InputDataError("has a header but no data rows", file=p,
+                             hint="export the table again with its data")
+    if len(header) - drop_last < 2:
+        raise InputDataError(
+            f"has {len(header) - drop_last} column(s) after parsing as {fmt}", file=p,
+            hint="the table needs a first column of row labels and at least one data column; "
+                 "check the delimiter (format:)")
+    if seen == 0:
+        raise InputDataError("has a header but no data rows", file=p,
+                             hint="export the table again with its data")
+    rows_of = [q.attrs.pop(FILE_ROWS) for q in parts]   # (concat cannot compare arrays)
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, axis=0)
+    if len(lines) == seen + 1:   # pandas skipped the same blank lines as the csv module
+        out.attrs[FILE_ROWS] = np.concatenate(rows_of)
+    return out
+
+
 _NA_STRINGS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-"})
 # what clinical exports write for a missing value, read as missing in the sample sheet (only
 # there: in an omics table they stay refused as text): TCGA's bracketed codes, GDC's '--'
@@ -429,12 +555,33 @@ def cell_name(df: pd.DataFrame, r: int, c: int, samples_in_rows: bool) -> str:
     return f"row {file_row(df, r)}, column {c + 2} (feature '{_short(feature)}')"
 
 
+def _parsed(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The careful path of :func:`to_numeric_frame`: (cells as text, NA markers, pandas'
+    numbers, bad cells: neither a number nor an NA marker)."""
+    raw = df.astype(str)
+    lowered = raw.apply(lambda s: s.str.strip().str.lower())
+    is_na = lowered.isin(_NA_STRINGS) | df.isna()
+    out = raw.apply(lambda s: pd.to_numeric(s.str.strip(), errors="coerce"))
+    return raw, is_na, out, out.isna() & ~is_na
+
+
+def _bad_counts(df: pd.DataFrame) -> tuple[int, int]:
+    """(bad cells, rows of text only) of a frame of strings, for an error's counts."""
+    if _exact_floats(df) is not None:
+        return 0, 0
+    bad = _parsed(df)[3].to_numpy()
+    return int(bad.sum()), int(bad.all(axis=1).sum()) if bad.shape[1] > 1 else 0
+
+
 def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
-                     samples_in_rows: bool = False) -> pd.DataFrame:
+                     samples_in_rows: bool = False,
+                     rest: Callable[[], tuple[int, int]] | None = None) -> pd.DataFrame:
     """Parse every cell to float; NA markers become NaN; anything else non-numeric is an error.
 
     The error names the first bad cell by its 1-based file row and column (header = row 1) and
-    its feature; neither the cell's value nor the sample's ID is printed.
+    its feature; neither the cell's value nor the sample's ID is printed.  ``rest``: where
+    ``df`` is one part of a table (:func:`read_numeric_table`), counts the bad cells and text
+    rows of the parts after it, so an error's counts are the whole table's.
     """
     numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes)
     fast = None if numeric else _exact_floats(df)
@@ -443,14 +590,11 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
     elif fast is not None:
         out = pd.DataFrame(fast, index=df.index, columns=df.columns)
     else:
-        raw = df.astype(str)
-        lowered = raw.apply(lambda s: s.str.strip().str.lower())
-        is_na = lowered.isin(_NA_STRINGS) | df.isna()
-        out = raw.apply(lambda s: pd.to_numeric(s.str.strip(), errors="coerce"))
-        bad = out.isna() & ~is_na
+        raw, is_na, out, bad = _parsed(df)
         if bad.to_numpy().any():
+            more_cells, more_rows = rest() if rest is not None else (0, 0)
             r, c = np.argwhere(bad.to_numpy())[0]
-            n_bad = int(bad.to_numpy().sum())
+            n_bad = int(bad.to_numpy().sum()) + more_cells
             comma = raw.where(bad).stack().str.strip().str.fullmatch(r"[-+]?\d*,\d+")
             if comma.mean() > 0.5:
                 raise InputDataError(
@@ -472,8 +616,8 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
                 r = int(np.argmax(text_row))
                 raise InputDataError(
                     f"row {file_row(df, r)} holds text in every column: an annotation row (such as "
-                    f"Perseus's '#!{{Type}}' rows), not measurements; {int(text_row.sum())} "
-                    "such row(s)", file=file,
+                    f"Perseus's '#!{{Type}}' rows), not measurements; "
+                    f"{int(text_row.sum()) + more_rows} such row(s)", file=file,
                     hint="delete the annotation rows below the header line")
             raise InputDataError(
                 f"non-numeric cell at {cell_name(df, r, c, samples_in_rows)}; "
