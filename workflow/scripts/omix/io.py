@@ -392,25 +392,35 @@ def read_table(path: str | os.PathLike[str], fmt: str = "auto") -> pd.DataFrame:
     p = Path(path)
     fmt = detect_format(p, fmt)
     if fmt == "parquet":
-        _require_file(p, InputDataError)
-        with open(p, "rb") as fh:
-            head = fh.read(4)
-        if head != b"PAR1":
-            raise InputDataError("not a parquet file (no PAR1 magic bytes)", file=p,
-                                 hint="write it with pandas.DataFrame.to_parquet or use CSV/TSV")
-        try:
-            df = pd.read_parquet(p)
-        except (ValueError, OSError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputDataError(f"cannot be parsed as parquet: {first}", file=p,
-                                 hint="write it again with pandas.DataFrame.to_parquet"
-                                 ) from None
-        if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
-            df = df.reset_index()
-        df = df.astype(object)
-        df.columns = pd.Index([str(c).strip() for c in df.columns])
+        df = _read_parquet(p).astype(object)
     else:
         df = _read_delimited(p, fmt, InputDataError)
+    return _labelled(df, p, fmt)
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    """A parquet table with its stored index as a column, column names as strings."""
+    _require_file(p, InputDataError)
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PAR1":
+        raise InputDataError("not a parquet file (no PAR1 magic bytes)", file=p,
+                             hint="write it with pandas.DataFrame.to_parquet or use CSV/TSV")
+    try:
+        df = pd.read_parquet(p)
+    except (ValueError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputDataError(f"cannot be parsed as parquet: {first}", file=p,
+                             hint="write it again with pandas.DataFrame.to_parquet") from None
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+        df = df.reset_index()
+    df.columns = pd.Index([str(c).strip() for c in df.columns])
+    return df
+
+
+def _labelled(df: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
+    """The table's first column as row labels: shape checks, rows without label or value
+    dropped, a row with values but no label refused by its line."""
     if df.shape[1] < 2:
         raise InputDataError(
             f"has {df.shape[1]} column(s) after parsing as {fmt}", file=p,
@@ -467,7 +477,12 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
     p = Path(path)
     fmt = detect_format(p, fmt)
     if fmt == "parquet":
-        return to_numeric_frame(read_table(p, fmt), p, samples_in_rows)
+        # numeric columns straight to floats: as Python objects (read_table's strings) a
+        # 450,000 x 500 table of floats would take about 7 GB
+        df = _read_parquet(p)
+        numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes.iloc[1:])
+        return to_numeric_frame(_labelled(df if numeric else df.astype(object), p, fmt), p,
+                                samples_in_rows)
     lines, chunks = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS)
     header: list[str] = []
     drop_last = False
