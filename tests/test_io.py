@@ -279,8 +279,10 @@ def test_a_table_read_in_parts_reads_or_refuses_as_read_whole(tmp_path, text):
 
     p = write(tmp_path / "t.csv", text)
 
-    def read(cells):
-        with mock.patch.object(io, "CHUNK_CELLS", cells):
+    def read(cells, careful=False):
+        no_fast = mock.patch.object(io, "_fast_numeric", lambda *a: None) if careful else \
+            mock.patch.object(io, "CHUNK_CELLS", cells)
+        with mock.patch.object(io, "CHUNK_CELLS", cells), no_fast:
             try:
                 d = io.read_numeric_table(p)
             except InputDataError as e:
@@ -288,8 +290,7 @@ def test_a_table_read_in_parts_reads_or_refuses_as_read_whole(tmp_path, text):
             return d, d.attrs.get(io.FILE_ROWS)
 
     whole = read(10**9)
-    for cells in (1, 4, 8):
-        parts = read(cells)
+    for parts in [read(c, careful) for c in (1, 4, 8, 10**9) for careful in (False, True)]:
         if isinstance(whole, str):
             assert parts == whole
             continue
@@ -351,3 +352,35 @@ def test_parquet_numbers_read_without_text_are_the_text_path(tmp_path, name):
         return
     pd.testing.assert_frame_equal(new, old)
     assert list(new.index) == [f"g{i}" for i in range(5)] and new.dtypes.eq(float).all()
+
+
+def test_plain_numbers_take_pandas_parser_and_odd_spellings_the_careful_path(tmp_path):
+    """A table of plain decimals and NA markers is parsed by pandas (round-trip precision: the
+    value of Python's float() for each cell); a spelling pandas does not read ('1_000', ' NA')
+    sends the whole table down the careful path, which reads it as before."""
+    from unittest import mock
+
+    digits = ["0.1", "0.30000000000000004", "1e-320", "-2.5E+3", "+47", ".5", "NA", "",
+              "123456789012345678", "5."]
+    text = "f,P1,P2\n" + "".join(f"g{i},{v},{w}\n" for i, (v, w) in
+                                 enumerate(zip(digits, reversed(digits), strict=True)))
+    p = write(tmp_path / "plain.csv", text)
+    taken = []
+    real = io._fast_numeric
+
+    def spy(*a):
+        taken.append(real(*a) is not None)
+        return real(*a)
+
+    with mock.patch.object(io, "_fast_numeric", spy):
+        d = io.read_numeric_table(p)
+    expect = [np.nan if v in ("NA", "") else float(v) for v in digits]
+    np.testing.assert_array_equal(d["P1"].to_numpy(), expect)
+    np.testing.assert_array_equal(d["P2"].to_numpy(), expect[::-1])
+    assert taken == [True]
+    for i, (cell, value) in enumerate((("1_000", 1000.0), (" NA", np.nan))):
+        odd = write(tmp_path / f"odd{i}.csv", f"f,P1,P2\ng1,{cell},2\ng2,4,3\n")
+        with mock.patch.object(io, "_fast_numeric", spy):
+            d = io.read_numeric_table(odd)
+        assert taken[-1] is False
+        np.testing.assert_array_equal(d.to_numpy(), [[value, 2.0], [4.0, 3.0]])

@@ -10,6 +10,7 @@ Fixed seed (derandomize) and a bounded number of examples, so CI is deterministi
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import tempfile
 from pathlib import Path
@@ -115,16 +116,20 @@ def test_a_table_read_in_parts_is_the_table_read_whole(df: pd.DataFrame, o: dict
                                                        cells: int) -> None:
     """Large tables are read and parsed a few thousand rows at a time (io.CHUNK_CELLS), so a
     450,000-probe methylation table never sits in memory as text; here parts of one to a few
-    rows: the same matrix, or the same one-line error (row numbers and counts included), as
-    reading the file whole."""
+    rows, by pandas' float parser and by the careful text path: the same matrix, or the same
+    one-line error (row numbers and counts included), as reading the file whole."""
     from unittest import mock
 
     from omix import io
 
     data, name = render(df, o)
 
-    def read(chunk: int) -> tuple[str, object]:
-        with tempfile.TemporaryDirectory() as d, mock.patch.object(io, "CHUNK_CELLS", chunk):
+    def read(chunk: int, careful: bool = False) -> tuple[str, object]:
+        # careful: without the fast path (pandas' float parser), the text path in parts
+        no_fast = mock.patch.object(io, "_fast_numeric", lambda *a: None) if careful else \
+            contextlib.nullcontext()
+        with tempfile.TemporaryDirectory() as d, mock.patch.object(io, "CHUNK_CELLS", chunk), \
+                no_fast:
             p = Path(d) / name
             p.write_bytes(data)
             try:
@@ -134,10 +139,11 @@ def test_a_table_read_in_parts_is_the_table_read_whole(df: pd.DataFrame, o: dict
                 return "error", err.one_line().replace(str(p), "FILE")
             return "read", (list(a.obs_names), list(a.var_names), a.X.copy())
 
-    whole, parts = read(10**9), read(cells)
-    assert whole[0] == parts[0], (whole, parts)
-    if whole[0] == "error":
-        assert whole[1] == parts[1]
-        return
-    assert whole[1][0] == parts[1][0] and whole[1][1] == parts[1][1]
-    np.testing.assert_array_equal(whole[1][2], parts[1][2])
+    whole = read(10**9)
+    for parts in (read(cells), read(cells, careful=True), read(10**9, careful=True)):
+        assert whole[0] == parts[0], (whole, parts)
+        if whole[0] == "error":
+            assert whole[1] == parts[1]
+            continue
+        assert whole[1][0] == parts[1][0] and whole[1][1] == parts[1][1]
+        np.testing.assert_array_equal(whole[1][2], parts[1][2])

@@ -299,7 +299,7 @@ def _require_file(path: Path, err: type[OmixError]) -> None:
 
 def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     """Header and cells exactly as written (strings), or one error naming the cause."""
-    lines, chunks = _delimited_chunks(path, fmt, err)
+    lines, chunks, _ = _delimited_chunks(path, fmt, err)
     df = next(chunks)
     header = [str(c).strip() for c in df.iloc[0]]
     df = df.iloc[1:].reset_index(drop=True)
@@ -317,11 +317,12 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
 
 
 def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | None = None
-                      ) -> tuple[list[int], Iterator[pd.DataFrame]]:
+                      ) -> tuple[list[int], Iterator[pd.DataFrame], dict[str, Any]]:
     """The checks of a delimited file (compression, encoding, delimiter, every row's field
     count), then its rows as strings exactly as written: in one frame, or in frames of about
     ``cells`` cells (the header is the first row of the first frame).  Returns the file line
-    of each non-blank row (see :func:`_field_counts`) and the frames."""
+    of each non-blank row (see :func:`_field_counts`), the frames (read when iterated) and
+    the options of ``pandas.read_csv`` that read them."""
     _require_file(path, err)
     with open(path, "rb") as fh:
         magic = fh.read(8)
@@ -368,7 +369,7 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
                       hint="check the delimiter and quoting, or set format: in the config"
                       ) from None
 
-    return lines, frames()
+    return lines, frames(), kw
 
 
 FILE_ROWS = "file_rows"   # DataFrame.attrs key: the file line of each row, where known
@@ -455,6 +456,53 @@ def _labelled(df: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
 CHUNK_CELLS = 2_000_000
 
 
+def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows: bool
+                  ) -> pd.DataFrame | None:
+    """The common case of :func:`read_numeric_table` without text: every data cell a number
+    or an NA marker as exporters write it, every row labelled, every column named.  pandas
+    parses the numbers (``float_precision='round_trip'``: Python's own correctly rounded
+    conversion, the same value as ``float()``, checked on 390,000 random decimals) part by
+    part into one array.  None for anything else (a cell pandas does not read as a number,
+    an unlabelled row, an empty header cell, a blank-line count that differs from the csv
+    module's): the caller then takes the careful path, which reads the same table the same
+    way or names the cell that stops it.  Measured on 200,000 x 500 beta values: 22 s
+    against 71 s for the careful path, peak 1.1 GB against 2.0 GB (see the README)."""
+    n = len(kw["names"])
+    try:
+        header = [str(c).strip() for c in pd.read_csv(p, **{**kw, "nrows": 1}).iloc[0]]
+    except (ValueError, pd.errors.ParserError, IndexError):
+        return None
+    total = len(lines) - 1
+    if n < 2 or total < 1 or any(h == "" for h in header[1:]):
+        return None
+    fast = {**kw, "header": 0, "dtype": {0: str, **{j: "float64" for j in range(1, n)}},
+            "na_filter": True, "na_values": {j: sorted(_NA_EXACT) for j in range(1, n)},
+            "float_precision": "round_trip"}
+    values = np.empty((total, n - 1))
+    labels: list[pd.Series] = []
+    seen = 0
+    try:
+        with pd.read_csv(p, chunksize=max(1, CHUNK_CELLS // n), **fast) as reader:
+            for part in reader:
+                k = len(part)
+                if seen + k > total:
+                    return None
+                values[seen:seen + k] = part.iloc[:, 1:].to_numpy(dtype=np.float64)
+                labels.append(part[0])
+                seen += k
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserError):
+        return None
+    if seen != total:
+        return None
+    names = pd.concat(labels).astype(str).str.strip()
+    if (names == "").any():
+        return None
+    df = pd.DataFrame(values, index=pd.Index(names.to_numpy(), name=None),
+                      columns=pd.Index(header[1:]))
+    df.attrs[FILE_ROWS] = np.asarray(lines[1:])
+    return to_numeric_frame(df, p, samples_in_rows)
+
+
 def _blank_rows(df: pd.DataFrame) -> np.ndarray:
     """Rows of a frame of strings with no value in any cell."""
     return df.apply(lambda s: s.str.strip() == "").all(axis=1).to_numpy()
@@ -483,7 +531,10 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes.iloc[1:])
         return to_numeric_frame(_labelled(df if numeric else df.astype(object), p, fmt), p,
                                 samples_in_rows)
-    lines, chunks = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS)
+    lines, chunks, kw = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS)
+    fast = _fast_numeric(p, lines, kw, samples_in_rows)
+    if fast is not None:
+        return fast
     header: list[str] = []
     drop_last = False
     parts: list[pd.DataFrame] = []
@@ -601,7 +652,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
     numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes)
     fast = None if numeric else _exact_floats(df)
     if numeric:
-        out = df.astype(float)
+        out = df if (df.dtypes == np.float64).all() else df.astype(float)
     elif fast is not None:
         out = pd.DataFrame(fast, index=df.index, columns=df.columns)
     else:
