@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,22 +87,31 @@ def render(df: pd.DataFrame, o: dict) -> tuple[bytes, str]:
     return data, name
 
 
+def ingest_bytes(data: bytes, name: str, samples: list[str], layout: str
+                 ) -> tuple[Any, OmixError | None, str]:
+    """Write ``data`` as ``name`` in a fresh directory and ingest it as a continuous table:
+    (the AnnData or None, the error or None, the file's path)."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / name
+        p.write_bytes(data)
+        try:
+            return ingest_omic(p, kind="continuous", sample_ids=samples, layout=layout,
+                               name="omic"), None, str(p)
+        except OmixError as err:
+            return None, err, str(p)
+
+
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(df=tables(), o=st.fixed_dictionaries(EXPORT))
 def test_a_table_is_read_exactly_or_refused_in_one_line(df: pd.DataFrame, o: dict) -> None:
     data, name = render(df, o)
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / name
-        p.write_bytes(data)
-        try:
-            a = ingest_omic(p, kind="continuous", sample_ids=list(df.columns),
-                            layout=o["layout"], name="omic")
-        except OmixError as err:
-            msg = err.one_line()
-            assert "\n" not in msg and str(p) in msg
-            event("refused: " + err.what.split(":")[0][:40])
-            return
+    a, err, p = ingest_bytes(data, name, list(df.columns), o["layout"])
+    if err is not None:
+        msg = err.one_line()
+        assert "\n" not in msg and p in msg
+        event("refused: " + err.what.split(":")[0][:40])
+        return
     event("read exactly")
     # read: it must be exactly the intended matrix (samples x features, sheet order)
     assert list(a.obs_names) == list(df.columns), o
@@ -128,16 +138,11 @@ def test_a_table_read_in_parts_is_the_table_read_whole(df: pd.DataFrame, o: dict
         # careful: without the fast path (pandas' float parser), the text path in parts
         no_fast = mock.patch.object(io, "_fast_numeric", lambda *a: None) if careful else \
             contextlib.nullcontext()
-        with tempfile.TemporaryDirectory() as d, mock.patch.object(io, "CHUNK_CELLS", chunk), \
-                no_fast:
-            p = Path(d) / name
-            p.write_bytes(data)
-            try:
-                a = ingest_omic(p, kind="continuous", sample_ids=list(df.columns),
-                                layout=o["layout"], name="omic")
-            except OmixError as err:
-                return "error", err.one_line().replace(str(p), "FILE")
-            return "read", (list(a.obs_names), list(a.var_names), a.X.copy())
+        with mock.patch.object(io, "CHUNK_CELLS", chunk), no_fast:
+            a, err, p = ingest_bytes(data, name, list(df.columns), o["layout"])
+        if err is not None:
+            return "error", err.one_line().replace(p, "FILE")
+        return "read", (list(a.obs_names), list(a.var_names), a.X.copy())
 
     whole = read(10**9)
     for parts in (read(cells), read(cells, careful=True), read(10**9, careful=True)):
