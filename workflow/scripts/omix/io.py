@@ -308,8 +308,7 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
         df, header = df.iloc[:, :-1], header[:-1]
     unnamed = [j for j, h in enumerate(header) if h == "" and j > 0]
     if unnamed:
-        raise err(f"column {unnamed[0] + 1} has an empty header cell", file=path,
-                  hint="give every data column a name in the header line")
+        raise _empty_header(err, path, unnamed[0] + 1)
     df.columns = pd.Index(header)
     if len(lines) == len(df) + 1:   # pandas skips the same blank lines as the csv module
         df.attrs[FILE_ROWS] = np.asarray(lines[1:])
@@ -419,17 +418,29 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     return df
 
 
+def _too_few_columns(p: Path, fmt: str, n: int) -> InputDataError:
+    return InputDataError(f"has {n} column(s) after parsing as {fmt}", file=p,
+                          hint="the table needs a first column of row labels and at least one "
+                               "data column; check the delimiter (format:)")
+
+
+def _empty_header(err: type[OmixError], p: Path, column: int) -> OmixError:
+    return err(f"column {column} has an empty header cell", file=p,
+               hint="give every data column a name in the header line")
+
+
+def _no_rows(p: Path) -> InputDataError:
+    return InputDataError("has a header but no data rows", file=p,
+                          hint="export the table again with its data")
+
+
 def _labelled(df: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
     """The table's first column as row labels: shape checks, rows without label or value
     dropped, a row with values but no label refused by its line."""
     if df.shape[1] < 2:
-        raise InputDataError(
-            f"has {df.shape[1]} column(s) after parsing as {fmt}", file=p,
-            hint="the table needs a first column of row labels and at least one data column; "
-                 "check the delimiter (format:)")
+        raise _too_few_columns(p, fmt, df.shape[1])
     if df.shape[0] == 0:
-        raise InputDataError("has a header but no data rows", file=p,
-                             hint="export the table again with its data")
+        raise _no_rows(p)
     labels = df.iloc[:, 0].astype(str).str.strip()
     df = df.iloc[:, 1:]
     df.index = pd.Index(labels, name=None)
@@ -544,21 +555,16 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
             header = [str(c).strip() for c in raw.iloc[0]]
             raw = raw.iloc[1:]
             if len(header) < 2:
-                raise InputDataError(
-                    f"has {len(header)} column(s) after parsing as {fmt}", file=p,
-                    hint="the table needs a first column of row labels and at least one data "
-                         "column; check the delimiter (format:)")
+                raise _too_few_columns(p, fmt, len(header))
             inner = [j for j, h in enumerate(header[:-1]) if h == "" and j > 0]
             if inner:
-                raise InputDataError(f"column {inner[0] + 1} has an empty header cell", file=p,
-                                     hint="give every data column a name in the header line")
+                raise _empty_header(InputDataError, p, inner[0] + 1)
             drop_last = header[-1] == ""
         raw = raw.reset_index(drop=True)
         n = len(raw)
         if drop_last:   # an empty last column under an empty header cell: trailing delimiters
             if not (raw.iloc[:, -1].str.strip() == "").all():
-                raise InputDataError(f"column {len(header)} has an empty header cell", file=p,
-                                     hint="give every data column a name in the header line")
+                raise _empty_header(InputDataError, p, len(header))
             raw = raw.iloc[:, :-1]
         known = seen + n + 1 <= len(lines)
         rows = np.asarray(lines[1 + seen:1 + seen + n]) if known else np.arange(n) + seen + 2
@@ -588,16 +594,11 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         parts.append(to_numeric_frame(data, p, samples_in_rows, rest=rest))
         seen += n
     if not header:
-        raise InputDataError("has a header but no data rows", file=p,
-                             hint="export the table again with its data")
+        raise _no_rows(p)
     if len(header) - drop_last < 2:
-        raise InputDataError(
-            f"has {len(header) - drop_last} column(s) after parsing as {fmt}", file=p,
-            hint="the table needs a first column of row labels and at least one data column; "
-                 "check the delimiter (format:)")
+        raise _too_few_columns(p, fmt, len(header) - drop_last)
     if seen == 0:
-        raise InputDataError("has a header but no data rows", file=p,
-                             hint="export the table again with its data")
+        raise _no_rows(p)
     rows_of = [q.attrs.pop(FILE_ROWS) for q in parts]   # (concat cannot compare arrays)
     out = parts[0] if len(parts) == 1 else pd.concat(parts, axis=0)
     if len(lines) == seen + 1:   # pandas skipped the same blank lines as the csv module
