@@ -96,3 +96,34 @@ def test_variance_explained_per_group_marks_a_site_without_an_omic(tmp_path):
     assert "group all" not in svg
     assert svg.count("not measured") == 1 and "30.0" in svg and "25.0" in svg
     assert (tmp_path / "veg.png").stat().st_size > 5000
+
+
+def test_per_sample_boxes_are_drawn_as_matplotlib_boxplot_draws_them(tmp_path):
+    """The QC plot's boxes come from statistics computed row by row (one copy of a wide
+    table, not three): the figure must be the one ``Axes.boxplot`` of the rows draws."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(2)
+    x = rng.lognormal(2, 1, (9, 300))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[3] = np.nan                               # a sample with nothing measured
+    x[5, :100] = 0.0                            # not positive: left out of the log2 values
+    logged = np.log2(np.where(x > 0, x, np.nan))
+    rows = [r[~np.isnan(r)] for r in logged]
+    stats, med, finite = pl._sample_boxes(x, log2=True)
+    np.testing.assert_array_equal(med, [np.median(r) if len(r) else np.nan for r in rows])
+    np.testing.assert_array_equal(np.sort(finite), np.sort(np.concatenate(rows)))
+    svgs = []
+    for draw in ("boxplot", "bxp"):
+        fig, ax = plt.subplots()
+        box = {"showfliers": False, "widths": 0.8, "medianprops": {"color": "#d95f02"},
+               "boxprops": {"linewidth": 0.5}}
+        if draw == "boxplot":
+            ax.boxplot([r if len(r) else [np.nan] for r in rows], **box)
+        else:
+            ax.bxp(stats, flierprops={}, meanprops={}, **box,
+                   **{k: plt.rcParams[f"boxplot.{r}"] for k, r in pl.BOX_RC.items()})
+        pl.save(fig, tmp_path / draw)
+        svgs.append((tmp_path / f"{draw}.svg").read_text())
+    assert svgs[0] == svgs[1]
+    assert (tmp_path / "boxplot.png").read_bytes() == (tmp_path / "bxp.png").read_bytes()

@@ -207,3 +207,57 @@ def test_a_patient_alone_gets_its_row_of_a_wide_count_table_bit_for_bit():
     for i in (0, 17, 39):
         alone = nz.transform(whole.iloc[[i]]).x
         np.testing.assert_array_equal(alone.to_numpy(), full.iloc[[i]].to_numpy())
+
+
+@pytest.mark.parametrize("kind", ["beta", "binary", "continuous"])
+def test_column_local_kinds_filter_in_blocks_with_the_whole_matrix_numbers(kind, monkeypatch):
+    """A methylation array is filtered in column blocks: whatever the block width, the kept
+    features, the matrix and every statistic are those of the whole matrix's transform."""
+    import omix.pp as pp
+
+    rng = np.random.default_rng(5)
+    n, d = 30, 257
+    x = {"beta": rng.beta(2, 5, (n, d)), "binary": (rng.random((n, d)) < 0.3) * 1.0,
+         "continuous": rng.normal(0, rng.lognormal(0, 1, d), (n, d))}[kind]
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, 7] = np.nan                               # dropped: missing everywhere
+    x[:, 9] = 0.25                                 # dropped: no variance (or too common)
+    opts = OmicOptions(kind=kind, n_top_features=40, min_prevalence=0.05, max_missing=0.5)
+    expected = pp.m_values(x) if kind == "beta" else x
+    var = np.nanvar(expected, axis=0, ddof=1)
+    var[~(np.isnan(x).mean(axis=0) <= 0.5)] = -1.0
+    if kind == "binary":
+        p = np.nanmean(x, axis=0)
+        var[~(np.minimum(p, 1 - p) >= 0.05)] = -1.0
+    eligible = set(np.flatnonzero(var > 1e-8))
+    results = []
+    for cells in (1, 7 * n, 10**9):                # one column, 7 columns, the whole matrix
+        monkeypatch.setattr(pp, "BLOCK_CELLS", cells)
+        out = normalize_omic(raw(x, kind), opts)
+        kept = [int(f[1:]) for f in out.var_names]
+        assert len(kept) == 40 and kept == sorted(kept) and set(kept) <= eligible
+        # the most variable (binary variances tie: to rounding, as the code sums them)
+        assert var[kept].min() >= max(var[j] for j in eligible - set(kept)) - 1e-12
+        np.testing.assert_allclose(out.X, expected[:, kept], rtol=1e-15)
+        results.append(out)
+    for out in results[1:]:
+        np.testing.assert_array_equal(out.X, results[0].X)
+        pd.testing.assert_frame_equal(out.var, results[0].var, check_exact=True)
+        pd.testing.assert_frame_equal(out.obs, results[0].obs, check_exact=True)
+        assert out.uns["omix"] == results[0].uns["omix"]
+
+
+def test_a_column_local_transform_reads_only_the_model_features():
+    """Features of the table the model does not use neither cost memory nor change a value;
+    the report of what the table lacks still counts every input feature."""
+    rng = np.random.default_rng(6)
+    x = rng.beta(2, 5, (12, 50))
+    out = normalize_omic(raw(x, "beta"), OmicOptions(kind="beta", n_top_features=5))
+    nz = Normalizer.of(out)
+    full = nz.transform(frame(x))
+    only = nz.transform(frame(x)[nz.features])
+    np.testing.assert_array_equal(only.x.to_numpy(), full.x.to_numpy())
+    np.testing.assert_array_equal(full.x.to_numpy(), np.asarray(out.X))
+    assert full.info["input_features_missing"] == 0
+    assert only.info == {"input_features": 50, "input_features_missing": 45,
+                         "model_features": 5, "model_features_missing": 0}

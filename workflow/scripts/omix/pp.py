@@ -13,7 +13,7 @@ import json
 import logging
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,11 @@ LIKELIHOOD = {"counts": "gaussian", "intensity": "gaussian", "binary": "bernoull
               "beta": "gaussian", "continuous": "gaussian"}
 BETA_EPS = 1e-3  # beta values are clipped to [eps, 1-eps] before the logit (M-value)
 MIN_PROB_SD_SCALE = 0.3  # MinProb draws with 0.3 x the median feature SD (imputeLCMD tune.sigma)
+# kinds whose transform maps each feature on its own (no per-sample statistic over features):
+# they are normalised over the model's features only and filtered in column blocks, so a
+# methylation array of 450,000+ probes needs memory for its raw table, not for five copies of it
+COLUMN_LOCAL = ("beta", "binary", "continuous")
+BLOCK_CELLS = 8_000_000  # cells per column block of a column-local kind (64 MB of floats)
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,13 @@ class Normalizer:
         normalised scale over the model's features (NaN where a feature is absent)."""
         inp = pd.Index(self.input_features)
         present = inp.isin(x.columns)
+        cols = inp.get_indexer(self.features)
+        info = {"input_features": len(inp), "input_features_missing": int((~present).sum()),
+                "model_features": len(self.features),
+                "model_features_missing": int((~present[cols]).sum())}
+        if self.kind in COLUMN_LOCAL:  # the other input features cannot change the output
+            inp, present = inp[cols], present[cols]
+            cols = np.arange(len(cols))
         # row-major: a row's sums must be computed the same way whether the table holds one
         # patient or a thousand (pandas hands out column-major arrays, whose row sums numpy
         # accumulates in another order than a single row's pairwise sum)
@@ -308,10 +320,6 @@ class Normalizer:
         y, stats, q01 = self._transform_inputs(xi, cens, name)
         y = self._impute(y, cens, q01, list(x.index))
         _require_finite(y, xi, cens, inp, name, self.kind)
-        cols = inp.get_indexer(self.features)
-        info = {"input_features": len(inp), "input_features_missing": int((~present).sum()),
-                "model_features": len(self.features),
-                "model_features_missing": int((~present[cols]).sum())}
         obs = pd.DataFrame(stats, index=x.index)
         obs["missing_fraction"] = cens[:, cols].mean(axis=1) if len(cols) else 0.0
         return Transformed(pd.DataFrame(y[:, cols], index=x.index, columns=self.features),
@@ -339,35 +347,18 @@ class Normalizer:
         if not keep.any():
             raise AnalysisError(f"{name}: no feature passes the missingness/prevalence filters",
                                 hint="raise max_missing or lower min_prevalence for this omic")
-        xk, cens = x0[:, keep], censored[:, keep]
         inputs = [str(v) for v in raw.var_names[keep]]
         nz = cls(kind=opts.kind, options=options, input_features=inputs, features=inputs,
                  seed=seed)
-        if opts.kind == "counts" and opts.library_size:
-            with np.errstate(over="ignore", invalid="ignore"):
-                lib = np.nansum(xk, axis=1)
-                frac = np.nan_to_num(xk / lib[:, None])
-            # (an overflowing library is refused by the transform below, naming the sample)
-            nz.library_size_target = float(np.median(lib))
-            nz.library_fraction = frac.mean(axis=0)
-        if opts.kind == "intensity" and opts.pqn:
-            nz.pqn_reference = np.nanmedian(np.where(cens, np.nan, xk), axis=0)
-        y, _, _ = nz._transform_inputs(xk, cens, name)
-        if opts.kind == "intensity":
-            observed = np.where(cens, np.nan, y)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                fmin = np.nanmin(np.where(np.isnan(observed), np.inf, observed), axis=0)
-                sd = float(np.nanmedian(np.nanstd(observed, axis=0)))
-            nz.impute_fill = np.where(np.isfinite(fmin), fmin - 1.0, np.nan)
-            nz.min_prob_sd = sd if np.isfinite(sd) else 1e-6
-        # the matrix the feature filters see is the transform's own output
-        x = nz.transform(pd.DataFrame(xk, index=raw.obs_names.astype(str), columns=inputs),
-                         name=name).x.to_numpy()
-        var = nan_variance(x)
+        samples = raw.obs_names.astype(str)
+        if opts.kind in COLUMN_LOCAL:
+            var = nz._variance_in_blocks(x0, np.flatnonzero(keep), samples, name)
+            x = None
+        else:
+            x, var = nz._fit_statistics(x0[:, keep], censored[:, keep], samples, name)
         ok = var > opts.min_variance
         steps["dropped_low_variance"] = int((~ok).sum())
-        hv = _top_features(x[:, ok], var[ok], opts)
+        hv = _top_features(var[ok], opts, None if x is None else x[:, ok])
         steps["dropped_top_n"] = int((~hv).sum())
         nz.features = [f for f, k in zip(np.asarray(inputs)[ok], hv, strict=True) if k]
         if not nz.features:
@@ -375,14 +366,59 @@ class Normalizer:
                                 hint="relax min_variance / max_missing for this omic")
         return nz, steps
 
+    def _variance_in_blocks(self, x0: np.ndarray, idx: np.ndarray, samples: pd.Index,
+                            name: str) -> np.ndarray:
+        """Each input feature's variance after the transform of a column-local kind, computed
+        block by block: the numbers of the whole matrix's (each column is reduced on its own, in
+        the same memory layout), without its full-size copies."""
+        var = np.empty(len(idx))
+        step = max(1, BLOCK_CELLS // max(len(x0), 1))
+        for start in range(0, len(idx), step):
+            blk = slice(start, start + step)
+            names = self.input_features[blk]
+            part = replace(self, input_features=names, features=names)
+            xb = pd.DataFrame(x0[:, idx[blk]], index=samples, columns=names)
+            var[blk] = nan_variance(part.transform(xb, name=name).x.to_numpy())
+        return var
 
-def _top_features(x: np.ndarray, var: np.ndarray, opts: OmicOptions) -> np.ndarray:
+    def _fit_statistics(self, xk: np.ndarray, cens: np.ndarray, samples: pd.Index,
+                        name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Fit the per-feature statistics of counts and intensities (library shares, PQN
+        reference, censored-value fills); return the transformed matrix and its variances."""
+        opts, inputs = self.options, self.input_features
+        if self.kind == "counts" and opts.get("library_size", True):
+            with np.errstate(over="ignore", invalid="ignore"):
+                lib = np.nansum(xk, axis=1)
+                frac = np.nan_to_num(xk / lib[:, None])
+            # (an overflowing library is refused by the transform below, naming the sample)
+            self.library_size_target = float(np.median(lib))
+            self.library_fraction = frac.mean(axis=0)
+        if self.kind == "intensity" and opts.get("pqn"):
+            self.pqn_reference = np.nanmedian(np.where(cens, np.nan, xk), axis=0)
+        if self.kind == "intensity":
+            y, _, _ = self._transform_inputs(xk, cens, name)
+            observed = np.where(cens, np.nan, y)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fmin = np.nanmin(np.where(np.isnan(observed), np.inf, observed), axis=0)
+                sd = float(np.nanmedian(np.nanstd(observed, axis=0)))
+            self.impute_fill = np.where(np.isfinite(fmin), fmin - 1.0, np.nan)
+            self.min_prob_sd = sd if np.isfinite(sd) else 1e-6
+        # the matrix the feature filters see is the transform's own output
+        x = self.transform(pd.DataFrame(xk, index=samples, columns=inputs),
+                           name=name).x.to_numpy()
+        return x, nan_variance(x)
+
+
+def _top_features(var: np.ndarray, opts: OmicOptions, x: np.ndarray | None) -> np.ndarray:
     """Mask of the ``n_top_features`` most variable features (scanpy's seurat flavour of
-    highly variable genes for counts; ties broken by file order otherwise)."""
-    hv = np.ones(x.shape[1], dtype=bool)
-    if opts.n_top_features is None or x.shape[1] <= opts.n_top_features:
+    highly variable genes for counts, from the matrix ``x``; ties broken by file order
+    otherwise)."""
+    hv = np.ones(len(var), dtype=bool)
+    if opts.n_top_features is None or len(var) <= opts.n_top_features:
         return hv
     if opts.kind == "counts":
+        assert x is not None
         import anndata as ad
         import scanpy as sc
 
