@@ -231,3 +231,29 @@ def test_raw_intensities_declared_continuous_are_warned_and_read_as_given(tmp_pa
     for v in (log2_expr, centred, calls, np.log2(raw)):
         ingest_omic(_matrix_csv(tmp_path, v, "ok.csv"), kind="continuous", sample_ids=sheet)
     assert "WARNING" not in capfd.readouterr().err
+
+
+def test_reading_a_large_table_reports_how_far_and_how_long(tmp_path, monkeypatch, caplog):
+    """A read of more than ~10 s says rows done, share and time left; a short one says
+    nothing.  The clock is the test's: 4 s per part of the table."""
+    import logging
+    from types import SimpleNamespace
+
+    import omix.errors as errors
+    import omix.io as oio
+
+    clock = iter(range(0, 10_000, 4))
+    monkeypatch.setattr(errors, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    monkeypatch.setattr(oio, "CHUNK_CELLS", 40)          # 10 rows of 4 columns a part
+    rng = np.random.default_rng(0)
+    table = tmp_path / "meth.csv"
+    pd.DataFrame(rng.random((100, 3)), index=[f"cg{i}" for i in range(100)],
+                 columns=["S1", "S2", "S3"]).to_csv(table)
+    with caplog.at_level(logging.INFO, logger="omix"):
+        df = oio.read_numeric_table(table)
+    assert df.shape == (100, 3)
+    lines = [r.getMessage() for r in caplog.records if "reading meth.csv" in r.getMessage()]
+    # parts end at 4, 8, 12, ... s: a line when 10 s have passed since the last one
+    assert lines == ["reading meth.csv: 30/100 rows (30 %), ~28 s left",
+                     "reading meth.csv: 60/100 rows (60 %), ~16 s left",
+                     "reading meth.csv: 90/100 rows (90 %), ~4 s left"]

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,27 @@ def progress(logger: logging.Logger, message: str, *args: Any) -> None:
 
 
 _TERMINAL_PROGRESS = False  # set by rule_boundary: only rule jobs write to the terminal
+
+
+class Ticker:
+    """Progress of a loop over ``total`` units whose length the loop knows, e.g.
+    ``reading meth.csv: 120,000/450,000 rows (27 %), ~1 min left``: a :func:`progress` line
+    at most every ``every`` seconds, none for a loop that ends sooner."""
+
+    def __init__(self, logger: logging.Logger, what: str, total: int, unit: str,
+                 every: float = 10.0) -> None:
+        self.logger, self.what, self.total, self.unit, self.every = (logger, what, total,
+                                                                     unit, every)
+        self.t0 = self.last = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every or not 0 < done < self.total:
+            return
+        self.last = now
+        progress(self.logger, "%s: %s/%s %s (%d %%), %s left", self.what, f"{done:,}",
+                 f"{self.total:,}", self.unit, 100 * done // self.total,
+                 eta((now - self.t0) / done * (self.total - done)))
 
 
 def setup_logging(log_file: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:

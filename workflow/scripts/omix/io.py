@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, InputDataError, OmixError
+from .errors import ConfigError, InputDataError, OmixError, Ticker
 
 log = logging.getLogger("omix.io")
 
@@ -492,6 +492,7 @@ def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows
     values = np.empty((total, n - 1))
     labels: list[pd.Series] = []
     seen = 0
+    tick = Ticker(log, f"reading {p.name}", total, "rows")
     try:
         with pd.read_csv(p, chunksize=max(1, CHUNK_CELLS // n), **fast) as reader:
             for part in reader:
@@ -501,6 +502,7 @@ def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows
                 values[seen:seen + k] = part.iloc[:, 1:].to_numpy(dtype=np.float64)
                 labels.append(part[0])
                 seen += k
+                tick(seen)
     except (ValueError, TypeError, OverflowError, pd.errors.ParserError):
         return None
     if seen != total:
@@ -550,6 +552,7 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
     drop_last = False
     parts: list[pd.DataFrame] = []
     seen = 0                                   # data rows before this part
+    tick = Ticker(log, f"reading {p.name} (cell by cell)", len(lines) - 1, "rows")
     for raw in chunks:
         if not header:
             header = [str(c).strip() for c in raw.iloc[0]]
@@ -593,6 +596,7 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
 
         parts.append(to_numeric_frame(data, p, samples_in_rows, rest=rest))
         seen += n
+        tick(seen)
     if not header:
         raise _no_rows(p)
     if len(header) - drop_last < 2:

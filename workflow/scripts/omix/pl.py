@@ -6,6 +6,7 @@ grouped by cluster or outcome.  Output is deterministic: fixed SVG hash salt, no
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .errors import Ticker
 from .io import atomic_path
 
 plt.rcParams.update({"svg.hashsalt": "omix", "figure.dpi": 110, "font.size": 9,
@@ -24,6 +26,7 @@ plt.rcParams.update({"svg.hashsalt": "omix", "figure.dpi": 110, "font.size": 9,
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
            "#666666", "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6"]
 MISSING_COLOUR = "#d9d9d9"
+log = logging.getLogger("omix.pl")
 
 
 def save(fig: Any, stem: str | os.PathLike[str]) -> list[Path]:
@@ -85,7 +88,9 @@ def _sample_boxes(mat: np.ndarray, log2: bool) -> tuple[list[dict[str, Any]], np
     whis, boot = plt.rcParams["boxplot.whiskers"], plt.rcParams["boxplot.bootstrap"]
     stats, med = [], np.full(len(mat), np.nan)
     finite, k = np.empty(mat.size), 0
+    tick = Ticker(log, "QC plot: box statistics", len(mat), "samples")
     for i, r in enumerate(mat):
+        tick(i)
         if log2:
             r = np.log2(np.where(r > 0, r, np.nan))
         d = r[~np.isnan(r)]

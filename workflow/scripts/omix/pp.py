@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import AnalysisError, ConfigError
+from .errors import AnalysisError, ConfigError, Ticker
 from .io import floats_from_json, json_floats
 from .options import FromConfig
 
@@ -373,7 +373,9 @@ class Normalizer:
         the same memory layout), without its full-size copies."""
         var = np.empty(len(idx))
         step = max(1, BLOCK_CELLS // max(len(x0), 1))
+        tick = Ticker(log, f"{name}: feature variances", len(idx), "features")
         for start in range(0, len(idx), step):
+            tick(start)
             blk = slice(start, start + step)
             names = self.input_features[blk]
             part = replace(self, input_features=names, features=names)
