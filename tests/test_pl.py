@@ -127,3 +127,62 @@ def test_per_sample_boxes_are_drawn_as_matplotlib_boxplot_draws_them(tmp_path):
         svgs.append((tmp_path / f"{draw}.svg").read_text())
     assert svgs[0] == svgs[1]
     assert (tmp_path / "boxplot.png").read_bytes() == (tmp_path / "bxp.png").read_bytes()
+
+
+def _qc_inputs(x, kind, opts):
+    import anndata as ad
+    from omix.pp import normalize_omic
+
+    raw = ad.AnnData(X=x)
+    raw.obs_names = [f"s{i}" for i in range(len(x))]
+    raw.var_names = [f"f{j}" for j in range(x.shape[1])]
+    raw.obs["n_measured"] = (~np.isnan(x)).sum(axis=1)
+    raw.uns["omix"] = {"omic": "v", "kind": kind}
+    return raw, normalize_omic(raw, opts)
+
+
+def test_qc_plot_of_many_samples_draws_bands_of_their_box_statistics(tmp_path):
+    """Past MAX_BOXES samples, boxes merge into a black block: the same statistics are drawn
+    as bands (interquartile range, whiskers) and a median line, sorted by the median."""
+    import matplotlib.pyplot as plt
+    from omix.pp import OmicOptions
+
+    rng = np.random.default_rng(4)
+    n = pl.MAX_BOXES + 50
+    x = rng.normal(rng.normal(0, 1, (n, 1)), 1, (n, 80))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    raw, norm = _qc_inputs(x, "continuous", OmicOptions(kind="continuous"))
+    pl.qc_omic(raw, norm, tmp_path / "qc")
+    svg = (tmp_path / "qc.svg").read_text()
+    assert "dark: 25-75 %, light: whiskers (1.5 x IQR), line: median" in svg
+    assert svg.count("<path") < 300                    # not five artists per sample
+    fig, ax = plt.subplots()
+    stats, med, _ = pl._sample_boxes(x, log2=False)
+    order = np.argsort(med, kind="mergesort")
+    pl._box_bands(ax, [stats[i] for i in order])
+    rows = [r[~np.isnan(r)] for r in x]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.sort([np.median(r) for r in rows]),
+                               rtol=1e-12)
+    iqr = ax.collections[1].get_paths()[0].vertices[:, 1]
+    q = np.array([np.percentile(rows[i], [25, 75]) for i in order])
+    assert np.isclose(iqr.min(), q[:, 0].min()) and np.isclose(iqr.max(), q[:, 1].max())
+    plt.close(fig)
+
+
+def test_qc_plot_of_a_binary_view_shows_each_samples_share_of_ones(tmp_path):
+    """Boxes of 0/1 values say nothing; the share of 1s (a mutation burden) does."""
+    import matplotlib.pyplot as plt
+    from omix.pp import OmicOptions
+
+    x = np.zeros((40, 20))
+    for i in range(40):
+        x[i, : i % 9 + 2] = 1.0                        # 2..10 of 20 features mutated
+    x[0, 15] = np.nan                                  # 2 of 19 measured
+    raw, norm = _qc_inputs(x, "binary", OmicOptions(kind="binary", min_prevalence=0.0))
+    pl.qc_omic(raw, norm, tmp_path / "qc")
+    assert "share of features that are 1" in (tmp_path / "qc.svg").read_text()
+    fig, ax = plt.subplots()
+    pl._binary_shares(ax, x)
+    expected = np.sort([(i % 9 + 2) / 20 for i in range(1, 40)] + [2 / 19])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), expected)
+    plt.close(fig)
