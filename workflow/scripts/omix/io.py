@@ -315,6 +315,18 @@ def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     return df
 
 
+def _corrupt(err: type[OmixError], path: Path, compression: str | None,
+             exc: BaseException) -> OmixError:
+    return err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
+               file=path, hint="copy or compress the file again")
+
+
+def _unparsable(err: type[OmixError], path: Path, fmt: str, exc: BaseException) -> OmixError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return err(f"cannot be parsed as {fmt}: {first}", file=path,
+               hint="check the delimiter and quoting, or set format: in the config")
+
+
 def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | None = None
                       ) -> tuple[list[int], Iterator[pd.DataFrame], dict[str, Any]]:
     """The checks of a delimited file (compression, encoding, delimiter, every row's field
@@ -332,8 +344,7 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     try:
         head = _raw_head(path, compression)
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
-        raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
-                  file=path, hint="copy or compress the file again") from None
+        raise _corrupt(err, path, compression, exc) from None
     encoding = _encoding(path, head, err)
     text = head.decode(encoding, errors="ignore")
     sep = "," if fmt == "csv" else "\t"
@@ -341,13 +352,9 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     try:
         n_fields, lines = _field_counts(path, compression, encoding, sep, err)
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
-        raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
-                  file=path, hint="copy or compress the file again") from None
+        raise _corrupt(err, path, compression, exc) from None
     except ValueError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise err(f"cannot be parsed as {fmt}: {first}", file=path,
-                  hint="check the delimiter and quoting, or set format: in the config"
-                  ) from None
+        raise _unparsable(err, path, fmt, exc) from None
     kw: dict[str, Any] = dict(sep=sep, header=None, dtype=str, keep_default_na=False,
                               na_filter=False, compression=compression, encoding=encoding,
                               names=list(range(n_fields)), quotechar='"')
@@ -360,13 +367,9 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
             with pd.read_csv(path, chunksize=max(1, cells // n_fields), **kw) as reader:
                 yield from reader
         except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
-            raise err(f"{compression} stream is truncated or corrupt ({type(exc).__name__})",
-                      file=path, hint="copy or compress the file again") from None
+            raise _corrupt(err, path, compression, exc) from None
         except (ValueError, pd.errors.ParserError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise err(f"cannot be parsed as {fmt}: {first}", file=path,
-                      hint="check the delimiter and quoting, or set format: in the config"
-                      ) from None
+            raise _unparsable(err, path, fmt, exc) from None
 
     return lines, frames(), kw
 
