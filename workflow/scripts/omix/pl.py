@@ -154,7 +154,7 @@ def qc_omic(raw: Any, norm: Any, stem: str | os.PathLike[str]) -> list[Path]:
     logged = kind in ("counts", "intensity")
     label = "log2 raw value (non-zero)" if logged else "raw value"
     for ax, mat, log2, title, ylab in (
-            (axes[0], np.asarray(raw.X, dtype=float), logged, "before normalisation", label),
+            (axes[0], x0, logged, "before normalisation", label),
             (axes[1], after, False, "after: normalised, filtered", "normalised value")):
         ax.set_title(title)
         if kind == "binary":   # boxes of 0/1 values say nothing: each sample's share of 1s
