@@ -257,3 +257,42 @@ def test_reading_a_large_table_reports_how_far_and_how_long(tmp_path, monkeypatc
     assert lines == ["reading meth.csv: 30/100 rows (30 %), ~28 s left",
                      "reading meth.csv: 60/100 rows (60 %), ~16 s left",
                      "reading meth.csv: 90/100 rows (90 %), ~4 s left"]
+
+
+FEATURECOUNTS = (
+    '# Program:featureCounts v2.0.6; Command:"featureCounts" "-T" "2" "-a" "genes.gtf" "-o" '
+    '"counts.txt" "run1/P1.bam" "/data/P2Aligned.sortedByCoord.out.bam" "P3.sorted.bam"\n'
+    "Geneid\tChr\tStart\tEnd\tStrand\tLength\trun1/P1.bam\t"
+    "/data/P2Aligned.sortedByCoord.out.bam\tP3.sorted.bam\n"
+    "G1\tchr1;chr1\t100;300\t200;400\t+;+\t202\t5\t0\t7\n"
+    "G2\tchr2\t50\t90\t-\t41\t11\t12\t13\n")
+
+
+def test_featurecounts_output_is_read_without_its_annotation(tmp_path, caplog):
+    """featureCounts' own output, as written: a program line (with a ';'), five annotation
+    columns (multi-exon genes hold ';'-joined coordinates) and BAM paths as sample labels."""
+    p = table(tmp_path, FEATURECOUNTS, "counts.txt")
+    with caplog.at_level("INFO", logger="omix"):
+        a = ingest_omic(p, kind="counts", sample_ids=SHEET)
+    assert list(a.obs_names) == ["P1", "P2", "P3"] and list(a.var_names) == ["G1", "G2"]
+    np.testing.assert_array_equal(a.X, [[5, 11], [0, 12], [7, 13]])
+    assert "counts.txt: a featureCounts table: its program line and annotation columns " \
+           "(Chr, Start, End, Strand, Length) are left out" in caplog.text
+    # without the program line (often cut with tail -n +2): the same matrix
+    b = ingest_omic(table(tmp_path, FEATURECOUNTS.split("\n", 1)[1], "cut.txt"), kind="counts",
+                    sample_ids=SHEET)
+    np.testing.assert_array_equal(b.X, a.X)
+    # errors name the cell's column in the file, the annotation columns counted
+    p = table(tmp_path, FEATURECOUNTS.replace("\t41\t11\t", "\t41\t-11\t"), "neg.txt")
+    with pytest.raises(InputDataError, match=r"negative count at row 4, column 7"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)
+    p = table(tmp_path, FEATURECOUNTS.replace("\t41\t11\t", "\t41\tx\t"), "text.txt")
+    with pytest.raises(InputDataError, match=r"non-numeric cell at row 4, column 7 "):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)
+
+
+def test_comment_line_above_a_header_is_named_not_taken_for_a_delimiter(tmp_path):
+    p = table(tmp_path, "# exported by tool X; version 3\nf\tP1\tP2\ng1\t1\t2\n", "c.tsv")
+    with pytest.raises(InputDataError, match=r"line 1 starts with '#' and has 1 field\(s\) but "
+                                             r"line 2 has 3: a comment or format line"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)
