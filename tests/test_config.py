@@ -65,6 +65,15 @@ def test_semantic_checks(tmp_path):
     with pytest.raises(ConfigError, match=r"omics\.rna\.path: file 'nope.csv' does not exist"):
         check_config(cfg, workdir=ROOT)
     cfg = base()
+    cfg["omics"]["rna"]["columns"] = "^LFQ (intensity"
+    with pytest.raises(ConfigError, match=r"omics\.rna\.columns: regular expression does not "
+                                          r"compile: missing \), unterminated subpattern"):
+        check_config(cfg, workdir=ROOT)
+    cfg["omics"]["rna"]["columns"] = "^(LFQ) intensity (.+)$"
+    with pytest.raises(ConfigError, match=r"omics\.rna\.columns: regular expression has 2 "
+                                          r"capture groups.*one group around the label kept"):
+        check_config(cfg, workdir=ROOT)
+    cfg = base()
     cfg["outcome"] = "no_such_column"
     with pytest.raises(ConfigError, match="outcome: column 'no_such_column' is not in the "
                                           "sample sheet"):

@@ -296,3 +296,67 @@ def test_comment_line_above_a_header_is_named_not_taken_for_a_delimiter(tmp_path
     with pytest.raises(InputDataError, match=r"line 1 starts with '#' and has 1 field\(s\) but "
                                              r"line 2 has 3: a comment or format line"):
         ingest_omic(p, kind="counts", sample_ids=SHEET)
+
+
+PROTEIN_GROUPS = (
+    "Protein IDs\tMajority protein IDs\tGene names\tPeptides\tIntensity P1\tIntensity P2\t"
+    "LFQ intensity P1\tLFQ intensity P2\tLFQ intensity P3\tReverse\tPotential contaminant\t"
+    "Only identified by site\tid\n"
+    "Q1;Q1-2\tQ1\tTP53\t7\t1500\t0\t1200.5\t0\t800\t\t\t\t0\n"
+    "REV__Q9\tREV__Q9\t\t1\t90\t80\t70\t60\t50\t+\t\t\t1\n"
+    "CON__P2\tCON__P2\tKRT1\t3\t900\t800\t700\t600\t500\t\t+\t\t2\n"
+    "Q3\tQ3\tEGFR\t12\t3000\t2500\t2900\t2400\t2600\t\t\t\t3\n"
+    "Q4\tQ4\t\t2\t40\t30\t20\t10\t15\t\t\t+\t4\n")
+
+
+@pytest.mark.parametrize("suffix", ["txt", "parquet"])
+def test_maxquant_protein_groups_read_by_label_column_and_columns(tmp_path, caplog, suffix):
+    """MaxQuant's proteinGroups.txt: the LFQ columns only, labelled by the sample's part of
+    their header, proteins by 'Majority protein IDs'; decoys, contaminants and proteins
+    identified by a site only (their '+') left out; MaxQuant's 0 stays 0 (below detection for
+    the normaliser)."""
+    p = table(tmp_path, PROTEIN_GROUPS, "proteinGroups.txt")
+    if suffix == "parquet":
+        frame = pd.read_csv(p, sep="\t", dtype={"Reverse": str, "Potential contaminant": str,
+                                                "Only identified by site": str})
+        p = tmp_path / "proteinGroups.parquet"
+        frame.to_parquet(p, index=False)
+    from omix.io import Columns
+
+    with caplog.at_level("INFO", logger="omix"):
+        a = ingest_omic(p, kind="intensity", sample_ids=SHEET,
+                        columns=Columns("Majority protein IDs", r"^LFQ intensity (.+)$"))
+    assert list(a.obs_names) == ["P1", "P2", "P3"] and list(a.var_names) == ["Q1", "Q3"]
+    np.testing.assert_array_equal(a.X, [[1200.5, 2900], [0, 2400], [800, 2600]])
+    assert "3 row(s) MaxQuant marks '+'" in caplog.text
+    assert "3 data column(s) read, row labels from column 2; 9 other column(s) left out" \
+        in caplog.text
+
+
+def test_columns_errors_name_the_file_and_the_option(tmp_path):
+    from omix.io import Columns
+
+    p = table(tmp_path, PROTEIN_GROUPS.replace("\t1200.5\t", "\tn.d.\t"), "pg.txt")
+    with pytest.raises(InputDataError, match=r"pg.txt: non-numeric cell at row 2, column 7 "
+                                             r"\(feature 'Q1'\)"):
+        ingest_omic(p, kind="intensity", sample_ids=SHEET,
+                    columns=Columns("Majority protein IDs", r"^LFQ intensity (.+)$"))
+    for columns, message in (
+            (Columns(None, r"^iBAQ (.+)$"), r"no column label matches columns: '\^iBAQ \(\.\+\)\$' "
+                                            r"\(of 13 columns\)"),
+            (Columns("Gene name", None), r"has no column 'Gene name' \(label_column\)"),
+            (Columns(None, r"^LFQ (int"), r"the columns option is not a regular expression "
+                                          r"that compiles")):
+        with pytest.raises(InputDataError, match=message):
+            ingest_omic(p, kind="intensity", sample_ids=SHEET, columns=columns)
+
+
+def test_columns_select_features_of_a_samples_x_features_table(tmp_path):
+    """MetaboAnalyst's layout: samples in rows, a class column beside the metabolites."""
+    from omix.io import Columns
+
+    p = table(tmp_path, "Sample,Label,m_100.1,m_200.2\nP1,case,5,6\nP2,control,7,8\n")
+    a = ingest_omic(p, kind="intensity", sample_ids=SHEET, layout="samples_x_features",
+                    columns=Columns(None, r"^m_(.+)$"))
+    assert list(a.var_names) == ["100.1", "200.2"]
+    np.testing.assert_array_equal(a.X, [[5, 6], [7, 8]])

@@ -205,7 +205,7 @@ def test_exporter_variants_read_exactly(tmp_path, name, data):
      r"line .* above the header\. Delete the lines above the header line"),
     ("maxquant.tsv", b"id\tGene names\ts1\ts2\nQ1\tTP53\t1\t2\nQ2\tEGFR\t3\t4\n",
      r"column 2 holds text in every row: an annotation column .*1 such column\(s\)\. Keep "
-     r"the one column of row labels first and delete the other text columns"),
+     r"the one column of row labels first and delete the other text columns, or set columns: "),
     ("perseus.tsv", b"id\ts1\ts2\n#!{Type}E\tE\tE\nQ1\t1\t2\nQ2\t3\t4\n",
      r"row 2 holds text in every column: an annotation row .*Delete the annotation rows"),
     ("one_text_cell_in_a_text_free_column.csv", b"feature,s1,s2\ng1,1,x\ng2,3,4\n",

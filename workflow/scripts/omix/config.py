@@ -133,21 +133,25 @@ def check_config(config: dict[str, Any], *, source: str = "config",
             raise ConfigError(f"'{p}' is a directory, not a file", file=source, where=where,
                               hint="name the file itself")
 
-    regex = cfg["sample_id"].get("regex")
-    if regex is not None:
+    patterns = [("sample_id.regex", cfg["sample_id"].get("regex"), "the sample ID")]
+    patterns += [(f"omics.{name}.columns", omic.get("columns"), "the label kept")
+                 for name, omic in cfg["omics"].items()]
+    for where, regex, group in patterns:
+        if regex is None:
+            continue
         import re
 
         try:
             pattern = re.compile(regex)
         except re.error as exc:
             raise ConfigError(f"regular expression does not compile: {exc}", file=source,
-                              where="sample_id.regex",
+                              where=where,
                               hint="fix the pattern (in YAML, quote it and escape backslashes "
                                    "inside double quotes)") from None
         if pattern.groups > 1:
             raise ConfigError(f"regular expression has {pattern.groups} capture groups",
-                              file=source, where="sample_id.regex",
-                              hint="use one group around the sample ID, (?:...) for the others")
+                              file=source, where=where,
+                              hint=f"use one group around {group}, (?:...) for the others")
 
     exists(cfg["samples"], "samples")
     for name, omic in cfg["omics"].items():

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .errors import InputDataError, warn_user
 from .io import (
+    Columns,
     cell_name,
     file_row,
     map_sample_ids,
@@ -282,15 +283,18 @@ def check_values(x: pd.DataFrame, kind: str, file: str | os.PathLike[str],
 def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence[str],
                 layout: str = "features_x_samples", fmt: str = "auto",
                 regex: str | None = None, map_file: str | os.PathLike[str] | None = None,
-                name: str = "omic", ignore_unlisted: bool = False) -> Any:
-    """Read, validate and orient one omic table; return an AnnData of raw values."""
+                name: str = "omic", ignore_unlisted: bool = False,
+                columns: Columns | None = None) -> Any:
+    """Read, validate and orient one omic table; return an AnnData of raw values.  ``columns``:
+    the omic's ``label_column`` / ``columns`` options (which columns are read)."""
     import anndata as ad
 
     if kind not in KINDS:
         raise InputDataError(f"unknown kind '{kind}'", file=path,
                              hint=f"use one of {', '.join(KINDS)}")
     mapping = read_sample_map(map_file) if map_file else None
-    numeric = read_numeric_table(path, fmt, samples_in_rows=layout == "samples_x_features")
+    numeric = read_numeric_table(path, fmt, samples_in_rows=layout == "samples_x_features",
+                                 columns=columns)
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping, ignore_unlisted=ignore_unlisted)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import csv
+import functools
 import gzip
 import hashlib
 import logging
@@ -20,6 +21,7 @@ import re
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -300,11 +302,10 @@ def _require_file(path: Path, err: type[OmixError]) -> None:
 
 def _read_delimited(path: Path, fmt: str, err: type[OmixError]) -> pd.DataFrame:
     """Header and cells exactly as written (strings), or one error naming the cause."""
-    lines, chunks, _, featurecounts = _delimited_chunks(path, fmt, err)
+    lines, chunks, _, plan = _delimited_chunks(path, fmt, err)
     df = next(chunks)
     header = [str(c).strip() for c in df.iloc[0]]
-    if featurecounts:
-        header = header[:1] + bam_sample_names(header[1:])
+    header = header[:1] + plan.relabel(header[1:])
     df = df.iloc[1:].reset_index(drop=True)
     if len(header) > 1 and header[-1] == "" and (df.iloc[:, -1].str.strip() == "").all():
         # every line, the header included, ends with a delimiter: an empty last column
@@ -330,13 +331,15 @@ def _unparsable(err: type[OmixError], path: Path, fmt: str, exc: BaseException) 
                hint="check the delimiter and quoting, or set format: in the config")
 
 
-def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | None = None
-                      ) -> tuple[list[int], Iterator[pd.DataFrame], dict[str, Any]]:
+def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | None = None,
+                      columns: Columns | None = None
+                      ) -> tuple[list[int], Iterator[pd.DataFrame], dict[str, Any], _Plan]:
     """The checks of a delimited file (compression, encoding, delimiter, every row's field
     count), then its rows as strings exactly as written: in one frame, or in frames of about
     ``cells`` cells (the header is the first row of the first frame).  Returns the file line
-    of each non-blank row (see :func:`_field_counts`), the frames (read when iterated) and
-    the options of ``pandas.read_csv`` that read them."""
+    of each non-blank row (see :func:`_field_counts`), the frames (read when iterated; only
+    the columns ``columns`` or the exporter asks for, the row labels' first), the options of
+    ``pandas.read_csv`` that read them and the plan of columns and rows (:func:`_plan`)."""
     _require_file(path, err)
     with open(path, "rb") as fh:
         magic = fh.read(8)
@@ -367,31 +370,114 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     kw: dict[str, Any] = dict(sep=sep, header=None, dtype=str, keep_default_na=False,
                               na_filter=False, compression=compression, encoding=encoding,
                               names=list(range(n_fields)), quotechar='"', skiprows=skip)
-    featurecounts = [c.strip() for c in header_line.rstrip("\r").split(sep)][:6] == FC_COLUMNS
-    if featurecounts:
-        kw["usecols"] = [0, *range(len(FC_COLUMNS), n_fields)]
-        log.info("%s: a featureCounts table: its program line and annotation columns (%s) are "
-                 "left out; sample labels are the BAM file names without directory and "
-                 "extension", path.name, ", ".join(FC_COLUMNS[1:]))
+    fields = [c.strip() for c in next(csv.reader([header_line.rstrip("\r")], delimiter=sep,
+                                                 quotechar='"'), [])]
+    plan = _plan(path, fields, columns, err)
+    order = plan.order
+    if order is not None:
+        kw["usecols"] = order
+    flagged = [j for j, f in enumerate(fields) if f in MAXQUANT_FLAGS]
+    if flagged and len(fields) == n_fields:
+        flags = pd.read_csv(path, **{**kw, "usecols": flagged}).iloc[1:]
+        marked = flags.apply(lambda c: c.str.strip() == "+").any(axis=1).to_numpy()
+        if len(marked) != len(lines) - 1:
+            raise err("a MaxQuant table with blank lines between its rows", file=path,
+                      hint="delete the blank lines")
+        plan.drop_lines = np.asarray(lines[1:])[marked]
 
     def frames() -> Iterator[pd.DataFrame]:
         try:
             if cells is None:
-                yield pd.read_csv(path, **kw)
+                whole = pd.read_csv(path, **kw)
+                yield whole if order is None else whole[order]
                 return
             with pd.read_csv(path, chunksize=max(1, cells // n_fields), **kw) as reader:
-                yield from reader
+                for part in reader:
+                    yield part if order is None else part[order]
         except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
             raise _corrupt(err, path, compression, exc) from None
         except (ValueError, pd.errors.ParserError) as exc:
             raise _unparsable(err, path, fmt, exc) from None
 
-    return lines, frames(), kw, featurecounts
+    return lines, frames(), kw, plan
+
+
+@dataclass(frozen=True)
+class Columns:
+    """An omic's ``label_column`` and ``columns`` options: the column of row labels (None: the
+    first) and a regular expression the data columns' labels must match (searched; its first
+    group, if it has one, is the label kept; None: every other column).  The other columns are
+    an exporter's annotation and are not read."""
+    label: str | None = None
+    data: str | None = None
+
+
+@dataclass
+class _Plan:
+    """What of a table to read: ``order`` the file columns (0-based), the row labels' first
+    (None: all, as they stand), ``relabel`` the data columns' labels as kept, ``drop_lines``
+    the file lines of rows the exporter flags as not measurements (MaxQuant's '+')."""
+    order: list[int] | None = None
+    relabel: Callable[[list[str]], list[str]] = list
+    drop_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    def file_columns(self) -> np.ndarray | None:
+        return None if self.order is None else np.asarray(self.order[1:]) + 1
 
 
 #: featureCounts (Subread) output: a program line, then these columns before the samples'
 FC_PROGRAM = "# Program:featureCounts"
 FC_COLUMNS = ["Geneid", "Chr", "Start", "End", "Strand", "Length"]
+#: MaxQuant's columns whose '+' marks a row that is not a measured protein (a decoy, a
+#: contaminant, a protein identified by a modification site only)
+MAXQUANT_FLAGS = ("Reverse", "Potential contaminant", "Contaminant", "Only identified by site")
+
+
+def _plan(path: Path, fields: list[str], columns: Columns | None,
+          err: type[OmixError]) -> _Plan:
+    """The columns to read from a header's labels: those the options name, or for a
+    featureCounts table its samples'."""
+    if columns is not None and (columns.label or columns.data):
+        label = 0
+        if columns.label:
+            if columns.label not in fields:
+                raise err(f"has no column '{_short(columns.label)}' (label_column)", file=path,
+                          hint="name a column of the header line exactly, or leave "
+                               "label_column out to take the first column")
+            label = fields.index(columns.label)
+        data = [j for j in range(len(fields)) if j != label]
+        relabel: Callable[[list[str]], list[str]] = list
+        if columns.data:
+            try:
+                pattern = re.compile(columns.data)
+            except re.error as exc:
+                raise err(f"the columns option is not a regular expression that compiles "
+                          f"({exc})", file=path, hint="fix the pattern in the config") from None
+            data = [j for j in data if pattern.search(fields[j])]
+            if not data:
+                raise err(f"no column label matches columns: '{_short(columns.data)}' (of "
+                          f"{len(fields)} columns)", file=path,
+                          hint="write a regular expression that the data columns' labels "
+                               "match (searched, case-sensitive)")
+            relabel = functools.partial(_kept_labels, pattern)
+        log.info("%s: %d data column(s) read, row labels from column %d; %d other column(s) "
+                 "left out (label_column, columns)", path.name, len(data), label + 1,
+                 len(fields) - len(data) - 1)
+        return _Plan([label, *data], relabel)
+    if fields[:len(FC_COLUMNS)] == FC_COLUMNS:
+        log.info("%s: a featureCounts table: its program line and annotation columns (%s) are "
+                 "left out; sample labels are the BAM file names without directory and "
+                 "extension", path.name, ", ".join(FC_COLUMNS[1:]))
+        return _Plan([0, *range(len(FC_COLUMNS), len(fields))], bam_sample_names)
+    return _Plan()
+
+
+def _kept_labels(pattern: re.Pattern[str], labels: list[str]) -> list[str]:
+    """Each label's part the ``columns`` expression's first group matched (the label itself
+    without a group)."""
+    found = [pattern.search(s) for s in labels]
+    return [m.group(1).strip() if m is not None and pattern.groups else s
+            for m, s in zip(found, labels, strict=True)]
 _ALIGNER_SUFFIX = re.compile(r"(?:[._]?Aligned\.(?:sortedByCoord\.)?out|\.sorted)?"
                              r"\.(?:bam|sam|cram)$", re.IGNORECASE)
 
@@ -405,18 +491,15 @@ def bam_sample_names(labels: Sequence[str]) -> list[str]:
 
 
 FILE_ROWS = "file_rows"   # DataFrame.attrs key: the file line of each row, where known
-#: DataFrame.attrs key: the file column (1-based) of the first data column, where not 2 (the
-#: columns a featureCounts table's reader leaves out come before the samples')
-FIRST_COLUMN = "first_column"
-
-
-def _first_column(kw: Mapping[str, Any]) -> int:
-    return int(kw["usecols"][1]) + 1 if "usecols" in kw else 2
+#: DataFrame.attrs key: the file column (1-based) of each data column, where not the
+#: position (columns left out by label_column / columns or a featureCounts table's reader)
+FILE_COLUMNS = "file_columns"
 
 
 def file_column(df: pd.DataFrame, c: int) -> int:
     """The file column (1-based, row labels = 1) of data column ``c`` of a table read here."""
-    return int(df.attrs.get(FIRST_COLUMN, 2)) + c
+    cols = df.attrs.get(FILE_COLUMNS)
+    return int(cols[c]) if cols is not None else c + 2
 
 
 def file_row(df: pd.DataFrame, r: int) -> int:
@@ -512,8 +595,8 @@ def _labelled(df: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
 CHUNK_CELLS = 2_000_000
 
 
-def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows: bool
-                  ) -> pd.DataFrame | None:
+def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows: bool,
+                  plan: _Plan) -> pd.DataFrame | None:
     """The common case of :func:`read_numeric_table` without text: every data cell a number
     or an NA marker as exporters write it, every row labelled, every column named.  pandas
     parses the numbers (``float_precision='round_trip'``: Python's own correctly rounded
@@ -523,16 +606,16 @@ def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows
     module's): the caller then takes the careful path, which reads the same table the same
     way or names the cell that stops it.  Measured on 200,000 x 500 beta values: 22 s
     against 71 s for the careful path, peak 1.1 GB against 2.0 GB (see the README)."""
-    used = kw.get("usecols", kw["names"])
+    used = plan.order if plan.order is not None else kw["names"]
     n = len(used)
     try:
-        header = [str(c).strip() for c in pd.read_csv(p, **{**kw, "nrows": 1}).iloc[0]]
+        header = [str(c).strip() for c in pd.read_csv(p, **{**kw, "nrows": 1})[used].iloc[0]]
     except (ValueError, pd.errors.ParserError, IndexError):
         return None
     total = len(lines) - 1
     if n < 2 or total < 1 or any(h == "" for h in header[1:]):
         return None
-    fast = {**kw, "header": 0, "dtype": {0: str, **{j: "float64" for j in used[1:]}},
+    fast = {**kw, "header": 0, "dtype": {used[0]: str, **{j: "float64" for j in used[1:]}},
             "na_filter": True, "na_values": {j: sorted(_NA_EXACT) for j in used[1:]},
             "float_precision": "round_trip"}
     values = np.empty((total, n - 1))
@@ -545,8 +628,8 @@ def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows
                 k = len(part)
                 if seen + k > total:
                     return None
-                values[seen:seen + k] = part.iloc[:, 1:].to_numpy(dtype=np.float64)
-                labels.append(part[0])
+                values[seen:seen + k] = part[used[1:]].to_numpy(dtype=np.float64)
+                labels.append(part[used[0]])
                 seen += k
                 tick(seen)
     except (ValueError, TypeError, OverflowError, pd.errors.ParserError):
@@ -559,7 +642,7 @@ def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows
     df = pd.DataFrame(values, index=pd.Index(names.to_numpy(), name=None),
                       columns=pd.Index(header[1:]))
     df.attrs[FILE_ROWS] = np.asarray(lines[1:])
-    df.attrs[FIRST_COLUMN] = _first_column(kw)
+    df.attrs[FILE_COLUMNS] = plan.file_columns()
     return to_numeric_frame(df, p, samples_in_rows)
 
 
@@ -574,7 +657,8 @@ def _unlabelled(raw: pd.DataFrame) -> np.ndarray:
 
 
 def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
-                       samples_in_rows: bool = False) -> pd.DataFrame:
+                       samples_in_rows: bool = False, columns: Columns | None = None
+                       ) -> pd.DataFrame:
     """:func:`read_table` then :func:`to_numeric_frame`, with the same checks, errors and
     result, but a delimited file is read and parsed in parts of about :data:`CHUNK_CELLS`
     cells, so only one part's text is in memory, never the whole table's.
@@ -588,13 +672,21 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         # numeric columns straight to floats: as Python objects (read_table's strings) a
         # 450,000 x 500 table of floats would take about 7 GB
         df = _read_parquet(p)
+        plan = _plan(p, list(df.columns), columns, InputDataError)
+        flagged = [c for c in df.columns if c in MAXQUANT_FLAGS]
+        drop = df[flagged].astype(str).apply(lambda c: c.str.strip() == "+").any(axis=1)
+        if plan.order is not None:
+            df = df.iloc[:, plan.order]
+        df.attrs[FILE_ROWS] = np.arange(len(df)) + 2
+        plan.drop_lines = df.attrs[FILE_ROWS][drop.to_numpy()]
         numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes.iloc[1:])
-        return to_numeric_frame(_labelled(df if numeric else df.astype(object), p, fmt), p,
-                                samples_in_rows)
-    lines, chunks, kw, featurecounts = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS)
-    fast = _fast_numeric(p, lines, kw, samples_in_rows)
+        df = _labelled(df if numeric else df.astype(object), p, fmt)
+        df.attrs[FILE_COLUMNS] = plan.file_columns()
+        return _planned(to_numeric_frame(df, p, samples_in_rows), plan, p)
+    lines, chunks, kw, plan = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS, columns)
+    fast = _fast_numeric(p, lines, kw, samples_in_rows, plan)
     if fast is not None:
-        return _bam_labelled(fast) if featurecounts else fast
+        return _planned(fast, plan, p)
     header: list[str] = []
     drop_last = False
     parts: list[pd.DataFrame] = []
@@ -623,7 +715,7 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         data.columns = pd.Index(header[1:len(header) - drop_last])
         data.index = pd.Index(labels, name=None)
         data.attrs[FILE_ROWS] = rows
-        data.attrs[FIRST_COLUMN] = _first_column(kw)
+        data.attrs[FILE_COLUMNS] = plan.file_columns()
         width = len(header) - drop_last
         unlabelled = (labels == "").to_numpy()
         if unlabelled.any():
@@ -655,12 +747,25 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
     out = parts[0] if len(parts) == 1 else pd.concat(parts, axis=0)
     if len(lines) == seen + 1:   # pandas skipped the same blank lines as the csv module
         out.attrs[FILE_ROWS] = np.concatenate(rows_of)
-    out.attrs[FIRST_COLUMN] = _first_column(kw)
-    return _bam_labelled(out) if featurecounts else out
+    out.attrs[FILE_COLUMNS] = plan.file_columns()
+    return _planned(out, plan, p)
 
 
-def _bam_labelled(df: pd.DataFrame) -> pd.DataFrame:
-    df.columns = pd.Index(bam_sample_names(list(df.columns)))
+def _planned(df: pd.DataFrame, plan: _Plan, p: Path) -> pd.DataFrame:
+    """A table read by ``plan``: its data columns relabelled, the rows it flags left out."""
+    df.columns = pd.Index(plan.relabel([str(c) for c in df.columns]))
+    if len(plan.drop_lines):
+        rows = df.attrs.get(FILE_ROWS)
+        if rows is None or len(rows) != len(df):
+            raise InputDataError("a MaxQuant table with blank lines between its rows", file=p,
+                                 hint="delete the blank lines")
+        keep = ~np.isin(rows, plan.drop_lines)
+        attrs = {**df.attrs, FILE_ROWS: rows[keep]}
+        df = df.loc[keep]
+        df.attrs = attrs
+        log.info("%s: %d row(s) MaxQuant marks '+' in %s (decoys, contaminants, proteins "
+                 "identified by a modification site only) are left out", p.name,
+                 int((~keep).sum()), "/".join(MAXQUANT_FLAGS))
     return df
 
 
@@ -734,10 +839,10 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
                 raise InputDataError(
                     f"column {file_column(df, c)} holds text in every row: an annotation "
                     f"column (gene names, descriptions), not measurements; "
-                    f"{int(text_col.sum())} such "
-                    "column(s)", file=file,
+                    f"{int(text_col.sum())} such column(s)", file=file,
                     hint="keep the one column of row labels first and delete the other text "
-                         "columns")
+                         "columns, or set columns: (a pattern of the data columns' labels) "
+                         "and label_column: for this omic in the config")
             if df.shape[1] > 1 and text_row.any():
                 r = int(np.argmax(text_row))
                 raise InputDataError(

@@ -59,7 +59,9 @@ def ingest(table: PathLike, samples: PathLike, out_h5ad: PathLike, *, omic: str,
                         layout=omic_cfg.get("layout", "features_x_samples"),
                         fmt=omic_cfg.get("format", "auto"), regex=sample_id_cfg.get("regex"),
                         map_file=sample_id_cfg.get("map"), name=omic,
-                        ignore_unlisted=bool(sample_id_cfg.get("ignore_unlisted", False)))
+                        ignore_unlisted=bool(sample_id_cfg.get("ignore_unlisted", False)),
+                        columns=io.Columns(omic_cfg.get("label_column"),
+                                           omic_cfg.get("columns")))
     mapping = _pseudonyms(list(sheet.index), privacy_cfg)
     if mapping is not None:
         adata.obs_names = pd.Index([mapping[i] for i in adata.obs_names])
