@@ -360,3 +360,62 @@ def test_columns_select_features_of_a_samples_x_features_table(tmp_path):
                     columns=Columns(None, r"^m_(.+)$"))
     assert list(a.var_names) == ["100.1", "200.2"]
     np.testing.assert_array_equal(a.X, [[5, 6], [7, 8]])
+
+
+SERIES_MATRIX = (
+    '!Series_title\t"DNA methylation of a cohort"\n'
+    '!Series_geo_accession\t"GSE0"\n'
+    "\n"
+    '!Sample_title\t"patient 1"\t"patient 2"\t"patient 3"\n'
+    '!Sample_characteristics_ch1\t"age: 61"\t"age: 57"\t"age: 70"\n'
+    "!series_matrix_table_begin\n"
+    '"ID_REF"\t"P1"\t"P2"\t"P3"\n'
+    '"cg01"\t0.12\t0.5\tnull\n'
+    '"cg02"\t0.9\t0.81\t0.77\n'
+    '"cg03"\t0.33\t0.4\t0.35\n'
+    "!series_matrix_table_end\n")
+
+
+@pytest.mark.parametrize("cells", [None, 4])
+def test_geo_series_matrix_read_between_its_table_lines(tmp_path, monkeypatch, cells):
+    """GEO's series matrix: metadata lines of any width above the table, an end line below
+    it; read whole and in parts of one row (``cells``), errors naming the file's lines."""
+    import omix.io
+
+    if cells:
+        monkeypatch.setattr(omix.io, "CHUNK_CELLS", cells)
+    a = ingest_omic(table(tmp_path, SERIES_MATRIX, "GSE0_series_matrix.txt"), kind="beta",
+                    sample_ids=SHEET)
+    assert list(a.obs_names) == ["P1", "P2", "P3"]
+    assert list(a.var_names) == ["cg01", "cg02", "cg03"]
+    np.testing.assert_array_equal(a.X, [[0.12, 0.9, 0.33], [0.5, 0.81, 0.4],
+                                        [np.nan, 0.77, 0.35]])
+    p = table(tmp_path, SERIES_MATRIX.replace("0.81", "n.d."), "bad_series_matrix.txt")
+    with pytest.raises(InputDataError, match=r"non-numeric cell at row 9, column 3 "
+                                             r"\(feature 'cg02'\)"):
+        ingest_omic(p, kind="beta", sample_ids=SHEET)
+    p = table(tmp_path, SERIES_MATRIX.replace("!series_matrix_table_end\n", ""),
+              "cut_series_matrix.txt")
+    with pytest.raises(InputDataError, match=r"has no '!series_matrix_table_end' line after "
+                                             r"its table: the file is cut short"):
+        ingest_omic(p, kind="beta", sample_ids=SHEET)
+
+
+def test_cbioportal_table_read_by_entrez_id_where_symbols_are_missing(tmp_path):
+    """cBioPortal's data_mrna_seq_v2_rsem.txt: Hugo_Symbol (empty for some genes), then
+    Entrez_Gene_Id (a number, not a sample), then the samples."""
+    from omix.io import Columns
+
+    text = ("Hugo_Symbol\tEntrez_Gene_Id\tP1\tP2\nTP53\t7157\t10.5\t3\n\t100130\t4\t5\n"
+            "EGFR\t1956\t7\t8.25\n")
+    p = table(tmp_path, text, "data_mrna_seq_v2_rsem.txt")
+    with pytest.raises(InputDataError, match=r"row 3 has values but an empty label in column 1; "
+                                             r"1 such row\(s\)\. .*label_column: in the config"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET)
+    a = ingest_omic(p, kind="counts", sample_ids=SHEET,
+                    columns=Columns("Entrez_Gene_Id", r"^P\d"))
+    assert list(a.var_names) == ["7157", "100130", "1956"]
+    np.testing.assert_array_equal(a.X, [[10.5, 4, 7], [3, 5, 8.25]])
+    p = table(tmp_path, text.replace("\t1956\t", "\t\t"), "no_id.txt")
+    with pytest.raises(InputDataError, match=r"row 4 has values but an empty label in column 2"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET, columns=Columns("Entrez_Gene_Id", "^P"))

@@ -217,28 +217,37 @@ def _check_delimiter(path: Path, first_line: str, sep: str, fmt: str,
 
 
 def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
-                  err: type[OmixError], skip: int = 0) -> tuple[int, list[int]]:
+                  err: type[OmixError], skip: int = 0, stop: str | None = None
+                  ) -> tuple[int, list[int], list[str]]:
     """Check that every row has as many fields as the header, with the csv module (quotes
     respected); returns that number.  Anything that does not line up stops with the line and
     the cause: pandas would otherwise make the first column the index and shift every value by
     one column, silently.  Data rows that all carry one more, always empty, field are refused
     too: a stray trailing delimiter and a header lacking its first cell (over an all-missing
     last column) look the same, and guessing wrong shifts every value.  Also returns the file
-    line of each non-blank row (the header's first), for errors that name a row.  The first
-    ``skip`` lines are not read (a featureCounts program line)."""
+    line of each non-blank row (the header's first), for errors that name a row, and the
+    header's cells.  The first ``skip`` lines are not read (a featureCounts program line, a
+    GEO series matrix's metadata); a row whose first cell is ``stop`` ends the table (a GEO
+    series matrix's end line; without it the table is refused as cut short)."""
     n_header, first_bad, extra_rows, extra_nonempty, data_rows = -1, None, 0, False, 0
     header_start, header_line = "", 0
     lines: list[int] = []
+    header: list[str] = []
+    stopped = False
     fh = _open_text(path, compression, encoding)
     try:
         reader = csv.reader(fh, delimiter=sep, quotechar='"', doublequote=True, strict=False)
         for row in reader:
             if not row or reader.line_num <= skip:
                 continue  # blank line, or a line above the header
+            if stop is not None and row[0].strip() == stop:
+                stopped = True
+                break
             n = len(row)
             lines.append(reader.line_num)
             if n_header < 0:
                 n_header, header_start, header_line = n, row[0].strip(), reader.line_num
+                header = [c.strip() for c in row]
                 continue
             data_rows += 1
             if n == n_header + 1:
@@ -256,8 +265,11 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
                   ) from None
     finally:
         fh.close()
+    if stop is not None and not stopped:
+        raise err(f"has no '{stop}' line after its table: the file is cut short", file=path,
+                  hint="download or copy it again")
     if first_bad is None:
-        return n_header, lines
+        return n_header, lines, header
     if extra_rows == data_rows:
         if not extra_nonempty:
             # a stray delimiter at the end of each data row, or a header without its first
@@ -356,13 +368,18 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     sep = "," if fmt == "csv" else "\t"
     head_lines = text.lstrip("\ufeff").split("\n", 8)[:8]
     skip = 1 if head_lines[0].startswith(FC_PROGRAM) else 0
+    geo = head_lines[0].startswith(("!Series_", GEO_BEGIN))
     # a comment line above the header ('#' with any punctuation) is reported by the field
     # counts; the delimiter is the header's
     header_line = next((ln for ln in head_lines[skip:] if not ln.startswith("#")),
                        head_lines[skip] if len(head_lines) > skip else "")
-    _check_delimiter(path, header_line.rstrip("\r"), sep, fmt, err)
+    if not geo:   # (a GEO series matrix is tab-separated: its metadata lines are too)
+        _check_delimiter(path, header_line.rstrip("\r"), sep, fmt, err)
     try:
-        n_fields, lines = _field_counts(path, compression, encoding, sep, err, skip)
+        if geo:
+            skip = _geo_begin(path, compression, encoding, err)
+        n_fields, lines, fields = _field_counts(path, compression, encoding, sep, err, skip,
+                                                GEO_END if geo else None)
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise _corrupt(err, path, compression, exc) from None
     except ValueError as exc:
@@ -370,8 +387,10 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     kw: dict[str, Any] = dict(sep=sep, header=None, dtype=str, keep_default_na=False,
                               na_filter=False, compression=compression, encoding=encoding,
                               names=list(range(n_fields)), quotechar='"', skiprows=skip)
-    fields = [c.strip() for c in next(csv.reader([header_line.rstrip("\r")], delimiter=sep,
-                                                 quotechar='"'), [])]
+    if geo:
+        kw["nrows"] = len(lines)   # the header and the rows above the end line
+        log.info("%s: a GEO series matrix: its table (lines %d-%d) is read, its metadata "
+                 "lines are not", path.name, lines[0], lines[-1])
     plan = _plan(path, fields, columns, err)
     order = plan.order
     if order is not None:
@@ -423,6 +442,25 @@ class _Plan:
 
     def file_columns(self) -> np.ndarray | None:
         return None if self.order is None else np.asarray(self.order[1:]) + 1
+
+    def label_column(self) -> int:
+        """The file column (1-based) of the row labels."""
+        return 1 if self.order is None else self.order[0] + 1
+
+
+#: a GEO series matrix's table lies between these lines, below the series' metadata
+GEO_BEGIN, GEO_END = "!series_matrix_table_begin", "!series_matrix_table_end"
+
+
+def _geo_begin(path: Path, compression: str | None, encoding: str,
+               err: type[OmixError]) -> int:
+    """The line number of a GEO series matrix's table begin line."""
+    with _open_text(path, compression, encoding) as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip().strip('"') == GEO_BEGIN:
+                return number
+    raise err(f"starts like a GEO series matrix ('!Series_' lines) but has no '{GEO_BEGIN}' "
+              "line", file=path, hint="download the series matrix again")
 
 
 #: featureCounts (Subread) output: a program line, then these columns before the samples'
@@ -562,7 +600,12 @@ def _no_rows(p: Path) -> InputDataError:
                           hint="export the table again with its data")
 
 
-def _labelled(df: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
+_LABEL_HINT = ("give every row its label (feature or sample name) or delete it, or take the "
+               "labels from another column (label_column: in the config; e.g. cBioPortal's "
+               "Entrez_Gene_Id where Hugo_Symbol is empty)")
+
+
+def _labelled(df: pd.DataFrame, p: Path, fmt: str, label_column: int = 1) -> pd.DataFrame:
     """The table's first column as row labels: shape checks, rows without label or value
     dropped, a row with values but no label refused by its line."""
     if df.shape[1] < 2:
@@ -580,10 +623,10 @@ def _labelled(df: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
         orphan = unlabelled & ~empty.to_numpy()
         if orphan.any():
             raise InputDataError(f"row {file_row(df, int(np.argmax(orphan)))} has values but an "
-                                 f"empty label in column 1; {int(orphan.sum())} such row(s)",
+                                 f"empty label in column {label_column}; {int(orphan.sum())} "
+                                 "such row(s)",
                                  file=p,
-                                 hint="give every row its label (feature or sample name) or "
-                                      "delete it")
+                                 hint=_LABEL_HINT)
         rows = df.attrs.get(FILE_ROWS)
         df = df.loc[~unlabelled]
         if rows is not None:
@@ -618,6 +661,8 @@ def _fast_numeric(p: Path, lines: list[int], kw: dict[str, Any], samples_in_rows
     fast = {**kw, "header": 0, "dtype": {used[0]: str, **{j: "float64" for j in used[1:]}},
             "na_filter": True, "na_values": {j: sorted(_NA_EXACT) for j in used[1:]},
             "float_precision": "round_trip"}
+    if "nrows" in kw:
+        fast["nrows"] = kw["nrows"] - 1   # the header is not a row with header=0
     values = np.empty((total, n - 1))
     labels: list[pd.Series] = []
     seen = 0
@@ -680,7 +725,7 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         df.attrs[FILE_ROWS] = np.arange(len(df)) + 2
         plan.drop_lines = df.attrs[FILE_ROWS][drop.to_numpy()]
         numeric = all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes.iloc[1:])
-        df = _labelled(df if numeric else df.astype(object), p, fmt)
+        df = _labelled(df if numeric else df.astype(object), p, fmt, plan.label_column())
         df.attrs[FILE_COLUMNS] = plan.file_columns()
         return _planned(to_numeric_frame(df, p, samples_in_rows), plan, p)
     lines, chunks, kw, plan = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS, columns)
@@ -725,8 +770,9 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
                            for c in chunks)
                 raise InputDataError(
                     f"row {int(rows[np.argmax(orphan)])} has values but an empty label in "
-                    f"column 1; {int(orphan.sum()) + more} such row(s)", file=p,
-                    hint="give every row its label (feature or sample name) or delete it")
+                    f"column {plan.label_column()}; {int(orphan.sum()) + more} such row(s)",
+                    file=p,
+                    hint=_LABEL_HINT)
             data = data.loc[~unlabelled]
             data.attrs[FILE_ROWS] = rows[~unlabelled]
 
