@@ -384,3 +384,35 @@ def test_plain_numbers_take_pandas_parser_and_odd_spellings_the_careful_path(tmp
             d = io.read_numeric_table(odd)
         assert taken[-1] is False
         np.testing.assert_array_equal(d.to_numpy(), [[value, 2.0], [4.0, 3.0]])
+
+
+CBIOPORTAL_CLINICAL = (
+    "#Patient Identifier\tOverall Survival Status\tOverall Survival (Months)\tAge\n"
+    "#Identifier to uniquely specify a patient.\tOverall patient survival status.\t"
+    "Overall survival in months since initial diagonosis.\tAge at diagnosis.\n"
+    "#STRING\tSTRING\tNUMBER\tNUMBER\n"
+    "#1\t1\t1\t1\n"
+    "sample_id\tOS_STATUS\tOS_MONTHS\tAGE\n"
+    "A\t1:DECEASED\t10.5\t61\n"
+    "B\t0:LIVING\t40\t\n"
+    "C\t\t12\t55\n"
+    "D\t1:DECEASED\t-3\t70\n")
+
+
+def test_cbioportal_clinical_file_metadata_lines_are_skipped(tmp_path, caplog):
+    """cBioPortal's data_clinical_*.txt: four '#' lines as wide as the header above it.  Read
+    as rows they would be three more samples and make every number column text."""
+    p = write(tmp_path / "data_clinical_patient.txt", CBIOPORTAL_CLINICAL)
+    with caplog.at_level("INFO", logger="omix"):
+        sheet = io.read_sample_sheet(p)
+    assert "cBioPortal's 4 metadata lines" in caplog.text
+    assert list(sheet.index) == ["A", "B", "C", "D"]
+    assert sheet["OS_MONTHS"].dtype == float and sheet["AGE"].dtype == float
+    assert list(sheet["OS_STATUS"].iloc[:2]) == ["1:DECEASED", "0:LIVING"]
+    # errors name the file's lines, the metadata counted
+    with pytest.raises(ConfigError, match="sample_id at row 8 repeats the one at row 6"):
+        io.read_sample_sheet(write(tmp_path / "d.txt", CBIOPORTAL_CLINICAL.replace("C\t", "A\t")))
+    # two '#' lines are not cBioPortal's: the comment error as before
+    two = "".join(CBIOPORTAL_CLINICAL.splitlines(keepends=True)[i] for i in (0, 1, 4, 5))
+    with pytest.raises(ConfigError, match="has no 'sample_id' column"):
+        io.read_sample_sheet(write(tmp_path / "two.txt", two))

@@ -62,6 +62,23 @@ def test_survival_frame_tcga_style_and_errors():
         stats.survival_frame(sheet.iloc[:3], stats.SurvivalSpec("death", "vital", "follow"))
 
 
+def test_cbioportal_coded_survival_status_is_read_as_its_code():
+    coded = ["1:DECEASED", "0:LIVING", None, "1:DECEASED", "0:LIVING", "1:DECEASED", "0:LIVING"]
+    sheet = pd.DataFrame({"months": [10.5, 40, 12, 3, 22, 7, 30],
+                          "status": pd.Series(coded, dtype=object)})
+    s = stats.survival_frame(sheet, stats.SurvivalSpec("months", "status"))
+    assert list(s.index) == [0, 1, 3, 4, 5, 6]
+    assert list(s["event"]) == [1, 0, 1, 0, 1, 0] and list(s["time"]) == [10.5, 40, 3, 22, 7, 30]
+    dfs = sheet.assign(status=["1:Recurred/Progressed", "0:DiseaseFree"] * 3 + ["0:DiseaseFree"])
+    assert list(stats.survival_frame(dfs, stats.SurvivalSpec("months", "status"))["event"]) == \
+        [1, 0, 1, 0, 1, 0, 0]
+    # coded and uncoded values mixed: not numbers, as before
+    mixed = sheet.assign(status=["1:DECEASED", "LIVING"] * 3 + ["0:LIVING"])
+    with pytest.raises(ConfigError, match="survival column 'status' holds 7 value\\(s\\) that "
+                                          "are not numbers"):
+        stats.survival_frame(mixed, stats.SurvivalSpec("months", "status"))
+
+
 def test_bias_check_warns_on_confounding_only(cohort):
     factors, _, sheet = cohort
     quiet = stats.bias_check(factors, sheet, ["site"], "response").iloc[0]

@@ -367,7 +367,10 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     text = head.decode(encoding, errors="ignore")
     sep = "," if fmt == "csv" else "\t"
     head_lines = text.lstrip("\ufeff").split("\n", 8)[:8]
-    skip = 1 if head_lines[0].startswith(FC_PROGRAM) else 0
+    skip = 1 if head_lines[0].startswith(FC_PROGRAM) else _cbioportal_lines(head_lines, sep)
+    if skip > 1:
+        log.info("%s: cBioPortal's %d metadata lines (names, descriptions, types, priorities) "
+                 "above the header are skipped", path.name, skip)
     geo = head_lines[0].startswith(("!Series_", GEO_BEGIN))
     # a comment line above the header ('#' with any punctuation) is reported by the field
     # counts; the delimiter is the header's
@@ -446,6 +449,22 @@ class _Plan:
     def label_column(self) -> int:
         """The file column (1-based) of the row labels."""
         return 1 if self.order is None else self.order[0] + 1
+
+
+def _cbioportal_lines(head_lines: list[str], sep: str) -> int:
+    """How many of cBioPortal's '#' metadata lines stand above a clinical file's header (its
+    display names, descriptions, datatypes and priorities, as wide as the header), or 0."""
+    n = 0
+    while n < len(head_lines) - 1 and head_lines[n].startswith("#"):
+        n += 1
+    if n < 3:
+        return 0
+    rows = list(csv.reader([ln.rstrip("\r") for ln in head_lines[:n + 1]], delimiter=sep,
+                           quotechar='"'))
+    types = {c.lstrip("#").strip().upper() for c in rows[2]}
+    if types <= {"STRING", "NUMBER", "BOOLEAN"} and all(len(r) == len(rows[n]) for r in rows):
+        return n
+    return 0
 
 
 #: a GEO series matrix's table lies between these lines, below the series' metadata

@@ -47,6 +47,18 @@ class SurvivalSpec:
                 "time (unit not set: survival.time_unit)")
 
 
+_CODED_EVENT = r"\s*([01])\s*:.*"
+
+
+def _event_codes(col: pd.Series) -> pd.Series:
+    """An event column as numbers; cBioPortal's coded statuses ('1:DECEASED', '0:LIVING',
+    '1:Recurred/Progressed') as their code, when every value given is coded that way."""
+    given = col.dropna().astype(str)
+    if len(given) and col.dtype == object and given.str.fullmatch(_CODED_EVENT).all():
+        return pd.to_numeric(col.astype(str).str.extract(_CODED_EVENT)[0].where(col.notna()))
+    return pd.to_numeric(col, errors="coerce")
+
+
 def survival_frame(sheet: pd.DataFrame, spec: SurvivalSpec) -> pd.DataFrame:
     """Columns ``time``, ``event`` for samples with both known; checks values."""
     for col in (spec.time, spec.event, spec.censor_time):
@@ -57,7 +69,8 @@ def survival_frame(sheet: pd.DataFrame, spec: SurvivalSpec) -> pd.DataFrame:
                      ("censor_time", spec.censor_time)):
         if col is None:
             continue
-        num = pd.to_numeric(sheet[col], errors="coerce")
+        num = pd.to_numeric(_event_codes(sheet[col]) if key == "event" else sheet[col],
+                            errors="coerce")
         text = num.isna() & sheet[col].notna()
         if text.any():
             raise ConfigError(f"survival column '{col}' holds {int(text.sum())} value(s) that "
@@ -66,7 +79,7 @@ def survival_frame(sheet: pd.DataFrame, spec: SurvivalSpec) -> pd.DataFrame:
                               where=f"survival.{key}",
                               hint="code events as 1 (event) and 0 (censored)" if key == "event"
                               else "times are numbers (e.g. days since diagnosis)")
-    ev = pd.to_numeric(sheet[spec.event], errors="coerce")
+    ev = _event_codes(sheet[spec.event])
     bad = ev.notna() & ~ev.isin([0, 1])
     if bad.any():
         raise ConfigError(f"survival event column '{spec.event}' holds values other than 0/1 "
