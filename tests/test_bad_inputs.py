@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -389,3 +390,56 @@ def test_all_missing_and_constant_features_and_empty_samples_are_dropped_with_a_
     log = "".join(p.read_text() for p in (work / "logs").rglob("methylation.log"))
     assert "1 sample(s) have no measured value and are treated as not measured" in log
     assert "dropped_missing=1" in log and "dropped_low_variance=1" in log
+
+
+@pytest.mark.slow
+def test_exporters_files_give_the_plain_tables_results(tiny: Path, tmp_path: Path):
+    """The tiny cohort's tables as other tools write them (featureCounts' counts.txt, a
+    MaxQuant-style table read by label_column/columns with a decoy and a contaminant row, a
+    cBioPortal clinical sheet with coded survival status) normalise to the same matrices as
+    the plain tables, through the real workflow."""
+    import anndata as ad
+
+    plain, exported = tmp_path / "plain", tmp_path / "exported"
+    shutil.copytree(tiny, plain)
+    shutil.copytree(tiny, exported)
+    data = exported / "data"
+    rna = pd.read_csv(data / "rna_counts.csv", index_col=0)
+    fc = pd.concat([pd.DataFrame({"Chr": "chr1;chr1", "Start": "1;50", "End": "20;90",
+                                  "Strand": "+;+", "Length": 61}, index=rna.index),
+                    rna.rename(columns=lambda s: f"/data/bam/{s}Aligned.sortedByCoord.out.bam")],
+                   axis=1).rename_axis("Geneid")
+    (data / "counts.txt").write_text('# Program:featureCounts v2.0.6; Command:"featureCounts"\n'
+                                     + fc.to_csv(sep="\t"))
+    met = pd.read_parquet(data / "metabolomics.parquet")
+    met = met.set_index(met.columns[0]) if met.index.name is None else met
+    decoys = pd.DataFrame(1000.0, index=["REV__x", "CON__y"], columns=met.columns)
+    mq = pd.concat([met, decoys]).rename(columns=lambda s: f"LFQ intensity {s}")
+    mq.insert(0, "Majority protein IDs", mq.index)
+    mq.insert(1, "Gene names", "G")
+    mq["Reverse"] = ["+" if i == "REV__x" else "" for i in mq.index]
+    mq["Potential contaminant"] = ["+" if i == "CON__y" else "" for i in mq.index]
+    mq.index = pd.Index([f"row{k}" for k in range(len(mq))], name="Protein IDs")
+    mq.to_csv(data / "proteinGroups.txt", sep="\t")
+    sheet = pd.read_csv(data / "samples.tsv", sep="\t", dtype=str)
+    sheet["os_event"] = sheet["os_event"].map({"1": "1:DECEASED", "0": "0:LIVING"})
+    meta = ["#" + "\t".join(sheet.columns), "#" + "\t".join(sheet.columns),
+            "#" + "\t".join(["STRING"] * sheet.shape[1]), "#" + "\t".join(["1"] * sheet.shape[1])]
+    (data / "samples.txt").write_text("\n".join(meta) + "\n" + sheet.to_csv(sep="\t", index=False))
+    cfg = yaml.safe_load((exported / "config.yaml").read_text())
+    cfg["samples"] = "data/samples.txt"
+    cfg["omics"]["rna"]["path"] = "data/counts.txt"
+    cfg["omics"]["metabolites"].update(path="data/proteinGroups.txt",
+                                       label_column="Majority protein IDs",
+                                       columns="^LFQ intensity (.+)$")
+    (exported / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for work in (plain, exported):
+        proc = run_snakemake(work, "--cores", "2", "--until", "mudata")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    for omic in ("rna", "metabolites"):
+        a, b = (ad.read_h5ad(w / "results" / "tiny" / "normalize" / f"{omic}.h5ad")
+                for w in (plain, exported))
+        assert list(a.obs_names) == list(b.obs_names) and list(a.var_names) == list(b.var_names)
+        np.testing.assert_array_equal(a.X, b.X)
+    log = "".join(p.read_text() for p in (exported / "logs").rglob("*.log"))
+    assert "2 row(s) MaxQuant marks '+'" in log and "a featureCounts table" in log
