@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config/config.yaml
 CORES  ?= all
 
-.PHONY: setup run test test-all lint fmt docs synthetic validate bench bench-workflow holdout coverage federated-demo clean help
+.PHONY: setup run test test-all lint fmt docs synthetic validate bench bench-workflow bench-exporters holdout coverage federated-demo clean help
 
 help:
 	@echo "make run    - set up .venv and run the workflow on the bundled cohort, with HTML report"
@@ -18,6 +18,7 @@ help:
 	@echo "make synthetic - regenerate resources/synthetic (deterministic)"
 	@echo "make validate - run on the synthetic cohort and score recovery of the planted truth"
 	@echo "make bench  - stock mofapy2 vs the fast MOFA+ engine (about 25 min; not part of test)"
+	@echo "make bench-exporters - featureCounts, MaxQuant and GEO files at real size against plain tables (about 8 min)"
 	@echo "make bench-workflow - the whole workflow at N = 200, 1,000, 5,000 x 10,000 features (hours; BENCH_WORKFLOW_ARGS=\"--sizes 1000\": ~20 min)"
 	@echo "make holdout - discover on 2/3 of the bundled cohort, score the held-back third"
 	@echo "make coverage - how often the nested-CV 95% interval covers held-out AUC (50 replicates)"
@@ -71,6 +72,10 @@ validate: setup
 # BENCH_ARGS="--sizes 200 --big 0" for a quick look; see python -m omix.bench --help
 bench: setup
 	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.bench $(BENCH_ARGS)
+
+# ingest of featureCounts, MaxQuant and GEO files against plain tables (about 8 min)
+bench-exporters: setup
+	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.exporter_bench $(BENCH_EXPORTERS_ARGS)
 
 # per-rule wall time, peak RSS and CPU on synthetic scale cohorts; python -m omix.workflow_bench -h
 bench-workflow: setup

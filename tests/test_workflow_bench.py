@@ -23,3 +23,20 @@ def test_rule_table_sums_jobs_of_a_rule_and_keeps_the_longest_and_the_peak(tmp_p
     text = markdown(1000, 900.0, 1600.0, rule_table(b))
     assert "15.0 min wall" in text and "1.56 GB" in text
     assert "| stability | 2 | 220 | 120 | 520 | 290 |" in text
+
+
+def test_exporter_bench_files_ingest_to_their_plain_tables(tmp_path: Path, capsys):
+    """The exporter benchmark's files (featureCounts, MaxQuant, GEO) and its plain tables of
+    the same numbers give the same matrix and features: the comparison its figures rest on."""
+    from omix.exporter_bench import main
+
+    main(["--small", "--reps", "1", "--workdir", str(tmp_path)])
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")][1:]
+    assert [r.split(" ")[1] for r in rows] == ["featurecounts", "maxquant", "geo"]
+    assert all(r.endswith("| yes |") for r in rows), rows
+    import pandas as pd
+
+    mq = pd.read_csv(tmp_path / "maxquant" / "proteinGroups.txt", sep="\t", dtype=str)
+    measured = int((~(mq[["Reverse", "Potential contaminant"]] == "+").any(axis=1)).sum())
+    assert 290 <= measured < 300                     # 300 less the decoys and contaminants
+    assert f"| maxquant {measured} features x 40 samples |" in rows[1]

@@ -1,0 +1,181 @@
+"""``make bench-exporters``: ingest of files as other tools write them, against the same data as
+a plain table, at real size.
+
+For each exporter it writes the exporter's file and the plain table of the same numbers
+(features x samples, first column the labels), ingests each in its own process (``wait4``
+gives that process's peak RSS) and prints wall time, peak RSS and whether the two AnnData
+hold the same matrix and feature names bit for bit::
+
+    python -m omix.exporter_bench --workdir /tmp/exporters             # all three
+    python -m omix.exporter_bench --which featurecounts --reps 1
+
+featurecounts: 60,000 genes x 1,000 samples of counts, featureCounts' program line, annotation
+columns and BAM paths as labels.  maxquant: 10,000 protein groups x 1,000 samples, Intensity,
+iBAQ and LFQ columns (30 % zeros), 230 rows flagged as decoys or contaminants; read with
+``label_column``/``columns``.  geo: a series matrix of 200,000 probes x 500 samples of beta
+values (2 % missing as ``null``) below GEO's metadata lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+KINDS = {"featurecounts": "counts", "maxquant": "intensity", "geo": "beta"}
+OPTIONS: dict[str, dict[str, Any]] = {
+    "maxquant": {"label_column": "Majority protein IDs", "columns": "^LFQ intensity (.+)$"}}
+
+
+def _sheet(d: Path, ids: list[str]) -> None:
+    pd.DataFrame({"sample_id": ids}).to_csv(d / "samples.tsv", sep="\t", index=False)
+
+
+def write_featurecounts(d: Path, rng: np.random.Generator, n: int = 1000, genes: int = 60000
+                        ) -> tuple[Path, Path]:
+    ids = [f"P{i:04d}" for i in range(n)]
+    names = [f"ENSG{i:011d}" for i in range(genes)]
+    plain = pd.DataFrame(rng.poisson(rng.gamma(0.5, 200, genes)[:, None], (genes, n)),
+                         index=pd.Index(names, name="gene"), columns=ids)
+    plain.to_csv(d / "plain_counts.tsv", sep="\t")
+    ann = pd.DataFrame({"Chr": "chr1;chr1", "Start": "100;300", "End": "200;400",
+                        "Strand": "+;+", "Length": 202}, index=pd.Index(names))
+    bams = plain.rename(columns=lambda s: f"/data/star/{s}Aligned.sortedByCoord.out.bam")
+    with open(d / "counts.txt", "w") as fh:
+        fh.write('# Program:featureCounts v2.0.6; Command:"featureCounts" "-T" "8"\n')
+        pd.concat([ann, bams], axis=1).rename_axis("Geneid").to_csv(fh, sep="\t")
+    _sheet(d, ids)
+    return d / "counts.txt", d / "plain_counts.tsv"
+
+
+def write_maxquant(d: Path, rng: np.random.Generator, n: int = 1000, proteins: int = 10000
+                   ) -> tuple[Path, Path]:
+    ids = [f"P{i:04d}" for i in range(n)]
+    lfq = np.round(rng.lognormal(20, 2, (proteins, n)))
+    lfq[rng.random((proteins, n)) < 0.3] = 0
+    prot = np.array([f"Q{i:06d}" for i in range(proteins)])
+    blocks = [pd.DataFrame({"Protein IDs": [f"{p};{p}-2" for p in prot],
+                            "Majority protein IDs": prot,
+                            "Gene names": [f"G{i}" for i in range(proteins)],
+                            "Peptides": rng.integers(1, 50, proteins),
+                            "Score": np.round(rng.random(proteins) * 300, 2)})]
+    for prefix, f in (("Intensity ", 1.3), ("iBAQ ", 0.01), ("LFQ intensity ", 1.0)):
+        blocks.append(pd.DataFrame(np.round(lfq * f), columns=[prefix + s for s in ids]))
+    flags = pd.DataFrame({"Only identified by site": "", "Reverse": "",
+                          "Potential contaminant": ""}, index=range(proteins))
+    flags.loc[rng.choice(proteins, proteins * 3 // 200, replace=False), "Reverse"] = "+"
+    flags.loc[rng.choice(proteins, proteins // 125, replace=False), "Potential contaminant"] = "+"
+    blocks.append(flags)
+    pd.concat(blocks, axis=1).to_csv(d / "proteinGroups.txt", sep="\t", index=False)
+    keep = ~((flags["Reverse"] == "+") | (flags["Potential contaminant"] == "+")).to_numpy()
+    pd.DataFrame(lfq[keep], index=pd.Index(prot[keep], name="protein"), columns=ids).to_csv(
+        d / "plain_protein.tsv", sep="\t")
+    _sheet(d, ids)
+    return d / "proteinGroups.txt", d / "plain_protein.tsv"
+
+
+def write_geo(d: Path, rng: np.random.Generator, n: int = 500, probes: int = 200000
+              ) -> tuple[Path, Path]:
+    ids = [f"GSM{i:07d}" for i in range(n)]
+    b = rng.beta(2, 5, (probes, n))
+    b[rng.random((probes, n)) < 0.02] = np.nan
+    plain = pd.DataFrame(b, index=pd.Index([f"cg{i:08d}" for i in range(probes)],
+                                           name="ID_REF"), columns=ids)
+    plain.to_csv(d / "plain_meth.tsv", sep="\t", float_format="%.4f")
+    with open(d / "GSE1_series_matrix.txt", "w") as fh:
+        fh.write('!Series_title\t"a cohort"\n!Series_geo_accession\t"GSE1"\n')
+        for key in ("title", "geo_accession", "characteristics_ch1", "characteristics_ch1"):
+            fh.write(f"!Sample_{key}\t" + "\t".join(f'"{s} x"' for s in ids) + "\n")
+        fh.write("!series_matrix_table_begin\n")
+        plain.to_csv(fh, sep="\t", float_format="%.4f", na_rep="null")
+        fh.write("!series_matrix_table_end\n")
+    _sheet(d, ids)
+    return d / "GSE1_series_matrix.txt", d / "plain_meth.tsv"
+
+
+WRITERS = {"featurecounts": write_featurecounts, "maxquant": write_maxquant, "geo": write_geo}
+
+
+def child(table: str, kind: str, out: str, options: str) -> None:
+    """One ingest (in its own process); prints the result's digests as JSON."""
+    import anndata as ad
+
+    from . import steps
+
+    steps.ingest(table, Path(table).parent / "samples.tsv", out, omic="x",
+                 omic_cfg={"kind": kind, **json.loads(options)}, sample_id_cfg={})
+    a = ad.read_h5ad(out)
+    print(json.dumps({"shape": list(a.shape),
+                      "x": hashlib.sha256(np.ascontiguousarray(a.X).tobytes()).hexdigest(),
+                      "vars": hashlib.sha256("\n".join(a.var_names).encode()).hexdigest()}))
+
+
+def measure(table: Path, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """One ingest of ``table`` in a child process: its digests, wall time and peak RSS (MB,
+    from ``wait4``: that process's alone)."""
+    out = table.with_suffix(".bench.h5ad")
+    cmd = [sys.executable, "-m", "omix.exporter_bench", "--child", str(table), kind, str(out),
+           json.dumps(options)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    t0 = time.monotonic()
+    with open(table.with_suffix(".bench.json"), "w+") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"ingest of {table} failed")
+        fh.seek(0)
+        res: dict[str, Any] = json.loads(fh.read().strip().splitlines()[-1])
+    res.update(wall=wall, peak_mb=usage.ru_maxrss / 1024)
+    return res
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--which", default="featurecounts,maxquant,geo")
+    ap.add_argument("--workdir", default="/tmp/omix_exporter_bench")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--small", action="store_true",
+                    help="40 samples x 300 features per file: a check, not a measurement")
+    ap.add_argument("--child", nargs=4)
+    a = ap.parse_args(argv)
+    if a.child:
+        child(*a.child)
+        return
+    print("| exporter | file (MB) | exporter's file: wall s, peak MB | plain table: wall s, "
+          "peak MB | same X and features |")
+    print("|---|---:|---|---|---|")
+    for name in a.which.split(","):
+        d = Path(a.workdir) / name
+        d.mkdir(parents=True, exist_ok=True)
+        size = (40, 300) if a.small else ()
+        exported, plain = WRITERS[name](d, np.random.default_rng(0), *size)
+        runs: dict[str, list[tuple[float, float]]] = {"e": [], "p": []}
+        digests = {}
+        for _ in range(a.reps):
+            for key, table, options in (("e", exported, OPTIONS.get(name, {})),
+                                        ("p", plain, {})):
+                r = measure(table, KINDS[name], options)
+                runs[key].append((r["wall"], r["peak_mb"]))
+                digests[key] = (r["shape"], r["x"], r["vars"])
+
+        def span(v: list[tuple[float, float]]) -> str:
+            w, m = [x[0] for x in v], [x[1] for x in v]
+            return f"{min(w):.1f}-{max(w):.1f} s, {max(m):.0f} MB"
+        print(f"| {name} {digests['e'][0][1]:,} features x {digests['e'][0][0]:,} samples | "
+              f"{exported.stat().st_size / 1e6:.0f} | {span(runs['e'])} | {span(runs['p'])} | "
+              f"{'yes' if digests['e'] == digests['p'] else 'NO'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
