@@ -47,12 +47,15 @@ def rule_table(bench_dir: Path) -> pd.DataFrame:
 
 def run(n: int, workdir: Path, cores: int, fresh: bool) -> tuple[float, float, pd.DataFrame]:
     """Run the workflow on the N-patient scale cohort; (wall s, largest process MB, rules)."""
-    from .synthetic import write_scale_cohort
-
     d = workdir / f"scale_{n}"
     if not (d / "config.yaml").exists():
         print(f"# writing the {n}-patient scale cohort to {d}", flush=True)
-        write_scale_cohort(d, n_samples=n)
+        # in a child process: Linux starts a child's peak RSS (wait4's ru_maxrss) at its
+        # parent's peak, so a parent that had held the cohort would inflate Snakemake's
+        subprocess.run([sys.executable, "-c", "import sys; from omix.synthetic import "
+                        "write_scale_cohort; write_scale_cohort(sys.argv[1], "
+                        "n_samples=int(sys.argv[2]))", str(d), str(n)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     if fresh:
         for sub in ("results", "logs", "benchmarks", ".snakemake"):
             shutil.rmtree(d / sub, ignore_errors=True)
