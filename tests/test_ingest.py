@@ -341,14 +341,18 @@ def test_columns_errors_name_the_file_and_the_option(tmp_path):
                                              r"\(feature 'Q1'\)"):
         ingest_omic(p, kind="intensity", sample_ids=SHEET,
                     columns=Columns("Majority protein IDs", r"^LFQ intensity (.+)$"))
+    clean = table(tmp_path, PROTEIN_GROUPS, "clean.txt")
     for columns, message in (
             (Columns(None, r"^iBAQ (.+)$"), r"no column label matches columns: '\^iBAQ \(\.\+\)\$' "
                                             r"\(of 13 columns\)"),
             (Columns("Gene name", None), r"has no column 'Gene name' \(label_column\)"),
             (Columns(None, r"^LFQ (int"), r"the columns option is not a regular expression "
-                                          r"that compiles")):
+                                          r"that compiles"),
+            # 'Intensity P1' and 'LFQ intensity P1' both give P1: named by their file columns
+            (Columns("Majority protein IDs", r"ntensity (P\d)$"),
+             r"sample columns 5 and 7 have the same label")):
         with pytest.raises(InputDataError, match=message):
-            ingest_omic(p, kind="intensity", sample_ids=SHEET, columns=columns)
+            ingest_omic(clean, kind="intensity", sample_ids=SHEET, columns=columns)
 
 
 def test_columns_select_features_of_a_samples_x_features_table(tmp_path):

@@ -20,6 +20,7 @@ from .errors import InputDataError, warn_user
 from .io import (
     Columns,
     cell_name,
+    file_column,
     file_row,
     map_sample_ids,
     read_numeric_table,
@@ -120,7 +121,7 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         other = df.columns
     def pos(axis: str, k: int) -> int:
         """File row (blank lines counted) or column (1-based, the label column first)."""
-        return file_row(df, k) if axis == "row" else k + 2
+        return file_row(df, k) if axis == "row" else file_column(df, k)
 
     if feature_labels.duplicated().any():
         j, i = _first_dup(feature_labels)
