@@ -423,3 +423,47 @@ def test_cbioportal_table_read_by_entrez_id_where_symbols_are_missing(tmp_path):
     p = table(tmp_path, text.replace("\t1956\t", "\t\t"), "no_id.txt")
     with pytest.raises(InputDataError, match=r"row 4 has values but an empty label in column 2"):
         ingest_omic(p, kind="counts", sample_ids=SHEET, columns=Columns("Entrez_Gene_Id", "^P"))
+
+
+MAF = ("#version 2.4\n"
+       "Hugo_Symbol\tEntrez_Gene_Id\tCenter\tVariant_Classification\tTumor_Sample_Barcode\t"
+       "HGVSp_Short\n"
+       'TP53\t7157\tBI\tMissense_Mutation\tP1-01A\tp.R175H\n'
+       'TP53\t7157\tBI\tNonsense_Mutation\tP2-01A\tp.R213*\n'
+       'TP53\t7157\tBI\tMissense_Mutation\tP2-01A\tp.R248Q\n'
+       'CTNNB1\t1499\tBI\tIn_Frame_Del\tP3-01A\tp.S45del\n'
+       'TTN\t7273\tBI\tSilent\tP4-01A\tp.A1A\n'
+       '\t0\tBI\tMissense_Mutation\tP4-01A\t"p.?"\n'
+       "MEN1\t4221\tBI\t3'UTR\tP1-01A\t\n")
+
+
+def test_maf_becomes_a_gene_by_sample_table_of_protein_changing_mutations(tmp_path, caplog):
+    """A MAF (one row per variant, the format of TCGA's and cBioPortal's mutation files):
+    1 where a tumour carries a protein-changing variant of the gene; a tumour with silent
+    variants only is measured (all 0); silent and UTR variants, rows without a gene, do not
+    count."""
+    import gzip
+
+    p = table(tmp_path, MAF, "mutations.maf")
+    with caplog.at_level("INFO", logger="omix"):
+        a = ingest_omic(p, kind="binary", sample_ids=SHEET, regex=r"^(P\d)")
+    assert list(a.obs_names) == ["P1", "P2", "P3", "P4"]
+    assert list(a.var_names) == ["CTNNB1", "TP53"]
+    np.testing.assert_array_equal(a.X, [[0, 1], [0, 1], [1, 0], [0, 0]])
+    assert "a MAF of 7 variants in 4 samples; 4 counted (protein-changing) in 2 genes; 1 " \
+           "row(s) without gene or sample left out" in caplog.text
+    gz = tmp_path / "mutations.maf.gz"
+    gz.write_bytes(gzip.compress(MAF.encode()))
+    np.testing.assert_array_equal(ingest_omic(gz, kind="binary", sample_ids=SHEET,
+                                              regex=r"^(P\d)").X, a.X)
+    # without Variant_Classification every variant counts
+    bare = "\n".join("\t".join(c for k, c in enumerate(ln.split("\t")) if k != 3)
+                     for ln in MAF.splitlines()[1:]) + "\n"
+    b = ingest_omic(table(tmp_path, bare, "bare.maf"), kind="binary", sample_ids=SHEET,
+                    regex=r"^(P\d)")
+    assert list(b.var_names) == ["CTNNB1", "MEN1", "TP53", "TTN"]
+    np.testing.assert_array_equal(b.X, [[0, 1, 1, 0], [0, 0, 1, 0], [1, 0, 0, 0],
+                                        [0, 0, 0, 1]])
+    with pytest.raises(InputDataError, match=r"mutations.maf: is a MAF \(one row per variant\) "
+                                             r"but kind is counts\. Set kind: binary"):
+        ingest_omic(p, kind="counts", sample_ids=SHEET, regex=r"^(P\d)")

@@ -1,5 +1,5 @@
 """``make bench-exporters``: ingest of files as other tools write them, against the same data as
-a plain table, at real size.
+a plain table, at real size (featureCounts, MaxQuant, GEO series matrix, MAF).
 
 For each exporter it writes the exporter's file and the plain table of the same numbers
 (features x samples, first column the labels), ingests each in its own process (``wait4``
@@ -13,7 +13,9 @@ featurecounts: 60,000 genes x 1,000 samples of counts, featureCounts' program li
 columns and BAM paths as labels.  maxquant: 10,000 protein groups x 1,000 samples, Intensity,
 iBAQ and LFQ columns (30 % zeros), 230 rows flagged as decoys or contaminants; read with
 ``label_column``/``columns``.  geo: a series matrix of 200,000 probes x 500 samples of beta
-values (2 % missing as ``null``) below GEO's metadata lines.
+values (2 % missing as ``null``) below GEO's metadata lines.  maf: 300,000 variants of 1,000
+tumours over 18,000 genes (a quarter silent or non-coding); its plain table is pandas'
+crosstab of the protein-changing ones.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-KINDS = {"featurecounts": "counts", "maxquant": "intensity", "geo": "beta"}
+KINDS = {"featurecounts": "counts", "maxquant": "intensity", "geo": "beta", "maf": "binary"}
+SAMPLE_ID = {"maf": {"regex": r"^(TCGA-\w\w-\w{4})"}}
 OPTIONS: dict[str, dict[str, Any]] = {
     "maxquant": {"label_column": "Majority protein IDs", "columns": "^LFQ intensity (.+)$"}}
 
@@ -102,10 +105,43 @@ def write_geo(d: Path, rng: np.random.Generator, n: int = 500, probes: int = 200
     return d / "GSE1_series_matrix.txt", d / "plain_meth.tsv"
 
 
-WRITERS = {"featurecounts": write_featurecounts, "maxquant": write_maxquant, "geo": write_geo}
+def write_maf(d: Path, rng: np.random.Generator, n: int = 1000, variants: int = 300000
+              ) -> tuple[Path, Path]:
+    """A MAF of ``variants`` rows over ``n`` tumours and 18,000 genes (mutation rates that
+    vary over genes and tumours, a quarter of the variants silent or non-coding), with the
+    other columns a MAF carries; the plain table is its pivot by pandas' crosstab."""
+    genes = np.array([f"GENE{i:05d}" for i in range(min(18000, variants))])
+    ids = np.array([f"TCGA-XX-{i:04d}-01A-11D-A000-08" for i in range(n)])
+    g = genes[np.minimum(rng.zipf(1.3, variants) - 1, len(genes) - 1)]
+    t = ids[rng.choice(n, variants, p=rng.dirichlet(np.full(n, 0.5)))]
+    classes = np.array(["Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del",
+                        "Splice_Site", "In_Frame_Del", "Silent", "Intron", "3'UTR"])
+    c = classes[rng.choice(len(classes), variants,
+                           p=[0.55, 0.08, 0.05, 0.04, 0.03, 0.15, 0.05, 0.05])]
+    maf = pd.DataFrame({"Hugo_Symbol": g, "Entrez_Gene_Id": 0, "Center": "BI",
+                        "NCBI_Build": "GRCh38", "Chromosome": "chr1",
+                        "Start_Position": rng.integers(1, 10**8, variants),
+                        "Variant_Classification": c, "Variant_Type": "SNP",
+                        "Reference_Allele": "A", "Tumor_Seq_Allele2": "T",
+                        "Tumor_Sample_Barcode": t, "HGVSp_Short": "p.X1Y",
+                        "t_depth": rng.integers(10, 300, variants)})
+    with open(d / "mutations.maf", "w") as fh:
+        fh.write("#version 2.4\n")
+        maf.to_csv(fh, sep="\t", index=False)
+    hit = maf[maf["Variant_Classification"].isin(classes[:5])]
+    plain = (pd.crosstab(hit["Hugo_Symbol"], hit["Tumor_Sample_Barcode"]) > 0).astype(int)
+    plain = plain.reindex(columns=pd.unique(t), fill_value=0).rename_axis("gene")
+    plain.to_csv(d / "plain_mutations.tsv", sep="\t")
+    _sheet(d, sorted({s[:12] for s in ids}))
+    return d / "mutations.maf", d / "plain_mutations.tsv"
+
+
+WRITERS = {"featurecounts": write_featurecounts, "maxquant": write_maxquant, "geo": write_geo,
+           "maf": write_maf}
 FILES = {"featurecounts": ("counts.txt", "plain_counts.tsv"),
          "maxquant": ("proteinGroups.txt", "plain_protein.tsv"),
-         "geo": ("GSE1_series_matrix.txt", "plain_meth.tsv")}
+         "geo": ("GSE1_series_matrix.txt", "plain_meth.tsv"),
+         "maf": ("mutations.maf", "plain_mutations.tsv")}
 
 
 def child(table: str, kind: str, out: str, options: str) -> None:
@@ -114,8 +150,10 @@ def child(table: str, kind: str, out: str, options: str) -> None:
 
     from . import steps
 
+    opts = json.loads(options)
+    sample_id = opts.pop("sample_id", {})
     steps.ingest(table, Path(table).parent / "samples.tsv", out, omic="x",
-                 omic_cfg={"kind": kind, **json.loads(options)}, sample_id_cfg={})
+                 omic_cfg={"kind": kind, **opts}, sample_id_cfg=sample_id)
     a = ad.read_h5ad(out)
     print(json.dumps({"shape": list(a.shape),
                       "x": hashlib.sha256(np.ascontiguousarray(a.X).tobytes()).hexdigest(),
@@ -149,7 +187,7 @@ def measure(table: Path, kind: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--which", default="featurecounts,maxquant,geo")
+    ap.add_argument("--which", default="featurecounts,maxquant,geo,maf")
     ap.add_argument("--workdir", default="/tmp/omix_exporter_bench")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--small", action="store_true",
@@ -178,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         runs: dict[str, list[tuple[float, float]]] = {"e": [], "p": []}
         digests = {}
         for _ in range(a.reps):
-            for key, table, options in (("e", exported, OPTIONS.get(name, {})),
-                                        ("p", plain, {})):
+            ids = {"sample_id": SAMPLE_ID[name]} if name in SAMPLE_ID else {}
+            for key, table, options in (("e", exported, {**OPTIONS.get(name, {}), **ids}),
+                                        ("p", plain, ids)):
                 r = measure(table, KINDS[name], options)
                 runs[key].append((r["wall"], r["peak_mb"]))
                 digests[key] = (r["shape"], r["x"], r["vars"])

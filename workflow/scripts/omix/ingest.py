@@ -22,7 +22,9 @@ from .io import (
     cell_name,
     file_column,
     file_row,
+    is_maf,
     map_sample_ids,
+    read_maf,
     read_numeric_table,
     read_sample_map,
 )
@@ -294,8 +296,16 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
         raise InputDataError(f"unknown kind '{kind}'", file=path,
                              hint=f"use one of {', '.join(KINDS)}")
     mapping = read_sample_map(map_file) if map_file else None
-    numeric = read_numeric_table(path, fmt, samples_in_rows=layout == "samples_x_features",
-                                 columns=columns)
+    if fmt in ("auto", "tsv") and is_maf(path):
+        if kind != "binary":
+            raise InputDataError(f"is a MAF (one row per variant) but kind is {kind}",
+                                 file=path, hint="set kind: binary: the MAF becomes a gene x "
+                                                 "sample table of protein-changing mutations")
+        layout = "features_x_samples"
+        numeric = read_maf(path)
+    else:
+        numeric = read_numeric_table(path, fmt, samples_in_rows=layout == "samples_x_features",
+                                     columns=columns)
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping, ignore_unlisted=ignore_unlisted)
     check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")

@@ -290,8 +290,8 @@ def _field_counts(path: Path, compression: str | None, encoding: str, sep: str,
                   file=path, hint="delete that line so the file starts with its header line")
     if header_start.startswith("#") and line == header_line + 1:
         raise err(f"line {header_line} starts with '#' and has {n_header} field(s) but line "
-                  f"{line} has {n}: a comment or format line (such as a GCT file's '#1.2' or a "
-                  "MAF's '#version') above the header", file=path,
+                  f"{line} has {n}: a comment or format line (such as a GCT file's '#1.2') "
+                  "above the header", file=path,
                   hint="delete the lines above the header line (in a GCT file also the "
                        "Description column)")
     raise err(f"line {line} has {n} fields but the header has {n_header}", file=path,
@@ -718,6 +718,90 @@ def _blank_rows(df: pd.DataFrame) -> np.ndarray:
 def _unlabelled(raw: pd.DataFrame) -> np.ndarray:
     """Rows of a raw part whose first cell (the row label) is empty."""
     return (raw.iloc[:, 0].astype(str).str.strip() == "").to_numpy()
+
+
+#: the MAF (mutation annotation format) columns a gene x sample mutation table is made of
+MAF_GENE, MAF_SAMPLE, MAF_CLASS = "Hugo_Symbol", "Tumor_Sample_Barcode", "Variant_Classification"
+#: protein-changing variant classes (maftools' default, ``vc_nonSyn``): a gene is mutated in a
+#: sample when it carries one of these; silent, UTR, intron, flank, RNA and IGR variants do not
+#: count
+MAF_PROTEIN_CHANGING = frozenset({
+    "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site", "Translation_Start_Site",
+    "Nonsense_Mutation", "Nonstop_Mutation", "In_Frame_Del", "In_Frame_Ins",
+    "Missense_Mutation"})
+
+
+def _maf_layout(path: Path) -> tuple[str | None, str, int] | None:
+    """(compression, encoding, lines above the header) of a MAF file, or None for any other
+    table: a tab-separated header (below '#' lines such as '#version 2.4') naming the
+    gene and the tumour sample."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith(b"PAR1"):
+        return None
+    try:
+        compression = _compression(path, magic, InputDataError)
+        head = _raw_head(path, compression)
+        encoding = _encoding(path, head, InputDataError)
+    except (OmixError, EOFError, OSError, zlib.error, lzma.LZMAError):
+        return None    # the table reader names the cause
+    lines = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 64)
+    skip = next((k for k, ln in enumerate(lines) if not ln.startswith("#")), len(lines))
+    if skip >= len(lines):
+        return None
+    header = {c.strip() for c in lines[skip].rstrip("\r").split("\t")}
+    return (compression, encoding, skip) if {MAF_GENE, MAF_SAMPLE} <= header else None
+
+
+def is_maf(path: str | os.PathLike[str]) -> bool:
+    return _maf_layout(Path(path)) is not None
+
+
+def read_maf(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The gene x sample 0/1 table of a MAF: 1 where the sample carries a protein-changing
+    variant (:data:`MAF_PROTEIN_CHANGING`; every variant when the file has no
+    Variant_Classification column) in the gene.  Every sample with a row in the file is
+    measured (0 for genes without such a variant); samples absent from it are not (a MAF
+    cannot tell a sequenced sample without variants from one not sequenced)."""
+    p = Path(path)
+    layout = _maf_layout(p)
+    if layout is None:
+        raise InputDataError(f"is not a MAF (no tab-separated header with {MAF_GENE} and "
+                             f"{MAF_SAMPLE})", file=p, hint="give the MAF file itself")
+    compression, encoding, skip = layout
+    wanted = {MAF_GENE, MAF_SAMPLE, MAF_CLASS}
+    try:
+        maf = pd.read_csv(p, sep="\t", skiprows=skip, dtype=str, keep_default_na=False,
+                          usecols=lambda c: str(c).strip() in wanted, quoting=csv.QUOTE_NONE,
+                          compression=compression, encoding=encoding, low_memory=False)
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise _corrupt(InputDataError, p, compression, exc) from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise _unparsable(InputDataError, p, "MAF", exc) from None
+    maf.columns = [str(c).strip() for c in maf.columns]
+    maf = maf.apply(lambda c: c.str.strip())
+    if len(maf) == 0:
+        raise _no_rows(p)
+    unnamed = (maf[MAF_GENE] == "") | (maf[MAF_SAMPLE] == "")
+    samples = pd.Index(pd.unique(maf.loc[~unnamed, MAF_SAMPLE]))
+    if MAF_CLASS in maf.columns:
+        counted = maf[MAF_CLASS].isin(MAF_PROTEIN_CHANGING) & ~unnamed
+        what = "protein-changing"
+    else:
+        counted = ~unnamed
+        what = f"all: no {MAF_CLASS} column"
+    hits = maf.loc[counted, [MAF_GENE, MAF_SAMPLE]].drop_duplicates()
+    genes = pd.Index(sorted(pd.unique(hits[MAF_GENE])))
+    x = np.zeros((len(genes), len(samples)))
+    x[genes.get_indexer(hits[MAF_GENE]), samples.get_indexer(hits[MAF_SAMPLE])] = 1.0
+    log.info("%s: a MAF of %d variants in %d samples; %d counted (%s) in %d genes%s; each "
+             "sample in the file is measured, 0 where it has no such variant", p.name,
+             len(maf), len(samples), int(counted.sum()), what, len(genes),
+             f"; {int(unnamed.sum())} row(s) without gene or sample left out"
+             if unnamed.any() else "")
+    return pd.DataFrame(x, index=genes, columns=samples)
 
 
 def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
