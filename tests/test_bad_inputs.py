@@ -396,8 +396,8 @@ def test_all_missing_and_constant_features_and_empty_samples_are_dropped_with_a_
 def test_exporters_files_give_the_plain_tables_results(tiny: Path, tmp_path: Path):
     """The tiny cohort's tables as other tools write them (featureCounts' counts.txt, a
     MaxQuant-style table read by label_column/columns with a decoy and a contaminant row, a
-    cBioPortal clinical sheet with coded survival status) normalise to the same matrices as
-    the plain tables, through the real workflow."""
+    ';'-separated long table, a cBioPortal clinical sheet with coded survival status)
+    normalise to the same matrices as the plain tables, through the real workflow."""
     import anndata as ad
 
     plain, exported = tmp_path / "plain", tmp_path / "exported"
@@ -429,6 +429,13 @@ def test_exporters_files_give_the_plain_tables_results(tiny: Path, tmp_path: Pat
     cfg = yaml.safe_load((exported / "config.yaml").read_text())
     cfg["samples"] = "data/samples.txt"
     cfg["omics"]["rna"]["path"] = "data/counts.txt"
+    meth = pd.read_csv(data / "methylation.csv", index_col=0)
+    tidy = meth.rename_axis("probe").reset_index().melt(id_vars="probe", var_name="sample",
+                                                         value_name="beta")
+    tidy.dropna().to_csv(data / "methylation_long.csv", sep=";", index=False)
+    cfg["omics"]["methylation"].update(path="data/methylation_long.csv", format="csv_semicolon",
+                                       long={"sample": "sample", "feature": "probe",
+                                             "value": "beta"})
     cfg["omics"]["metabolites"].update(path="data/proteinGroups.txt",
                                        label_column="Majority protein IDs",
                                        columns="^LFQ intensity (.+)$")
@@ -436,7 +443,7 @@ def test_exporters_files_give_the_plain_tables_results(tiny: Path, tmp_path: Pat
     for work in (plain, exported):
         proc = run_snakemake(work, "--cores", "2", "--until", "mudata")
         assert proc.returncode == 0, proc.stderr[-3000:]
-    for omic in ("rna", "metabolites"):
+    for omic in ("rna", "metabolites", "methylation"):
         a, b = (ad.read_h5ad(w / "results" / "tiny" / "normalize" / f"{omic}.h5ad")
                 for w in (plain, exported))
         assert list(a.obs_names) == list(b.obs_names) and list(a.var_names) == list(b.var_names)

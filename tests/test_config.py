@@ -74,6 +74,11 @@ def test_semantic_checks(tmp_path):
                                           r"capture groups.*one group around the label kept"):
         check_config(cfg, workdir=ROOT)
     cfg = base()
+    cfg["omics"]["rna"].update(long={"sample": "s", "feature": "f", "value": "v"}, columns="^P")
+    with pytest.raises(ConfigError, match=r"omics\.rna: long and columns are both set\. A long "
+                                          r"table names its columns in long: only"):
+        check_config(cfg, workdir=ROOT)
+    cfg = base()
     cfg["outcome"] = "no_such_column"
     with pytest.raises(ConfigError, match="outcome: column 'no_such_column' is not in the "
                                           "sample sheet"):

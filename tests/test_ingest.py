@@ -467,3 +467,65 @@ def test_maf_becomes_a_gene_by_sample_table_of_protein_changing_mutations(tmp_pa
     with pytest.raises(InputDataError, match=r"mutations.maf: is a MAF \(one row per variant\) "
                                              r"but kind is counts\. Set kind: binary"):
         ingest_omic(p, kind="counts", sample_ids=SHEET, regex=r"^(P\d)")
+
+
+OLINK = ("SampleID;Index;OlinkID;UniProt;Assay;Panel;PlateID;QC_Warning;LOD;NPX\n"
+         "P1;1;OID20049;P05231;IL6;Inflammation;plate1;Pass;1.51;3.05\n"
+         "P1;1;OID20050;P10145;CXCL8;Inflammation;plate1;Pass;0.9;7.5\n"
+         "P2;2;OID20049;P05231;IL6;Inflammation;plate1;Pass;1.51;-0.25\n"
+         "P2;2;OID20050;P10145;CXCL8;Inflammation;plate1;Pass;0.9;6.125\n"
+         "P3;3;OID20049;P05231;IL6;Inflammation;plate1;Warning;1.51;2\n")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_long_table_becomes_features_by_samples(tmp_path, caplog, suffix):
+    """An Olink NPX export: one row per sample and assay, ';'-separated with '.' decimals
+    (format: csv_semicolon); a pair without a row is missing."""
+    from omix.io import Long
+
+    p = table(tmp_path, OLINK, "npx.csv")
+    fmt = "csv_semicolon"
+    if suffix == "parquet":
+        pd.read_csv(p, sep=";").to_parquet(tmp_path / "npx.parquet", index=False)
+        p, fmt = tmp_path / "npx.parquet", "auto"
+    with caplog.at_level("INFO", logger="omix"):
+        a = ingest_omic(p, kind="continuous", sample_ids=SHEET, fmt=fmt,
+                        long=Long("SampleID", "OlinkID", "NPX"))
+    assert list(a.obs_names) == ["P1", "P2", "P3"]
+    assert list(a.var_names) == ["OID20049", "OID20050"]
+    np.testing.assert_array_equal(a.X, [[3.05, 7.5], [-0.25, 6.125], [2, np.nan]])
+    assert "a long table of 5 rows: 2 features x 3 samples (1 pairs without a row)" in caplog.text
+
+
+def test_long_table_errors_name_the_file_rows(tmp_path):
+    from omix.io import Long
+
+    spec = Long("SampleID", "OlinkID", "NPX")
+    cases = [
+        (OLINK.replace(";6.125\n", ";6,125\n"), "continuous", spec,
+         r"1 cell\(s\) hold numbers with a decimal comma \(first at row 5, column 10 "
+         r"\(feature 'OID20050'\)\)"),
+        (OLINK + "P3;3;OID20049;P05231;IL6;Inflammation;plate2;Pass;1.51;2.5\n", "continuous",
+         spec, r"rows 6 and 7 hold the same sample and feature \('OID20049'\); 1 repeated"),
+        (OLINK, "continuous", Long("SampleID", "Assay", "NPX_value"),
+         r"has no column 'NPX_value' named in long\. Name columns of its header \(SampleID, "),
+        (OLINK, "continuous", Long("OlinkID", "SampleID", "NPX"),
+         r"the sample and feature columns are swapped\. Swap long.sample and long.feature"),
+        (OLINK, "intensity", spec, r"negative intensity at row 4, column 10 \(feature "
+                                   r"'OID20049'\)"),
+        (OLINK.replace("P2;2;OID20050", ";2;OID20050"), "continuous", spec,
+         r"row 5 has an empty SampleID; 1 such row"),
+        (OLINK.replace(";-0.25\n", ";1\n").replace(";2\n", ";2\nP3;3;OID20050;P;C;I;p;P;1;4\n")
+         .replace("P1;1;OID20050", "Q1;1;OID20050"), "counts", spec,
+         r"1 of 4 sample rows match no sample_id of the sample sheet \(first: row 3\)"),
+    ]
+    for k, (text, kind, long, message) in enumerate(cases):
+        p = table(tmp_path, text, f"npx{k}.csv")
+        with pytest.raises(InputDataError, match=message):
+            ingest_omic(p, kind=kind, sample_ids=SHEET, fmt="csv_semicolon", long=long)
+    # a count pair without a row: counts must be complete
+    counts = OLINK.replace(";-0.25\n", ";1\n").replace(";3.05\n", ";3\n")
+    with pytest.raises(InputDataError, match=r"1 pair\(s\) of a sample and a feature have no "
+                                             r"row\. Count tables must be complete"):
+        ingest_omic(table(tmp_path, counts, "c.csv"), kind="counts", sample_ids=SHEET,
+                    fmt="csv_semicolon", long=spec)

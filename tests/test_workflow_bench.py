@@ -33,7 +33,8 @@ def test_exporter_bench_files_ingest_to_their_plain_tables(tmp_path: Path, capsy
 
     main(["--small", "--reps", "1", "--workdir", str(tmp_path)])
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")][1:]
-    assert [r.split(" ")[1] for r in rows] == ["featurecounts", "maxquant", "geo", "maf"]
+    assert [r.split(" ")[1] for r in rows] == ["featurecounts", "maxquant", "geo", "maf",
+                                                  "olink"]
     assert all(r.endswith("| yes |") for r in rows), rows
     import pandas as pd
 

@@ -156,6 +156,12 @@ def check_config(config: dict[str, Any], *, source: str = "config",
     exists(cfg["samples"], "samples")
     for name, omic in cfg["omics"].items():
         exists(omic["path"], f"omics.{name}.path")
+        both = [k for k in ("label_column", "columns") if omic.get(k) is not None]
+        if omic.get("long") and both:
+            raise ConfigError(f"long and {' and '.join(both)} are both set", file=source,
+                              where=f"omics.{name}",
+                              hint="a long table names its columns in long: only; drop "
+                                   f"{' and '.join(both)}")
     if cfg["sample_id"].get("map"):
         exists(cfg["sample_id"]["map"], "sample_id.map")
     sheet = read_sample_sheet(wd / cfg["samples"])

@@ -1,5 +1,5 @@
 """``make bench-exporters``: ingest of files as other tools write them, against the same data as
-a plain table, at real size (featureCounts, MaxQuant, GEO series matrix, MAF).
+a plain table, at real size (featureCounts, MaxQuant, GEO series matrix, MAF, Olink).
 
 For each exporter it writes the exporter's file and the plain table of the same numbers
 (features x samples, first column the labels), ingests each in its own process (``wait4``
@@ -15,7 +15,8 @@ iBAQ and LFQ columns (30 % zeros), 230 rows flagged as decoys or contaminants; r
 ``label_column``/``columns``.  geo: a series matrix of 200,000 probes x 500 samples of beta
 values (2 % missing as ``null``) below GEO's metadata lines.  maf: 300,000 variants of 1,000
 tumours over 18,000 genes (a quarter silent or non-coding); its plain table is pandas'
-crosstab of the protein-changing ones.
+crosstab of the protein-changing ones.  olink: an Olink Explore NPX export, 3,000 assays x
+1,000 samples as 3 million ';'-separated rows (1 % of the pairs absent), read with ``long``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-KINDS = {"featurecounts": "counts", "maxquant": "intensity", "geo": "beta", "maf": "binary"}
+KINDS = {"featurecounts": "counts", "maxquant": "intensity", "geo": "beta", "maf": "binary",
+         "olink": "continuous"}
 SAMPLE_ID = {"maf": {"regex": r"^(TCGA-\w\w-\w{4})"}}
 OPTIONS: dict[str, dict[str, Any]] = {
-    "maxquant": {"label_column": "Majority protein IDs", "columns": "^LFQ intensity (.+)$"}}
+    "maxquant": {"label_column": "Majority protein IDs", "columns": "^LFQ intensity (.+)$"},
+    "olink": {"format": "csv_semicolon",
+              "long": {"sample": "SampleID", "feature": "OlinkID", "value": "NPX"}}}
 
 
 def _sheet(d: Path, ids: list[str]) -> None:
@@ -136,12 +140,34 @@ def write_maf(d: Path, rng: np.random.Generator, n: int = 1000, variants: int = 
     return d / "mutations.maf", d / "plain_mutations.tsv"
 
 
+def write_olink(d: Path, rng: np.random.Generator, n: int = 1000, assays: int = 3000
+                ) -> tuple[Path, Path]:
+    """An Olink Explore NPX export: one ';'-separated row per sample and assay (1 % of the
+    pairs without a row) with Olink's other columns; the plain table is its pivot."""
+    ids = np.array([f"P{i:04d}" for i in range(n)])
+    oids = np.array([f"OID{20000 + i}" for i in range(assays)])
+    s, a = np.repeat(ids, assays), np.tile(oids, n)
+    keep = rng.random(len(s)) > 0.01
+    npx = np.round(rng.normal(5, 2, len(s)), 4)
+    long = pd.DataFrame({"SampleID": s, "Index": np.repeat(np.arange(n), assays), "OlinkID": a,
+                         "UniProt": "P05231", "Assay": np.char.add("A", a), "MissingFreq": 0.01,
+                         "Panel": "Explore", "PlateID": "plate1", "QC_Warning": "PASS",
+                         "LOD": 1.25, "NPX": npx})[keep]
+    long.to_csv(d / "npx.csv", sep=";", index=False)
+    long.pivot(index="OlinkID", columns="SampleID", values="NPX").reindex(
+        index=pd.unique(long["OlinkID"]), columns=pd.unique(long["SampleID"])).rename_axis(
+        "assay").to_csv(d / "plain_npx.tsv", sep="\t")
+    _sheet(d, list(ids))
+    return d / "npx.csv", d / "plain_npx.tsv"
+
+
 WRITERS = {"featurecounts": write_featurecounts, "maxquant": write_maxquant, "geo": write_geo,
-           "maf": write_maf}
+           "maf": write_maf, "olink": write_olink}
 FILES = {"featurecounts": ("counts.txt", "plain_counts.tsv"),
          "maxquant": ("proteinGroups.txt", "plain_protein.tsv"),
          "geo": ("GSE1_series_matrix.txt", "plain_meth.tsv"),
-         "maf": ("mutations.maf", "plain_mutations.tsv")}
+         "maf": ("mutations.maf", "plain_mutations.tsv"),
+         "olink": ("npx.csv", "plain_npx.tsv")}
 
 
 def child(table: str, kind: str, out: str, options: str) -> None:
@@ -187,7 +213,7 @@ def measure(table: Path, kind: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--which", default="featurecounts,maxquant,geo,maf")
+    ap.add_argument("--which", default="featurecounts,maxquant,geo,maf,olink")
     ap.add_argument("--workdir", default="/tmp/omix_exporter_bench")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--small", action="store_true",

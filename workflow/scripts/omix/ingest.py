@@ -18,12 +18,15 @@ import pandas as pd
 
 from .errors import InputDataError, warn_user
 from .io import (
+    SAMPLE_WORD,
     Columns,
+    Long,
     cell_name,
     file_column,
     file_row,
     is_maf,
     map_sample_ids,
+    read_long,
     read_maf,
     read_numeric_table,
     read_sample_map,
@@ -121,6 +124,9 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         sample_labels, feature_labels = df.index, df.columns
         s_axis, f_axis = "row", "column"
         other = df.columns
+    # a table made from a long one (a MAF, long:) names a sample by the row it first appears in
+    s_word = df.attrs.get(SAMPLE_WORD, s_axis)
+
     def pos(axis: str, k: int) -> int:
         """File row (blank lines counted) or column (1-based, the label column first)."""
         return file_row(df, k) if axis == "row" else file_column(df, k)
@@ -136,12 +142,16 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
             if mangled else "feature names must be unique: aggregate or rename duplicates")
     if sample_labels.duplicated().any():
         j, i = _first_dup(sample_labels)
-        raise InputDataError(f"sample {s_axis}s {pos(s_axis, j)} and {pos(s_axis, i)} have the "
+        raise InputDataError(f"sample {s_word}s {pos(s_axis, j)} and {pos(s_axis, i)} have the "
                              "same label", file=file, hint="each sample may appear once; drop one")
     ids = pd.Index(map_sample_ids(list(sample_labels), regex=regex, mapping=mapping))
     matched = ids.isin(known)
     if not matched.any():
         other_ids = map_sample_ids(list(other), regex=regex, mapping=mapping)
+        if any(o in known for o in other_ids) and SAMPLE_WORD in df.attrs:
+            raise InputDataError("no sample label matches a sample_id, but feature labels do: "
+                                 "the sample and feature columns are swapped", file=file,
+                                 hint="swap long.sample and long.feature")
         if any(o in known for o in other_ids):
             want = "samples_x_features" if layout == "features_x_samples" else \
                 "features_x_samples"
@@ -150,18 +160,18 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
                 f"oriented the other way", file=file, hint=f"set layout: {want} for this omic")
         near = _near_miss(list(ids), known)
         raise InputDataError(
-            f"none of the {len(ids)} sample {s_axis} labels matches a sample_id of the sample "
+            f"none of the {len(ids)} sample {s_word} labels matches a sample_id of the sample "
             f"sheet{f' ({near})' if near else ''}", file=file,
             hint="check the sample sheet, or map labels with sample_id.regex / sample_id.map")
     if not matched.all() and ignore_unlisted:
-        log.info("%s: %d of %d sample %ss are not in the sample sheet and are left out",
-                 Path(file).name, int((~matched).sum()), len(ids), s_axis)
+        log.info("%s: %d of %d samples are not in the sample sheet and are left out",
+                 Path(file).name, int((~matched).sum()), len(ids))
     elif not matched.all():
         first = int(np.argmax(~matched))
         near = _near_miss(list(ids[~matched]), known)
         raise InputDataError(
-            f"{int((~matched).sum())} of {len(ids)} sample {s_axis}s match no sample_id of the "
-            f"sample sheet (first: {s_axis} {pos(s_axis, first)}{f'; {near}' if near else ''})",
+            f"{int((~matched).sum())} of {len(ids)} sample {s_word}s match no sample_id of the "
+            f"sample sheet (first: {s_word} {pos(s_axis, first)}{f'; {near}' if near else ''})",
             file=file,
             hint="add those samples to the sample sheet, fix sample_id.regex/map, or remove "
                  "them from the table")
@@ -170,7 +180,7 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         dup = listed[matched][listed[matched].duplicated()][0]
         j, i = np.nonzero(listed == dup)[0][:2]
         raise InputDataError(
-            f"sample {s_axis}s {pos(s_axis, j)} and {pos(s_axis, i)} map to the same sample_id"
+            f"sample {s_word}s {pos(s_axis, j)} and {pos(s_axis, i)} map to the same sample_id"
             f"{_tcga_types(str(sample_labels[j]), str(sample_labels[i]))}",
             file=file, hint="keep one aliquot per sample, or list the one to use in a "
                             "sample_id.map file")
@@ -287,16 +297,21 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
                 layout: str = "features_x_samples", fmt: str = "auto",
                 regex: str | None = None, map_file: str | os.PathLike[str] | None = None,
                 name: str = "omic", ignore_unlisted: bool = False,
-                columns: Columns | None = None) -> Any:
+                columns: Columns | None = None, long: Long | None = None) -> Any:
     """Read, validate and orient one omic table; return an AnnData of raw values.  ``columns``:
-    the omic's ``label_column`` / ``columns`` options (which columns are read)."""
+    the omic's ``label_column`` / ``columns`` options (which columns are read); ``long``:
+    its ``long`` option (a long table's sample, feature and value columns)."""
     import anndata as ad
 
     if kind not in KINDS:
         raise InputDataError(f"unknown kind '{kind}'", file=path,
                              hint=f"use one of {', '.join(KINDS)}")
     mapping = read_sample_map(map_file) if map_file else None
-    if fmt in ("auto", "tsv") and is_maf(path):
+    checked = None
+    if long is not None:
+        layout = "features_x_samples"
+        numeric, checked = read_long(path, long, fmt)
+    elif fmt in ("auto", "tsv") and is_maf(path):
         if kind != "binary":
             raise InputDataError(f"is a MAF (one row per variant) but kind is {kind}",
                                  file=path, hint="set kind: binary: the MAF becomes a gene x "
@@ -308,7 +323,15 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
                                      columns=columns)
     x = orient_and_map(numeric, layout=layout, file=path, sample_ids=sample_ids, regex=regex,
                        mapping=mapping, ignore_unlisted=ignore_unlisted)
-    check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")
+    if checked is None:
+        check_values(numeric, kind, path, samples_in_rows=layout == "samples_x_features")
+    else:   # a long table: its values where they stand in the file
+        check_values(checked, kind, path)
+        absent = int(np.isnan(x.to_numpy()).sum())
+        if kind == "counts" and absent:
+            raise InputDataError(f"{absent} pair(s) of a sample and a feature have no row",
+                                 file=path, hint="count tables must be complete (a row with 0 "
+                                                 "for not detected); or use kind: continuous")
     del numeric   # x holds the sheet's samples; the file's matrix is not needed any more
     n_in_file = x.shape[1]
     counters = [c for c in x.columns if str(c) in COUNTER_ROWS]

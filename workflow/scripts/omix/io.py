@@ -33,7 +33,7 @@ from .errors import ConfigError, InputDataError, OmixError, Ticker
 log = logging.getLogger("omix.io")
 
 LAYOUTS = ("features_x_samples", "samples_x_features")
-FORMATS = ("auto", "csv", "tsv", "parquet")
+FORMATS = ("auto", "csv", "tsv", "parquet", "csv_semicolon")
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,8 +209,10 @@ def _check_delimiter(path: Path, first_line: str, sep: str, fmt: str,
     if other == ";":
         raise err(f"is read as {fmt} but its header line is separated by semicolons (a "
                   "European-locale export, often with decimal commas)", file=path,
-                  hint="re-export it with comma or tab separators and '.' as the decimal mark")
-    want = "tsv" if other == "\t" else "csv"
+                  hint="re-export it with comma or tab separators and '.' as the decimal mark, "
+                       "or, if its numbers already use '.' (as Olink's NPX files do), set "
+                       "format: csv_semicolon for it in the config")
+    want = {"\t": "tsv", ",": "csv"}[other]
     raise err(f"is read as {fmt} ({_SEP_NAME[sep]}-separated) but its header line is "
               f"{_SEP_NAME[other]}-separated", file=path,
               hint=f"name it .{want} or set format: {want} for this table in the config")
@@ -365,7 +367,7 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
         raise _corrupt(err, path, compression, exc) from None
     encoding = _encoding(path, head, err)
     text = head.decode(encoding, errors="ignore")
-    sep = "," if fmt == "csv" else "\t"
+    sep = {"csv": ",", "csv_semicolon": ";"}.get(fmt, "\t")
     head_lines = text.lstrip("\ufeff").split("\n", 8)[:8]
     skip = 1 if head_lines[0].startswith(FC_PROGRAM) else _cbioportal_lines(head_lines, sep)
     if skip > 1:
@@ -794,6 +796,7 @@ def read_maf(path: str | os.PathLike[str]) -> pd.DataFrame:
         what = f"all: no {MAF_CLASS} column"
     hits = maf.loc[counted, [MAF_GENE, MAF_SAMPLE]].drop_duplicates()
     genes = pd.Index(sorted(pd.unique(hits[MAF_GENE])))
+    first_rows = maf.index[~unnamed][np.unique(maf.loc[~unnamed, MAF_SAMPLE], return_index=True)[1]]
     x = np.zeros((len(genes), len(samples)))
     x[genes.get_indexer(hits[MAF_GENE]), samples.get_indexer(hits[MAF_SAMPLE])] = 1.0
     log.info("%s: a MAF of %d variants in %d samples; %d counted (%s) in %d genes%s; each "
@@ -801,7 +804,105 @@ def read_maf(path: str | os.PathLike[str]) -> pd.DataFrame:
              len(maf), len(samples), int(counted.sum()), what, len(genes),
              f"; {int(unnamed.sum())} row(s) without gene or sample left out"
              if unnamed.any() else "")
-    return pd.DataFrame(x, index=genes, columns=samples)
+    out = pd.DataFrame(x, index=genes, columns=samples)
+    # errors about a sample name the file row where it first appears
+    first = dict(zip(np.unique(maf.loc[~unnamed, MAF_SAMPLE]), first_rows + skip + 2,
+                     strict=True))
+    out.attrs.update({FILE_COLUMNS: np.array([first[t] for t in samples]),
+                      SAMPLE_WORD: "row"})
+    return out
+
+
+#: DataFrame.attrs key of a table made from a long one (a MAF, ``long:``): its samples'
+#: positions (FILE_COLUMNS) are the file rows where each first appears
+SAMPLE_WORD = "sample_word"
+
+
+@dataclass(frozen=True)
+class Long:
+    """An omic's ``long`` option: a long ('tidy') table's columns of the sample, the feature
+    and the value, one row per measurement."""
+    sample: str
+    feature: str
+    value: str
+
+
+def read_long(path: str | os.PathLike[str], spec: Long, fmt: str = "auto"
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A long table as (features x samples, NaN where a pair has no row; the values as a
+    one-column frame indexed by feature, with their file rows, for value checks).  Values are
+    parsed as a wide table's cells are (exactly, errors naming row, column and feature); a
+    sample and feature given twice is refused naming both rows."""
+    p = Path(path)
+    fmt = detect_format(p, fmt)
+    wanted = [spec.sample, spec.feature, spec.value]
+    if fmt == "parquet":
+        raw = _read_parquet(p)
+        missing = [c for c in wanted if c not in raw.columns]
+        if missing:
+            raise _long_missing(p, missing, list(raw.columns))
+        cols = [list(raw.columns).index(c) for c in wanted]
+        raw = raw.iloc[:, cols].astype(object).where(raw.iloc[:, cols].notna(), "")
+        file_rows = np.arange(len(raw)) + 2
+    else:
+        lines, chunks, kw, _ = _delimited_chunks(p, fmt, InputDataError)
+        whole = next(chunks)
+        header = [str(c).strip() for c in whole.iloc[0]]
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise _long_missing(p, missing, header)
+        cols = [header.index(c) for c in wanted]
+        raw = whole.iloc[1:, cols]
+        file_rows = (np.asarray(lines[1:]) if len(lines) == len(whole) else
+                     np.arange(len(whole) - 1) + 2)
+    raw.columns = ["sample", "feature", "value"]
+    raw = raw.apply(lambda c: c.astype(str).str.strip())
+    empty = (raw == "").all(axis=1).to_numpy()
+    unlabelled = ((raw["sample"] == "") | (raw["feature"] == "")).to_numpy() & ~empty
+    if unlabelled.any():
+        k = int(np.argmax(unlabelled))
+        which = spec.sample if raw["sample"].iloc[k] == "" else spec.feature
+        raise InputDataError(f"row {int(file_rows[k])} has an empty {_short(which)}; "
+                             f"{int(unlabelled.sum())} such row(s)", file=p,
+                             hint=f"give every row its {spec.sample} and {spec.feature}, or "
+                                  "delete it")
+    raw, file_rows = raw.loc[~empty], file_rows[~empty]
+    if len(raw) == 0:
+        raise _no_rows(p)
+    vals = pd.DataFrame({spec.value: raw["value"].to_numpy()},
+                        index=pd.Index(raw["feature"].to_numpy()))
+    vals.attrs.update({FILE_ROWS: file_rows, FILE_COLUMNS: np.array([cols[2] + 1])})
+    values = to_numeric_frame(vals, p)
+    s_codes, samples = pd.factorize(raw["sample"])
+    f_codes, features = pd.factorize(raw["feature"])
+    pair = s_codes.astype(np.int64) * len(features) + f_codes
+    dup = pd.Index(pair).duplicated()
+    if dup.any():
+        i = int(np.argmax(dup))
+        j = int(np.flatnonzero(pair == pair[i])[0])
+        raise InputDataError(f"rows {int(file_rows[j])} and {int(file_rows[i])} hold the same "
+                             f"sample and feature ('{_short(features[f_codes[i]])}'); "
+                             f"{int(dup.sum())} repeated pair(s)", file=p,
+                             hint="keep one row per sample and feature, or name a more "
+                                  "specific feature column in long.feature (Olink: OlinkID, "
+                                  "unique per assay and panel)")
+    x = np.full((len(features), len(samples)), np.nan)
+    x[f_codes, s_codes] = values.iloc[:, 0].to_numpy()
+    out = pd.DataFrame(x, index=pd.Index(features.astype(str)),
+                       columns=pd.Index(samples.astype(str)))
+    first = file_rows[np.unique(s_codes, return_index=True)[1]]
+    out.attrs.update({FILE_COLUMNS: first, SAMPLE_WORD: "row"})
+    log.info("%s: a long table of %d rows: %d features x %d samples (%d pairs without a row)",
+             p.name, len(raw), len(features), len(samples), int(np.isnan(x).sum()))
+    return out, values
+
+
+def _long_missing(p: Path, missing: list[str], header: list[str]) -> InputDataError:
+    return InputDataError(f"has no column {', '.join(repr(_short(c)) for c in missing)} named "
+                          "in long", file=p,
+                          hint=f"name columns of its header ({', '.join(map(_short, header[:8]))}"
+                               f"{', ...' if len(header) > 8 else ''}) in long.sample, "
+                               "long.feature and long.value")
 
 
 def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",

@@ -61,7 +61,8 @@ def ingest(table: PathLike, samples: PathLike, out_h5ad: PathLike, *, omic: str,
                         map_file=sample_id_cfg.get("map"), name=omic,
                         ignore_unlisted=bool(sample_id_cfg.get("ignore_unlisted", False)),
                         columns=io.Columns(omic_cfg.get("label_column"),
-                                           omic_cfg.get("columns")))
+                                           omic_cfg.get("columns")),
+                        long=io.Long(**omic_cfg["long"]) if omic_cfg.get("long") else None)
     mapping = _pseudonyms(list(sheet.index), privacy_cfg)
     if mapping is not None:
         adata.obs_names = pd.Index([mapping[i] for i in adata.obs_names])
