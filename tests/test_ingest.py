@@ -497,8 +497,14 @@ def test_long_table_becomes_features_by_samples(tmp_path, caplog, suffix):
     assert "a long table of 5 rows: 2 features x 3 samples (1 pairs without a row)" in caplog.text
 
 
-def test_long_table_errors_name_the_file_rows(tmp_path):
+@pytest.mark.parametrize("cells", [None, 7])
+def test_long_table_errors_name_the_file_rows(tmp_path, monkeypatch, cells):
+    """Read whole and in parts of about two rows (``cells``): the same rows named."""
+    import omix.io
     from omix.io import Long
+
+    if cells:
+        monkeypatch.setattr(omix.io, "CHUNK_CELLS", cells)
 
     spec = Long("SampleID", "OlinkID", "NPX")
     cases = [

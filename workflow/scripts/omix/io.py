@@ -434,6 +434,8 @@ class Columns:
     an exporter's annotation and are not read."""
     label: str | None = None
     data: str | None = None
+    #: exactly these columns, in this order (a long table's sample, feature and value)
+    exact: tuple[str, ...] = ()
 
 
 @dataclass
@@ -496,6 +498,11 @@ def _plan(path: Path, fields: list[str], columns: Columns | None,
           err: type[OmixError]) -> _Plan:
     """The columns to read from a header's labels: those the options name, or for a
     featureCounts table its samples'."""
+    if columns is not None and columns.exact:
+        missing = [c for c in columns.exact if c not in fields]
+        if missing:
+            raise _long_missing(path, missing, fields)
+        return _Plan([fields.index(c) for c in columns.exact])
     if columns is not None and (columns.label or columns.data):
         label = 0
         if columns.label:
@@ -832,69 +839,95 @@ def read_long(path: str | os.PathLike[str], spec: Long, fmt: str = "auto"
     """A long table as (features x samples, NaN where a pair has no row; the values as a
     one-column frame indexed by feature, with their file rows, for value checks).  Values are
     parsed as a wide table's cells are (exactly, errors naming row, column and feature); a
-    sample and feature given twice is refused naming both rows."""
+    sample and feature given twice is refused naming both rows.  Only the three columns are
+    read, part by part; labels are kept as codes (24 bytes a row, not three strings)."""
     p = Path(path)
     fmt = detect_format(p, fmt)
-    wanted = [spec.sample, spec.feature, spec.value]
+    wanted = (spec.sample, spec.feature, spec.value)
     if fmt == "parquet":
-        raw = _read_parquet(p)
-        missing = [c for c in wanted if c not in raw.columns]
-        if missing:
-            raise _long_missing(p, missing, list(raw.columns))
-        cols = [list(raw.columns).index(c) for c in wanted]
-        raw = raw.iloc[:, cols].astype(object).where(raw.iloc[:, cols].notna(), "")
-        file_rows = np.arange(len(raw)) + 2
+        whole = _read_parquet(p)
+        order = _plan(p, list(whole.columns), Columns(exact=wanted), InputDataError).order
+        assert order is not None
+        text = whole.iloc[:, order].astype(object)
+        text = text.where(text.notna(), "").astype(str)
+        text.columns = list(range(3))
+        parts: Iterator[pd.DataFrame] = iter([text])
+        line_of: np.ndarray | None = None
     else:
-        lines, chunks, kw, _ = _delimited_chunks(p, fmt, InputDataError)
-        whole = next(chunks)
-        header = [str(c).strip() for c in whole.iloc[0]]
-        missing = [c for c in wanted if c not in header]
-        if missing:
-            raise _long_missing(p, missing, header)
-        cols = [header.index(c) for c in wanted]
-        raw = whole.iloc[1:, cols]
-        file_rows = (np.asarray(lines[1:]) if len(lines) == len(whole) else
-                     np.arange(len(whole) - 1) + 2)
-    raw.columns = ["sample", "feature", "value"]
-    raw = raw.apply(lambda c: c.astype(str).str.strip())
-    empty = (raw == "").all(axis=1).to_numpy()
-    unlabelled = ((raw["sample"] == "") | (raw["feature"] == "")).to_numpy() & ~empty
-    if unlabelled.any():
-        k = int(np.argmax(unlabelled))
-        which = spec.sample if raw["sample"].iloc[k] == "" else spec.feature
-        raise InputDataError(f"row {int(file_rows[k])} has an empty {_short(which)}; "
-                             f"{int(unlabelled.sum())} such row(s)", file=p,
-                             hint=f"give every row its {spec.sample} and {spec.feature}, or "
-                                  "delete it")
-    raw, file_rows = raw.loc[~empty], file_rows[~empty]
-    if len(raw) == 0:
+        lines, chunks, _, plan = _delimited_chunks(p, fmt, InputDataError, CHUNK_CELLS,
+                                                   Columns(exact=wanted))
+        order = plan.order
+        assert order is not None
+        parts, line_of = chunks, np.asarray(lines)
+    value_column = order[2] + 1
+    codes: dict[str, dict[str, int]] = {"sample": {}, "feature": {}}
+    s_codes, f_codes, values, rows, unlabelled = [], [], [], [], []
+    seen = 0   # file rows before this part: header included, as pandas counts them
+    for k, part in enumerate(parts):
+        part = part.reset_index(drop=True)
+        if k == 0:
+            part = part.iloc[1:].reset_index(drop=True) if line_of is not None else part
+            seen = 1
+        n = len(part)
+        if line_of is None:                        # parquet: its rows, after the header
+            at = np.arange(n) + 2
+        elif len(line_of) >= seen + n:
+            at = line_of[seen:seen + n]
+        else:   # pandas skipped other lines than the csv module: positions, header first
+            at = np.arange(n) + seen + 1
+        seen += n
+        part = part.apply(lambda c: c.astype(str).str.strip())
+        sample, feature, value = (part.iloc[:, j] for j in range(3))
+        empty = ((sample == "") & (feature == "") & (value == "")).to_numpy()
+        bad = ((sample == "") | (feature == "")).to_numpy() & ~empty
+        unlabelled += [(int(r), spec.sample if sv == "" else spec.feature)
+                       for r, sv in zip(at[bad], sample[bad], strict=True)]
+        keep = ~empty & ~bad
+        vals = pd.DataFrame({spec.value: value[keep].to_numpy()},
+                            index=pd.Index(feature[keep].to_numpy()))
+        vals.attrs.update({FILE_ROWS: at[keep], FILE_COLUMNS: np.array([value_column])})
+        def rest() -> tuple[int, int]:   # bad values of the parts not read yet, for the count
+            return sum(_bad_counts(c.iloc[:, [2]])[0] for c in parts), 0
+        values.append(to_numeric_frame(vals, p, rest=rest).iloc[:, 0].to_numpy())
+        rows.append(at[keep])
+        for key, labels, out in (("sample", sample, s_codes), ("feature", feature, f_codes)):
+            local, uniq = pd.factorize(labels[keep])
+            table = codes[key]
+            glob = np.array([table.setdefault(u, len(table)) for u in uniq], dtype=np.int64)
+            out.append(glob[local] if len(local) else np.zeros(0, dtype=np.int64))
+    if unlabelled:
+        r, which = unlabelled[0]
+        raise InputDataError(f"row {r} has an empty {_short(which)}; {len(unlabelled)} such "
+                             "row(s)", file=p, hint=f"give every row its {spec.sample} and "
+                                                     f"{spec.feature}, or delete it")
+    file_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    if len(file_rows) == 0:
         raise _no_rows(p)
-    vals = pd.DataFrame({spec.value: raw["value"].to_numpy()},
-                        index=pd.Index(raw["feature"].to_numpy()))
-    vals.attrs.update({FILE_ROWS: file_rows, FILE_COLUMNS: np.array([cols[2] + 1])})
-    values = to_numeric_frame(vals, p)
-    s_codes, samples = pd.factorize(raw["sample"])
-    f_codes, features = pd.factorize(raw["feature"])
-    pair = s_codes.astype(np.int64) * len(features) + f_codes
+    s_code, f_code = np.concatenate(s_codes), np.concatenate(f_codes)
+    samples, features = list(codes["sample"]), list(codes["feature"])
+    pair = s_code * len(features) + f_code
     dup = pd.Index(pair).duplicated()
     if dup.any():
         i = int(np.argmax(dup))
         j = int(np.flatnonzero(pair == pair[i])[0])
         raise InputDataError(f"rows {int(file_rows[j])} and {int(file_rows[i])} hold the same "
-                             f"sample and feature ('{_short(features[f_codes[i]])}'); "
+                             f"sample and feature ('{_short(features[f_code[i]])}'); "
                              f"{int(dup.sum())} repeated pair(s)", file=p,
                              hint="keep one row per sample and feature, or name a more "
                                   "specific feature column in long.feature (Olink: OlinkID, "
                                   "unique per assay and panel)")
+    value = np.concatenate(values)
     x = np.full((len(features), len(samples)), np.nan)
-    x[f_codes, s_codes] = values.iloc[:, 0].to_numpy()
-    out = pd.DataFrame(x, index=pd.Index(features.astype(str)),
-                       columns=pd.Index(samples.astype(str)))
-    first = file_rows[np.unique(s_codes, return_index=True)[1]]
-    out.attrs.update({FILE_COLUMNS: first, SAMPLE_WORD: "row"})
+    x[f_code, s_code] = value
+    out = pd.DataFrame(x, index=pd.Index(features), columns=pd.Index(samples))
+    out.attrs.update({FILE_COLUMNS: file_rows[np.unique(s_code, return_index=True)[1]],
+                      SAMPLE_WORD: "row"})
+    checked = pd.DataFrame({spec.value: value},
+                           index=pd.Index(np.asarray(features, dtype=object)[f_code]))
+    checked.attrs.update({FILE_ROWS: file_rows, FILE_COLUMNS: np.array([value_column])})
     log.info("%s: a long table of %d rows: %d features x %d samples (%d pairs without a row)",
-             p.name, len(raw), len(features), len(samples), int(np.isnan(x).sum()))
-    return out, values
+             p.name, len(value), len(features), len(samples), int(np.isnan(x).sum()))
+    return out, checked
 
 
 def _long_missing(p: Path, missing: list[str], header: list[str]) -> InputDataError:
