@@ -18,7 +18,7 @@ help:
 	@echo "make synthetic - regenerate resources/synthetic (deterministic)"
 	@echo "make validate - run on the synthetic cohort and score recovery of the planted truth"
 	@echo "make bench  - stock mofapy2 vs the fast MOFA+ engine (about 25 min; not part of test)"
-	@echo "make bench-exporters - featureCounts, MaxQuant and GEO files at real size against plain tables (about 8 min)"
+	@echo "make bench-exporters - featureCounts, MaxQuant, GEO, MAF and Olink files at real size against plain tables (about 9 min)"
 	@echo "make bench-workflow - the whole workflow at N = 200, 1,000, 5,000 x 10,000 features (hours; BENCH_WORKFLOW_ARGS=\"--sizes 1000\": ~20 min)"
 	@echo "make holdout - discover on 2/3 of the bundled cohort, score the held-back third"
 	@echo "make coverage - how often the nested-CV 95% interval covers held-out AUC (50 replicates)"
@@ -73,7 +73,7 @@ validate: setup
 bench: setup
 	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.bench $(BENCH_ARGS)
 
-# ingest of featureCounts, MaxQuant and GEO files against plain tables (about 8 min)
+# ingest of featureCounts, MaxQuant, GEO, MAF and Olink files against plain tables (about 9 min)
 bench-exporters: setup
 	PYTHONPATH=workflow/scripts $(BIN)/python -m omix.exporter_bench $(BENCH_EXPORTERS_ARGS)
 
