@@ -171,15 +171,21 @@ FILES = {"featurecounts": ("counts.txt", "plain_counts.tsv"),
 
 
 def child(table: str, kind: str, out: str, options: str) -> None:
-    """One ingest (in its own process); prints the result's digests as JSON."""
+    """One ingest (in its own process), as the ``ingest`` rule does it (read, check, orient,
+    write the AnnData); prints the result's digests as JSON."""
     import anndata as ad
 
-    from . import steps
+    from .ingest import ingest_omic
+    from .io import Columns, Long, read_sample_sheet, write_h5ad
 
     opts = json.loads(options)
-    sample_id = opts.pop("sample_id", {})
-    steps.ingest(table, Path(table).parent / "samples.tsv", out, omic="x",
-                 omic_cfg={"kind": kind, **opts}, sample_id_cfg=sample_id)
+    sample_id = opts.get("sample_id", {})
+    sheet = read_sample_sheet(Path(table).parent / "samples.tsv")
+    adata = ingest_omic(table, kind=kind, sample_ids=list(sheet.index),
+                        fmt=opts.get("format", "auto"), regex=sample_id.get("regex"),
+                        columns=Columns(opts.get("label_column"), opts.get("columns")),
+                        long=Long(**opts["long"]) if "long" in opts else None)
+    write_h5ad(adata, out)
     a = ad.read_h5ad(out)
     print(json.dumps({"shape": list(a.shape),
                       "x": hashlib.sha256(np.ascontiguousarray(a.X).tobytes()).hexdigest(),
