@@ -33,7 +33,6 @@ from .errors import ConfigError, InputDataError, OmixError, Ticker
 log = logging.getLogger("omix.io")
 
 LAYOUTS = ("features_x_samples", "samples_x_features")
-FORMATS = ("auto", "csv", "tsv", "parquet", "csv_semicolon")
 
 
 # --------------------------------------------------------------------------------------------
@@ -794,7 +793,8 @@ def read_maf(path: str | os.PathLike[str]) -> pd.DataFrame:
     if len(maf) == 0:
         raise _no_rows(p)
     unnamed = (maf[MAF_GENE] == "") | (maf[MAF_SAMPLE] == "")
-    samples = pd.Index(pd.unique(maf.loc[~unnamed, MAF_SAMPLE]))
+    firsts = maf.loc[~unnamed, MAF_SAMPLE].drop_duplicates()   # each sample's first row
+    samples = pd.Index(firsts.to_numpy())
     if MAF_CLASS in maf.columns:
         counted = maf[MAF_CLASS].isin(MAF_PROTEIN_CHANGING) & ~unnamed
         what = "protein-changing"
@@ -803,7 +803,6 @@ def read_maf(path: str | os.PathLike[str]) -> pd.DataFrame:
         what = f"all: no {MAF_CLASS} column"
     hits = maf.loc[counted, [MAF_GENE, MAF_SAMPLE]].drop_duplicates()
     genes = pd.Index(sorted(pd.unique(hits[MAF_GENE])))
-    first_rows = maf.index[~unnamed][np.unique(maf.loc[~unnamed, MAF_SAMPLE], return_index=True)[1]]
     x = np.zeros((len(genes), len(samples)))
     x[genes.get_indexer(hits[MAF_GENE]), samples.get_indexer(hits[MAF_SAMPLE])] = 1.0
     log.info("%s: a MAF of %d variants in %d samples; %d counted (%s) in %d genes%s; each "
@@ -813,10 +812,7 @@ def read_maf(path: str | os.PathLike[str]) -> pd.DataFrame:
              if unnamed.any() else "")
     out = pd.DataFrame(x, index=genes, columns=samples)
     # errors about a sample name the file row where it first appears
-    first = dict(zip(np.unique(maf.loc[~unnamed, MAF_SAMPLE]), first_rows + skip + 2,
-                     strict=True))
-    out.attrs.update({FILE_COLUMNS: np.array([first[t] for t in samples]),
-                      SAMPLE_WORD: "row"})
+    out.attrs.update({FILE_COLUMNS: firsts.index.to_numpy() + skip + 2, SAMPLE_WORD: "row"})
     return out
 
 
