@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from omix import stability as st
+from omix.glm import logistic_enet
 
 
 def data(n=80, d=200, seed=0):
@@ -78,7 +79,7 @@ def test_coordinate_descent_solves_the_same_logistic_model_as_saga():
     xs = st._standardised(x)
     for penalty in (0.5, 2.0):
         c = st.logistic_c(y == "b", xs.shape[1], penalty)
-        coef = st._logistic_enet_irls(xs, y == "b", c, 0.5)
+        coef = logistic_enet(xs, y == "b", c, 0.5)[0]
         exact = LogisticRegression(solver="saga", C=c, l1_ratio=0.5, class_weight="balanced",
                                    max_iter=20000, tol=1e-8).fit(xs, y).coef_[0]
         np.testing.assert_allclose(coef, exact, atol=2e-3)
@@ -113,7 +114,7 @@ def test_working_set_solver_meets_the_optimality_conditions_of_the_full_problem(
     y = np.where(latent[:, 0] + 0.5 * rng.normal(size=150) > 0, "a", "b")
     xs = st._standardised(x)
     c, l1 = 0.05, 0.5
-    coef = st._logistic_enet_irls(xs, y == "b", c, l1, tol=1e-8, cd_tol=1e-10)
+    coef = logistic_enet(xs, y == "b", c, l1, tol=1e-8, cd_tol=1e-10)[0]
     assert 0 < (coef != 0).sum() < 1500
     # KKT of sum_i cw_i logloss_i + (1/C) (l1 |b|_1 + (1 - l1) / 2 |b|^2), intercept free
     pos = y == "b"
@@ -214,7 +215,7 @@ def test_penalty_keeps_noise_out_at_every_cohort_size(classification):
         noise = rng.permutation(y)
         counts[n] = st._selected_cd(xs, noise, classification, 2.0, 0.5).sum()
         if classification:
-            fixed_c = st._logistic_enet_irls(xs, noise == "b", 0.05, 0.5)
+            fixed_c = logistic_enet(xs, noise == "b", 0.05, 0.5)[0]
             counts[n, "fixed C"] = int((fixed_c != 0).sum())
     assert counts[100] <= 2 and counts[2000] <= 2, counts
     if not classification:   # a constant outcome: no noise level, nothing selected

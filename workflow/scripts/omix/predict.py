@@ -279,22 +279,23 @@ def feature_table(mdata: Any, samples: list[str]) -> pd.DataFrame:
 def _linear(kind: str, l1: bool, n_classes: int, seed: int) -> tuple[Any, str]:
     """A linear model and the name of its regularisation parameter in the grid.
 
-    Two classes: liblinear (L1 or L2).  Three or more: liblinear no longer fits several
-    classes (scikit-learn >= 1.8), so L2 is a multinomial lbfgs fit and L1 one-vs-rest liblinear
-    fits (one sparse model per class; multinomial saga is 10-100x slower at 10,000 features).
-    Numbers: ridge (L2) or lasso (L1).
+    L1: :class:`omix.glm.L1Logistic` (balanced lasso logistic, one-vs-rest for three or more
+    classes: one sparse model per class; multinomial saga is 10-100x slower at 10,000
+    features), tuned along a warm-started path by :class:`omix.glm.L1LogisticCV`.  L2: two
+    classes liblinear; three or more a multinomial lbfgs fit (liblinear no longer fits several
+    classes in scikit-learn >= 1.8).  Numbers: ridge (L2) or lasso (L1).
     """
     from sklearn.linear_model import Lasso, LogisticRegression, Ridge
-    from sklearn.multiclass import OneVsRestClassifier
+
+    from .glm import L1Logistic
 
     if kind == "regression":
         return (Lasso(max_iter=20000), "alpha") if l1 else (Ridge(), "alpha")
-    if n_classes <= 2 or l1:
-        lr = LogisticRegression(l1_ratio=1.0 if l1 else 0.0, solver="liblinear", max_iter=5000,
-                                class_weight="balanced", random_state=seed)
-        if n_classes <= 2:
-            return lr, "C"
-        return OneVsRestClassifier(lr), "estimator__C"
+    if l1:
+        return L1Logistic(), "C"
+    if n_classes <= 2:
+        return LogisticRegression(l1_ratio=0.0, solver="liblinear", max_iter=5000,
+                                  class_weight="balanced", random_state=seed), "C"
     return LogisticRegression(l1_ratio=0.0, solver="lbfgs", max_iter=5000,
                               class_weight="balanced", random_state=seed), "C"
 
@@ -361,6 +362,11 @@ def estimator(kind: str, model: str, opts: PredictOptions, n_inner: int,
     if model == "elastic_net":
         grid["est__l1_ratio"] = list(opts.l1_ratios)
     pipe = Pipeline([("impute", impute), ("scale", StandardScaler()), ("est", est)])
+    if kind == "classification" and model in ("features", "both"):
+        from .glm import L1LogisticCV
+
+        # the grid search of one warm-started path per inner fold (see L1LogisticCV)
+        return L1LogisticCV(pipe, list(opts.c_grid), inner, scoring, n_jobs=opts.n_jobs)
     # the inner folds x grid fits run in opts.n_jobs processes (see _one_blas_thread)
     return GridSearchCV(pipe, grid, cv=inner, scoring=scoring, n_jobs=opts.n_jobs)
 

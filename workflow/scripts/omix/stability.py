@@ -50,76 +50,6 @@ def _standardised(x: np.ndarray) -> np.ndarray:
     return np.asfortranarray(xs, dtype=np.float64)
 
 
-def _logistic_enet_irls(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: float,
-                        max_steps: int = 30, tol: float = 1e-3, cd_tol: float = 1e-4,
-                        grow: int = 100) -> np.ndarray:
-    """Elastic-net logistic regression with balanced class weights, the objective of
-    scikit-learn's ``LogisticRegression(C=c, l1_ratio=l1_ratio, class_weight="balanced")``,
-    solved as glmnet does: iteratively reweighted least squares, each step a weighted elastic
-    net solved by coordinate descent (scikit-learn's ``ElasticNet``, warm-started, duality-gap
-    tolerance ``cd_tol``).  Stops when no linear predictor moves by more than ``tol``.  Returns
-    the coefficients.
-
-    Each weighted elastic net is solved on a working set (as celer and skglm do): the features
-    of the current model plus the ``grow`` (at least as many as the model has) largest
-    violators of the optimality (KKT) condition |x_j' W r| / sum(W) <= alpha * l1_ratio;
-    after each fit the condition is checked on every feature and violators are added until
-    there are none, so the solution is that of the full problem (to ``cd_tol``), at a fraction
-    of the cost: coordinate descent needs hundreds of passes on these correlated features and
-    each pass now visits a few hundred of them, not all.  Measured at 500 x 5,000 (a
-    half-sample of the 1,000-patient scale cohort, 5 classes, observed and permuted outcomes,
-    135 fits): 36 s -> 4.7 s, the same 8,222 selections but 2 at the tolerance boundary.
-    """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import ElasticNet
-
-    n, p = xs.shape
-    cw = np.where(pos, n / (2.0 * pos.sum()), n / (2.0 * (~pos).sum()))
-    yv = pos.astype(float)
-    eta = np.zeros(n)  # balanced weights: the weighted null model has p = 1/2
-    beta, b0 = np.zeros(p), 0.0
-    lin = np.zeros(n)
-    model = ElasticNet(l1_ratio=l1_ratio, max_iter=5000, tol=cd_tol, warm_start=True)
-    for _ in range(max_steps):
-        prob = np.clip(1.0 / (1.0 + np.exp(-eta)), 1e-6, 1 - 1e-6)
-        w = cw * prob * (1 - prob)
-        z = eta + (yv - prob) / (prob * (1 - prob))
-        # ElasticNet rescales sample weights to sum to n: the penalty follows that scale
-        model.alpha = n / w.sum() / (c * n)
-        lam = model.alpha * l1_ratio
-        work = beta != 0
-        res = z - lin
-        res -= np.average(res, weights=w)  # the best intercept for the current coefficients
-        fitted = False  # every step refits its working set at least once (new z and w)
-        while True:
-            grad = np.abs(xs.T @ (w * res)) / w.sum()
-            viol = np.flatnonzero((grad > lam) & ~work)
-            if len(viol) == 0 and (fitted or not work.any()):
-                if not work.any():  # no feature enters: the intercept-only model
-                    b0, lin = float(np.average(z, weights=w)), np.zeros(n)
-                break
-            work[viol[np.argsort(-grad[viol], kind="stable")[:max(grow, int(work.sum()))]]] = True
-            fitted = True
-            idx = np.flatnonzero(work)
-            model.coef_ = beta[idx].copy()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(np.asfortranarray(xs[:, idx]), z, sample_weight=w, check_input=False)
-            beta = np.zeros(p)
-            beta[idx] = model.coef_
-            b0 = float(model.intercept_)
-            lin = xs[:, idx] @ model.coef_
-            res = z - lin - b0
-        new = lin + b0
-        moved = float(np.max(np.abs(new - eta)))
-        eta = new
-        if moved < tol:
-            break
-    return beta
-
-
 def noise_level(weighted_residual: np.ndarray, p: int) -> float:
     """The largest score a pure-noise feature is expected to reach, alpha's unit.
 
@@ -157,7 +87,7 @@ def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, penalty: f
     """Features with a non-zero coefficient, by coordinate descent.
 
     Classes: the elastic-net logistic model with balanced class weights (the objective
-    ``saga`` solves), fitted by :func:`_logistic_enet_irls`, one model per class against the
+    ``saga`` solves), fitted by :func:`omix.glm.logistic_enet`, one model per class against the
     rest for three or more classes (``saga`` fits one multinomial model; a feature counts as
     selected when any class uses it, either way).  Measured on this machine with the former
     fixed C = 0.05: 100 resamples x 11 outcomes on the 120 x 922 synthetic cohort, 5.4 s
@@ -171,6 +101,8 @@ def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, penalty: f
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import ElasticNet
+
+    from .glm import logistic_enet
 
     n, p = xs.shape
     if not classification:
@@ -189,7 +121,7 @@ def _selected_cd(xs: np.ndarray, y: np.ndarray, classification: bool, penalty: f
         # cd_tol 1e-3 would be 1.7x faster at 1,000 x 5,000 but no longer selects exactly
         # what the converged logistic model selects (features at the boundary differ)
         pos = y == k
-        selected |= _logistic_enet_irls(xs, pos, logistic_c(pos, p, penalty), l1_ratio) != 0
+        selected |= logistic_enet(xs, pos, logistic_c(pos, p, penalty), l1_ratio)[0] != 0
     return selected
 
 
