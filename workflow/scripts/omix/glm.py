@@ -58,8 +58,17 @@ def logistic_enet(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: float,
         lin = xs[:, beta != 0] @ beta[beta != 0]
         eta = lin + b0
     model = ElasticNet(l1_ratio=l1_ratio, max_iter=5000, tol=cd_tol, warm_start=True)
+
+    def objective(eta: np.ndarray, beta: np.ndarray) -> float:
+        loss = float(np.sum(cw * (np.logaddexp(0.0, eta) - yv * eta)))
+        return c * loss + l1_ratio * float(np.abs(beta).sum()) + (1 - l1_ratio) / 2 * float(
+            beta @ beta)
+
+    f_old = objective(eta, beta)
     for _ in range(max_steps):
-        prob = np.clip(1.0 / (1.0 + np.exp(-eta)), 1e-6, 1 - 1e-6)
+        beta_old, b0_old, lin_old = beta, b0, lin
+        with np.errstate(over="ignore"):   # exp(-eta) = inf: prob 0, clipped
+            prob = np.clip(1.0 / (1.0 + np.exp(-eta)), 1e-6, 1 - 1e-6)
         w = cw * prob * (1 - prob)
         z = eta + (yv - prob) / (prob * (1 - prob))
         # ElasticNet rescales sample weights to sum to n: the penalty follows that scale
@@ -88,6 +97,19 @@ def logistic_enet(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: float,
             b0 = float(model.intercept_)
             lin = xs[:, idx] @ model.coef_
             res = z - lin - b0
+        # a Newton step can overshoot where the classes (nearly) separate: halve it until the
+        # penalised objective does not rise (by more than the solver resolves, 1e-6), as
+        # liblinear's newGLMNET does with its line search.  Without it, one inner fold of the
+        # 1,000-patient scale cohort diverged at C = 1 (objective 27 -> 73,000 in three steps).
+        f = objective(lin + b0, beta)
+        t = 1.0
+        while not f <= f_old + 1e-6 * abs(f_old) and t > 1e-6:
+            t /= 2.0
+            beta = beta_old + (beta - beta_old) / 2.0
+            b0 = b0_old + (b0 - b0_old) / 2.0
+            lin = lin_old + (lin - lin_old) / 2.0
+            f = objective(lin + b0, beta)
+        f_old = f
         new = lin + b0
         moved = float(np.max(np.abs(new - eta)))
         eta = new
@@ -139,7 +161,7 @@ class L1Logistic(ClassifierMixin, BaseEstimator):
     1,000-patient scale cohort (533 x 5,000) its solutions at C = 10 had 281-301 non-zero
     coefficients and 15-17 % more objective than the optimum found here (107-127), held-out
     AUC 0.979-0.981 against 0.991-0.992; each liblinear fit took ~0.2 s per class and C, a
-    whole warm-started path of four Cs 0.1-0.3 s."""
+    whole warm-started path of four Cs (0.01-10) 0.2-0.5 s."""
 
     def __init__(self, C: float = 1.0, path: tuple[float, ...] = ()) -> None:
         self.C, self.path = C, path
@@ -203,7 +225,8 @@ class L1LogisticCV(ClassifierMixin, BaseEstimator):
     ``best_estimator_``, ``cv_scores_`` (folds x Cs) and delegates prediction to the refit.
 
     Measured on one outer fold of the 1,000-patient scale cohort (800 x 5,000, 5 classes, 4 C,
-    3 inner folds, one thread): see ``README.md`` (prediction at scale)."""
+    3 inner folds, one thread): 6.7 s against 14.9 s for GridSearchCV over one-vs-rest
+    liblinear, the same C chosen, inner AUC 0.9966 against 0.9942, held-out 0.9980 both."""
 
     def __init__(self, pipeline: Any, cs: Sequence[float], cv: Any, scoring: str,
                  n_jobs: int = 1) -> None:
