@@ -171,6 +171,20 @@ def l1_path(xs: np.ndarray, pos: np.ndarray, cs: Sequence[float], cd_tol: float 
     return out
 
 
+def _paths(x: np.ndarray, y: np.ndarray, cs: list[float], last_only: bool = False
+           ) -> tuple[np.ndarray, list[Any]]:
+    """(classes, one :func:`l1_path` per binary problem: the last class against the others
+    for two classes, each class against the rest for more; with ``last_only`` each path's
+    solution at the last C instead)."""
+    y = np.asarray(y)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError("L1Logistic needs at least two classes")
+    xs = np.asfortranarray(x, dtype=np.float64)
+    paths = [l1_path(xs, y == k, cs) for k in (classes[1:] if len(classes) == 2 else classes)]
+    return classes, [p[-1] for p in paths] if last_only else paths
+
+
 def _sigmoid(t: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * t))
 
@@ -191,14 +205,8 @@ class L1Logistic(ClassifierMixin, BaseEstimator):
     def __init__(self, C: float = 1.0, path: tuple[float, ...] = ()) -> None:
         self.C, self.path = C, path
 
-    def _problems(self, y: np.ndarray) -> list[np.ndarray]:
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError("L1Logistic needs at least two classes")
-        targets = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
-        return [y == k for k in targets]
-
-    def _set(self, sols: list[tuple[np.ndarray, float]]) -> L1Logistic:
+    def _set(self, classes: np.ndarray, sols: list[tuple[np.ndarray, float]]) -> L1Logistic:
+        self.classes_ = classes
         self.coef_ = np.vstack([b for b, _ in sols])
         self.intercept_ = np.array([b0 for _, b0 in sols])
         self.n_features_in_ = self.coef_.shape[1]
@@ -206,8 +214,7 @@ class L1Logistic(ClassifierMixin, BaseEstimator):
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> L1Logistic:
         cs = sorted({float(c) for c in self.path if c < self.C} | {float(self.C)})
-        xs = np.asfortranarray(x, dtype=np.float64)
-        return self._set([l1_path(xs, pos, cs)[-1] for pos in self._problems(np.asarray(y))])
+        return self._set(*_paths(x, y, cs, last_only=True))
 
     @classmethod
     def fit_path(cls, x: np.ndarray, y: np.ndarray, cs: Sequence[float]) -> list[L1Logistic]:
@@ -216,15 +223,9 @@ class L1Logistic(ClassifierMixin, BaseEstimator):
         cs = [float(c) for c in cs]
         if cs != sorted(set(cs)):
             raise ValueError("the Cs of a path must be ascending and distinct")
-        xs = np.asfortranarray(x, dtype=np.float64)
-        proto = cls(C=cs[-1], path=tuple(cs))
-        paths = [l1_path(xs, pos, cs) for pos in proto._problems(np.asarray(y))]
-        out = []
-        for k, c in enumerate(cs):
-            m = cls(C=c, path=tuple(cs))
-            m.classes_ = proto.classes_
-            out.append(m._set([p[k] for p in paths]))
-        return out
+        classes, paths = _paths(x, y, cs)
+        return [cls(C=c, path=tuple(cs))._set(classes, [p[k] for p in paths])
+                for k, c in enumerate(cs)]
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         d = np.asarray(x, dtype=np.float64) @ self.coef_.T + self.intercept_
