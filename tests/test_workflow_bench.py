@@ -42,3 +42,24 @@ def test_exporter_bench_files_ingest_to_their_plain_tables(tmp_path: Path, capsy
     measured = int((~(mq[["Reverse", "Potential contaminant"]] == "+").any(axis=1)).sum())
     assert 290 <= measured < 300                     # 300 less the decoys and contaminants
     assert f"| maxquant {measured} features x 40 samples |" in rows[1]
+
+
+def test_predict_bench_reproduces_the_rules_outer_fold(finished_run: Path, capsys):
+    """The predict benchmark prepares outer fold K as the rule does: its candidates' held-out
+    AUCs are the rule's for that fold (metrics_per_fold.tsv); the L1 candidate is also timed
+    as the former liblinear grid search, on the same fold."""
+    import pandas as pd
+    from omix.predict_bench import main
+
+    main([str(finished_run), "--fold", "1", "--models", "factors,features,l2_features"])
+    rows = [ln.split(", ") for ln in capsys.readouterr().out.splitlines()
+            if not ln.startswith(("#", "model,"))]
+    assert [r[:2] for r in rows] == [["factors", "omix"], ["features", "omix"],
+                                     ["features", "liblinear grid"], ["l2_features", "omix"]]
+    per_fold = pd.read_csv(finished_run / "results" / "small" / "predict" /
+                           "metrics_per_fold.tsv", sep="\t")
+    rule = per_fold[(per_fold["repeat"] == 1) & (per_fold["fold"] == 2)].set_index("model")
+    for model, name, _, _, _, auc in rows:
+        if name == "omix":
+            assert abs(float(auc) - rule.loc[model, "auc"]) <= 5e-5, model
+    assert rows[1][4] in {"0.01", "0.1", "1.0", "10.0"} and 0.5 < float(rows[2][5]) <= 1

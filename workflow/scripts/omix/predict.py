@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -87,6 +87,28 @@ class FoldData:
     omic_cfg: dict[str, Any] | None = None     # omic -> its config section
     sheet: pd.DataFrame | None = None
     seed: int = 0                              # the discovery normaliser's seed (min_prob)
+
+    @classmethod
+    def of_run(cls, mdata: Any, samples: str | os.PathLike[str],
+               raw_h5ads: Mapping[str, Any] | None, omics_cfg: Any, batch: str | None
+               ) -> FoldData:
+        """The fold data of a run: per-fold renormalisation from the raw (ingested) tables
+        ``raw_h5ads`` (omic -> path), unless there are none or ComBat is on (``batch``: it
+        cannot be applied to held-out samples)."""
+        from . import io
+
+        if not raw_h5ads or omics_cfg is None:
+            return cls(mdata)
+        if batch:
+            log.info("normalize.batch is set: normalisation is not refitted inside the folds "
+                     "(ComBat cannot be applied to held-out samples); MOFA+ and the models "
+                     "still are")
+            return cls(mdata)
+        log.info("normalisation, MOFA+ and the models are refitted inside every outer fold")
+        seeds = {Normalizer.of(a).seed for a in mdata.mod.values()}
+        return cls(mdata, raw={o: io.read_h5ad(p) for o, p in raw_h5ads.items()},
+                   omic_cfg={o: dict(omics_cfg[o]) for o in raw_h5ads},
+                   sheet=io.read_sample_sheet(samples), seed=min(seeds))
 
     def split(self, tr: list[str], te: list[str]) -> tuple[Any, dict[str, pd.DataFrame]]:
         """(training MuData, held-out patients' normalised tables per omic)."""

@@ -22,7 +22,7 @@ from . import io, mofa, privacy, stats, tl
 from . import predict as pr
 from .errors import ConfigError
 from .ingest import ingest_omic
-from .pp import Normalizer, OmicOptions, normalize_omic
+from .pp import OmicOptions, normalize_omic
 
 log = logging.getLogger("omix.steps")
 PathLike = str | os.PathLike[str]
@@ -403,22 +403,6 @@ def by_group(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, r2_group
     pl.variance_explained_groups(io.read_tsv(r2_groups_tsv), plot_stem)
 
 
-def _fold_data(mdata: Any, samples: PathLike, raw_h5ads: Mapping[str, PathLike] | None,
-               omics_cfg: Mapping[str, Any] | None, batch: str | None) -> pr.FoldData:
-    """Per-fold renormalisation from the raw tables, unless ComBat is on (not transferable)."""
-    if not raw_h5ads or omics_cfg is None:
-        return pr.FoldData(mdata)
-    if batch:
-        log.info("normalize.batch is set: normalisation is not refitted inside the folds (ComBat "
-                 "cannot be applied to held-out samples); MOFA+ and the models still are")
-        return pr.FoldData(mdata)
-    log.info("normalisation, MOFA+ and the models are refitted inside every outer fold")
-    seeds = {Normalizer.of(a).seed for a in mdata.mod.values()}
-    return pr.FoldData(mdata, raw={o: io.read_h5ad(p) for o, p in raw_h5ads.items()},
-                       omic_cfg={o: dict(omics_cfg[o]) for o in raw_h5ads},
-                       sheet=io.read_sample_sheet(samples), seed=min(seeds))
-
-
 def _groups(sheet: pd.DataFrame, column: str | None, opts: pr.PredictOptions
             ) -> pd.Series | None:
     """The groups column for leave_group_out (None with k-fold, or without a column: then
@@ -461,8 +445,9 @@ def predict(h5mu: PathLike, samples: PathLike, out: Mapping[str, PathLike], *, e
     opts = dataclasses.replace(pr.PredictOptions.from_config(dict(predict_cfg)),
                                n_jobs=max(1, int(threads)))
     g = _groups(sheet, groups, opts)
+    fold_data = pr.FoldData.of_run(mdata, samples, raw_h5ads, omics_cfg, batch)
     per_fold, preds = pr.nested_cv(mdata, y, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
-                                   _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch), g)
+                                   fold_data, g)
     yy = y.reindex(mdata.obs_names)
     summary = pr.summarise(per_fold, _n_folds(per_fold, opts),
                            pr.smallest_class(yy, opts.endpoint_kind))
@@ -639,7 +624,7 @@ def predict_survival(h5mu: PathLike, samples: PathLike, metrics_tsv: PathLike,
     g = _groups(sheet, groups, opts)
     per_fold, preds = pr.nested_cv_survival(
         mdata, surv, mofa.MofaOptions.from_config(dict(mofa_cfg)), opts,
-        _fold_data(mdata, samples, raw_h5ads, omics_cfg, batch), g)
+        pr.FoldData.of_run(mdata, samples, raw_h5ads, omics_cfg, batch), g)
     ev = surv.loc[[s for s in mdata.obs_names if s in surv.index], "event"]
     summary = pr.summarise(per_fold, _n_folds(per_fold, opts),
                            int(min(ev.sum(), len(ev) - ev.sum())))
