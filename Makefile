@@ -19,7 +19,7 @@ help:
 	@echo "make validate - run on the synthetic cohort and score recovery of the planted truth"
 	@echo "make bench  - stock mofapy2 vs the fast MOFA+ engine (about 25 min; not part of test)"
 	@echo "make bench-exporters - featureCounts, MaxQuant, GEO, MAF and Olink files at real size against plain tables (about 9 min)"
-	@echo "make bench-workflow - the whole workflow at N = 200, 1,000, 5,000 x 10,000 features (hours; BENCH_WORKFLOW_ARGS=\"--sizes 1000\": ~20 min)"
+	@echo "make bench-workflow - the whole workflow at N = 200, 1,000, 5,000 x 10,000 features (hours; BENCH_WORKFLOW_ARGS=\"--sizes 1000\": ~7 min)"
 	@echo "make holdout - discover on 2/3 of the bundled cohort, score the held-back third"
 	@echo "make coverage - how often the nested-CV 95% interval covers held-out AUC (50 replicates)"
 	@echo "make federated-demo - ACC as three sites fitting one MOFA+ model over Flower, checked against the pooled fit"
