@@ -661,13 +661,12 @@ def nested_cv_matrix(x: pd.DataFrame, y: pd.Series, opts: PredictOptions) -> pd.
     return pd.DataFrame(rows)
 
 
-def _candidates_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
-                     held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
-                     n_jobs: int = 1, *, y: pd.Series, kind: str, models: list[str],
-                     n_classes: int, opts: PredictOptions
-                     ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], str]:
-    """The supervised part of one outer fold of :func:`nested_cv` (a :func:`_mofa_folds`
-    task): every candidate on its block of the fold's tables (:func:`fit_candidates`)."""
+def candidate_blocks(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
+                     held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame
+                     ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Each candidate of :data:`MODELS` with its (training, held-out) tables for one outer
+    fold: the factors, the features (the held-out omics' tables in the training table's
+    columns) or both side by side."""
     f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in held], axis=1
                      ).reindex(index=te_s, columns=f_tr.columns)
     blocks = {"factors": (z_tr.loc[tr_s], z_te.loc[te_s]), "features": (f_tr, f_te),
@@ -675,6 +674,17 @@ def _candidates_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
                        pd.concat([z_te.loc[te_s], f_te], axis=1))}
     for m in ("l2_features", "random_forest", "stacked", "elastic_net"):
         blocks[m] = blocks["features"]
+    return blocks
+
+
+def _candidates_task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
+                     held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
+                     n_jobs: int = 1, *, y: pd.Series, kind: str, models: list[str],
+                     n_classes: int, opts: PredictOptions
+                     ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], str]:
+    """The supervised part of one outer fold of :func:`nested_cv` (a :func:`_mofa_folds`
+    task): every candidate on its block of the fold's tables (:func:`fit_candidates`)."""
+    blocks = candidate_blocks(tr_s, te_s, f_tr, held, z_tr, z_te)
     return fit_candidates(kind, models, {m: blocks[m] for m in models},
                           y.loc[tr_s].to_numpy(), n_classes, replace(opts, n_jobs=n_jobs))
 

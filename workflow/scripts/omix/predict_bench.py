@@ -52,8 +52,6 @@ def liblinear_grid(opts: pr.PredictOptions, seed: int = 0) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sklearn.metrics import roc_auc_score
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--fold", type=int, default=0, help="outer fold, 0-based over repeats")
@@ -85,10 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     def task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
              held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
              n_jobs: int = 1) -> None:
-        f_te = pd.concat([held[v].add_prefix(f"{v}:") for v in held], axis=1).reindex(
-            index=te_s, columns=f_tr.columns)
-        both = (pd.concat([z_tr, f_tr], axis=1), pd.concat([z_te, f_te], axis=1))
-        blocks = {"factors": (z_tr, z_te), "both": both}
+        blocks = pr.candidate_blocks(tr_s, te_s, f_tr, held, z_tr, z_te)
         y_tr, y_te = yy[tr], yy[te]
         print(f"# fold {a.fold}: {len(tr_s)} training x {f_tr.shape[1]} features, "
               f"{len(te_s)} held out, {n_classes} classes; prepared in "
@@ -96,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         print("model, estimator, seconds, inner_score, chosen, heldout_auc", file=out,
               flush=True)
         for model in a.models.split(","):
-            xtr, xte = blocks.get(model, (f_tr, f_te))
+            xtr, xte = blocks[model]
             ests = [("omix", pr.estimator("classification", model, opts, opts.inner_folds,
                                           n_classes, list(xtr.columns)))]
             if model in ("features", "both") and not a.no_reference:
@@ -106,10 +101,8 @@ def main(argv: list[str] | None = None) -> None:
                 with pr._one_blas_thread():
                     est.fit(xtr.to_numpy(), y_tr)
                 secs = time.monotonic() - t
-                proba = est.predict_proba(xte.to_numpy())
-                auc = (roc_auc_score(y_te == est.classes_[1], proba[:, 1]) if n_classes == 2
-                       else roc_auc_score(y_te, proba, multi_class="ovr",
-                                          labels=list(est.classes_)))
+                pred, proba = est.predict(xte.to_numpy()), est.predict_proba(xte.to_numpy())
+                auc = pr._metrics("classification", y_te, pred, proba, list(est.classes_))["auc"]
                 chosen = next(iter(getattr(est, "best_params_", {"-": "-"}).values()))
                 print(f"{model}, {name}, {secs:.2f}, "
                       f"{pr.inner_score(est, 'classification', y_tr):.4f}, {chosen}, {auc:.4f}",
