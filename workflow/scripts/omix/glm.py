@@ -89,6 +89,10 @@ def logistic_enet(xs: np.ndarray, pos: np.ndarray, c: float, l1_ratio: float,
             fitted = True
             idx = np.flatnonzero(work)
             model.coef_ = beta[idx].copy()
+            # coordinate descent on the working set's Gram matrix while it has fewer features
+            # than rows: the same updates, each pass p^2 instead of n p (one class's path at
+            # 2,667 x 5,000: 2.9 -> 1.7 s, objectives equal to 1e-15)
+            model.precompute = len(idx) < n
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(np.asfortranarray(xs[:, idx]), z, sample_weight=w, check_input=False)
