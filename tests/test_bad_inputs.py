@@ -265,6 +265,9 @@ CASES: list[tuple[str, Case, str, str]] = [
     ("sheet_trailing_tabs",
      rewrite("data/samples.tsv", lines(lambda ls: [ls[0]] + [ln + "\t" for ln in ls[1:]])),
      "config", r"samples\.tsv: the header has 7 fields but every data row has 8"),
+    ("sheet_duplicated_column", rewrite("data/samples.tsv", lines(
+        lambda ls: [ls[0].replace("age", "sex"), *ls[1:]])), "config",
+     r"samples\.tsv: columns 3 and 4 have the same name 'sex'\. Rename or remove one"),
     # config values that could only fail later
     ("config_regex_does_not_compile", edit_cfg(lambda c: c.update(
         sample_id={"regex": "^(SYN-[0-9]{4}"})), "config",

@@ -1240,6 +1240,12 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
     else:
         df = _read_delimited(p, fmt, ConfigError)
     df.columns = pd.Index([str(c).strip() for c in df.columns])
+    seen: dict[str, int] = {}
+    for j, c in enumerate(df.columns):
+        if c in seen:  # a column chosen by name (outcome, survival, batch) would be ambiguous
+            raise ConfigError(f"columns {seen[c] + 1} and {j + 1} have the same name '{c}'",
+                              file=p, hint="rename or remove one of them")
+        seen[c] = j
     if "sample_id" not in df.columns:
         near = [c for c in df.columns
                 if re.sub(r"[^a-z]", "", c.lower()) in ("sampleid", "sample")]
