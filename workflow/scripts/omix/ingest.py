@@ -64,6 +64,11 @@ def _near_miss(labels: Sequence[Any], known: set[str]) -> str | None:
     (said without printing any label: sample IDs stay out of errors and logs), or None."""
     labels = [str(s) for s in labels if s is not None and str(s) not in known]
     folded = {k.casefold() for k in known}
+
+    def unpadded(s: str) -> str:  # every run of digits without its leading zeros
+        return re.sub(r"\d+", lambda m: m.group().lstrip("0") or "0", s)
+
+    unpadded_known = {unpadded(k) for k in known}
     checks = [
         (lambda s: s.replace(".", "-") in known,
          "they would match with '-' for '.' (R's make.names turns each '-' of a name into "
@@ -73,6 +78,10 @@ def _near_miss(labels: Sequence[Any], known: set[str]) -> str | None:
          "start with a digit; export with check.names = FALSE)"),
         (lambda s: s.casefold() in folded,
          "they would match ignoring upper/lower case (sample IDs are case-sensitive)"),
+        (lambda s: unpadded(s) in unpadded_known,
+         "they would match if their numbers had the same leading zeros (a spreadsheet drops "
+         "them from IDs it reads as numbers: write the IDs as they are in the sample sheet, "
+         "or map them with sample_id.map)"),
     ]
     for test, why in checks:
         n = sum(1 for s in labels if test(s))
