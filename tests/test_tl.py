@@ -304,3 +304,21 @@ def test_umap_kernels_compiled_once_are_loaded_by_the_next_process(tmp_path):
     assert runs[1]["hits"] >= 1 and runs[1]["misses"] == 0      # loaded, not compiled
     assert runs[0]["emb"] == runs[1]["emb"]
     assert any((tmp_path / "numba").rglob("*.nbi"))
+
+
+def test_silhouettes_of_many_labellings_equal_scikit_learns():
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(3)
+    z = np.vstack([rng.normal(0, 1, (40, 5)), rng.normal(3, 1, (31, 5))])
+    n = len(z)
+    labs = [rng.integers(0, k, n).astype(str) for k in (2, 3, 6)]
+    labs.append(np.where(np.arange(n) < 40, "a", "b"))           # the planted split
+    single = labs[1].copy()
+    single[5] = "alone"                                            # a one-sample cluster
+    labs += [single, np.zeros(n).astype(str), np.arange(n).astype(str)]
+    got = tl.silhouettes(z, labs, block=16)                        # several distance blocks
+    want = [silhouette_score(z, lab) for lab in labs[:5]]
+    np.testing.assert_allclose(got[:5], want, rtol=1e-12, atol=1e-14)
+    assert got[3] > 0.5 > max(got[:3])
+    assert np.isnan(got[5]) and np.isnan(got[6])                   # 1 cluster; n clusters

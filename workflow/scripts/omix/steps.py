@@ -230,7 +230,7 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
             outcome: str | None, outcome_kind: str = "auto") -> None:
     """Leiden clusters of the factors; every partition tried, and the PCA + k-means baseline
     on all features, compared with the chosen one and (classes) with the outcome."""
-    from sklearn.metrics import adjusted_rand_score, silhouette_score
+    from sklearn.metrics import adjusted_rand_score
 
     from .errors import warn_user
 
@@ -254,7 +254,7 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
                                           n_components=z.shape[1],
                                           ks=[*range(2, 9), n_chosen, n_cls], seed=opts.seed)
     chosen_lab = clusters["cluster"].to_numpy()
-    base["silhouette"] = [silhouette_score(z.to_numpy(), labels[k]) for k in base["k"]]
+    base["silhouette"] = tl.silhouettes(z.to_numpy(), [labels[k] for k in base["k"]])
     base["admissible"] = base["min_size"] >= opts.min_cluster_size
     base["chosen"] = False
     base["ari_to_chosen"] = [adjusted_rand_score(chosen_lab, labels[k]) for k in base["k"]]

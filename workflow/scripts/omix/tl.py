@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,6 +271,55 @@ def cache_umap_kernels() -> int:
     return n
 
 
+def silhouettes(z: np.ndarray, labelings: Sequence[np.ndarray], block: int = 1024
+                ) -> list[float]:
+    """The mean silhouette (Euclidean) of each labelling of the rows of ``z``, as scikit-learn's
+    ``silhouette_score`` defines it (a sample alone in its cluster scores 0); NaN for a
+    labelling with fewer than 2 or more than n - 1 clusters, where that function refuses.
+
+    Written out because scikit-learn computes the n x n distances again for every labelling,
+    and the cluster rule scores 18-25 of them: 6.6 s of its 19.5 s at 5,000 patients.  Here
+    one pass over blocks of the distance matrix (memory: ``block`` x n) multiplies each block
+    with the one-hot matrices of all labellings at once; the tests compare with scikit-learn.
+    """
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    x = np.asarray(z, dtype=float)
+    n = len(x)
+    codes, sizes, valid = [], [], []
+    for lab in labelings:
+        _, c = np.unique(np.asarray(lab).astype(str), return_inverse=True)
+        codes.append(c)
+        sizes.append(np.bincount(c))
+        valid.append(1 < len(sizes[-1]) < n)
+    offsets = np.cumsum([0, *(len(s) for s in sizes)])
+    onehot = np.zeros((n, int(offsets[-1])))
+    for j, c in enumerate(codes):
+        onehot[np.arange(n), offsets[j] + c] = 1.0
+    sums = np.empty_like(onehot)          # each sample's summed distance to each cluster
+    sq = np.einsum("ij,ij->i", x, x)
+    for lo in range(0, n, block):
+        d = euclidean_distances(x[lo:lo + block], x, X_norm_squared=sq[lo:lo + block, None],
+                                Y_norm_squared=sq[None, :])
+        d[np.arange(len(d)), np.arange(lo, lo + len(d))] = 0.0   # as scikit-learn: d(i, i) = 0
+        sums[lo:lo + block] = d @ onehot
+    out = []
+    for j, (c, size) in enumerate(zip(codes, sizes, strict=True)):
+        if not valid[j]:
+            out.append(float("nan"))
+            continue
+        mean = sums[:, offsets[j]:offsets[j + 1]] / size[None, :]
+        own = np.arange(n), c
+        a = sums[:, offsets[j]:offsets[j + 1]][own] / np.maximum(size[c] - 1, 1)
+        mean[own] = np.inf
+        b = mean.min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sil = np.nan_to_num((b - a) / np.maximum(a, b))
+        sil[size[c] == 1] = 0.0
+        out.append(float(sil.mean()))
+    return out
+
+
 def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None = None,
                     avoid: Iterable[object] = ()
                     ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
@@ -287,7 +336,7 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
     """
     import anndata as ad
     import scanpy as sc
-    from sklearn.metrics import adjusted_rand_score, silhouette_score
+    from sklearn.metrics import adjusted_rand_score
 
     n = z.shape[0]
     if n < 3:
@@ -299,14 +348,16 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
     cache_umap_kernels()
     sc.pp.neighbors(a, use_rep="X_mofa", n_neighbors=k, random_state=opts.seed)
     rows, best, best_labels, best_r = [], None, None, None
-    labels_by_r: dict[float, np.ndarray] = {}
+    labs = []
     for r in opts.resolutions:
         sc.tl.leiden(a, resolution=r, key_added="leiden", random_state=opts.seed,
                      flavor="igraph", n_iterations=2, directed=False)
-        lab = a.obs["leiden"].astype(str).to_numpy()
+        labs.append(a.obs["leiden"].astype(str).to_numpy())
+    labels_by_r = dict(zip(opts.resolutions, labs, strict=True))
+    for r, lab, sil in zip(opts.resolutions, labs, silhouettes(z.to_numpy(), labs),
+                           strict=True):
         sizes = pd.Series(lab).value_counts()
         nc = len(sizes)
-        sil = float(silhouette_score(z.to_numpy(), lab)) if 1 < nc < n else float("nan")
         ok = nc >= 2 and int(sizes.min()) >= opts.min_cluster_size
         rows.append({"resolution": r, "n_clusters": nc, "min_size": int(sizes.min()),
                      "silhouette": sil, "admissible": ok})
@@ -314,7 +365,6 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
         key = (sil,) if opts.n_clusters is None else (-abs(nc - opts.n_clusters), sil)
         if ok and (best is None or key > tuple(b + 1e-12 for b in best)):
             best, best_labels, best_r = key, lab, r
-        labels_by_r[r] = lab
     table = pd.DataFrame(rows)
     table.insert(0, "method", "leiden")
     if best_labels is None:
