@@ -352,3 +352,28 @@ def test_thin_mul_is_the_matrix_product_for_every_layout(dtype):
         np.testing.assert_allclose(got, np.asarray(a, dtype=np.float64) @ b.astype(np.float64),
                                    rtol=1e-4 if dtype == np.float32 else 1e-12,
                                    atol=1e-3 if dtype == np.float32 else 1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "mofapy2"])
+def test_training_reports_its_iterations_and_converges_as_before(views, engine_name,
+                                                                  monkeypatch, caplog):
+    """With a progress label, training prints its iteration, the ELBO change mofapy2 tests
+    for convergence and the threshold; the model is the one trained without it."""
+    quiet = summary(fit(views, engine=engine_name))
+    n = len(quiet["elbo"])
+    train = mofa.train_mofa
+
+    monkeypatch.setattr(mofa.report_iterations, "__defaults__", (0.0,))  # every iteration
+    monkeypatch.setattr(mofa, "train_mofa",
+                        lambda *a, **kw: train(*a, **kw, progress="MOFA+ restart 2"))
+    with caplog.at_level("INFO", logger="omix.mofa"):
+        loud = summary(fit(views, engine=engine_name))
+    assert_same_model(quiet, loud, tol=0.0)
+    lines = [r.getMessage() for r in caplog.records if "MOFA+ restart 2" in r.getMessage()]
+    # iterations 1 .. n: mofapy2 keeps the ELBO up to the one before it converged
+    assert len(lines) == n and lines[-1].startswith(f"MOFA+ restart 2: iteration {n}, ")
+    e = quiet["elbo"]
+    last = 100 * abs((e[-1] - e[-2]) / e[0])
+    assert lines[-2].startswith(f"MOFA+ restart 2: iteration {n - 1}, ELBO change "
+                                f"{last:.2g} % (stops below 0.0005 %), ")
+    assert last < 0.0005 < 100 * abs((e[1] - e[0]) / e[0])

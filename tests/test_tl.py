@@ -195,7 +195,7 @@ def test_factor_outcome_association_numeric_uses_spearman():
     assert out.loc["Factor1", "q"] < 0.01 < out.loc["Factor2", "q"]
 
 
-def test_cluster_factors_finds_separated_groups_and_states_the_choice():
+def test_cluster_factors_finds_separated_groups_and_states_the_choice(caplog):
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0]])
     truth = np.repeat([0, 1, 2], 25)
@@ -210,8 +210,20 @@ def test_cluster_factors_finds_separated_groups_and_states_the_choice():
     assert chosen["n_clusters"] == 3
     assert chosen["silhouette"] == table.loc[table["admissible"], "silhouette"].max()
     assert umap.shape == (75, 2)
-    again, _, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0))
-    pd.testing.assert_frame_equal(clusters, again)
+    import logging
+
+    from omix.errors import Stopwatch
+
+    watch = Stopwatch(logging.getLogger("omix.test"), "cluster", 4, after=0.0)
+    with caplog.at_level("INFO", logger="omix.test"):
+        again, _, _ = tl.cluster_factors(z, tl.ClusterOptions(seed=0), watch=watch)
+    seen = [r.getMessage() for r in caplog.records if r.name == "omix.test"]
+    pd.testing.assert_frame_equal(clusters, again)  # the same with progress lines
+    assert [m.split(" (phase")[0] for m in seen] == [
+        "cluster: kNN graph of 75 patients done", "cluster: Leiden and silhouettes done",
+        "cluster: UMAP embedding done"]
+    assert seen[0].endswith("s so far; next: Leiden at 11 resolutions)")
+    assert "(phase 3/4, " in seen[2]
 
 
 def test_cluster_number_asked_for_and_the_outcome_agreement_of_every_partition():

@@ -99,6 +99,26 @@ class Ticker:
                  eta((now - self.t0) / done * (self.total - done)))
 
 
+class Stopwatch:
+    """Progress of a step made of a few phases whose lengths are not known ahead, e.g.
+    ``cluster: kNN graph done (phase 1/4, 12 s so far; next: Leiden at 11 resolutions)``:
+    a :func:`progress` line after each phase once the step has run ``after`` seconds."""
+
+    def __init__(self, logger: logging.Logger, what: str, total: int,
+                 after: float = 5.0) -> None:
+        self.logger, self.what, self.total, self.after = logger, what, total, after
+        self.t0 = time.monotonic()
+        self.n = 0
+
+    def done(self, phase: str, following: str | None = None) -> None:
+        self.n += 1
+        spent = time.monotonic() - self.t0
+        if spent >= self.after:
+            progress(self.logger, "%s: %s done (phase %d/%d, %.0f s so far%s)", self.what,
+                     phase, self.n, self.total, spent,
+                     f"; next: {following}" if following else "")
+
+
 def setup_logging(log_file: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
     """Send the ``omix`` logger to ``log_file`` (and warnings to stderr)."""
     root = logging.getLogger("omix")

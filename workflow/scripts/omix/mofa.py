@@ -167,9 +167,11 @@ def drop_inactive_factors(model: Any, min_r2: float) -> int:
     return len(drop)
 
 
-def fit_mofa(mdata: Any, opts: MofaOptions, groups: str | None = None) -> Any:
+def fit_mofa(mdata: Any, opts: MofaOptions, groups: str | None = None,
+             progress: str | None = None) -> Any:
     """Train MOFA+ on all views of ``mdata`` (with the sample-sheet column ``groups`` as MOFA+
-    groups, if given); return the trained mofapy2 entry point."""
+    groups, if given); return the trained mofapy2 entry point.  ``progress``: see
+    :func:`train_mofa`."""
     data, likelihoods, views, names, samples = mofa_inputs(mdata, groups)
     n = mdata.n_obs
     if n <= opts.factors:
@@ -182,14 +184,15 @@ def fit_mofa(mdata: Any, opts: MofaOptions, groups: str | None = None) -> Any:
         if sum(int(np.isnan(xg).all(axis=1).sum()) for xg in x) == n:
             raise AnalysisError(f"view {view} has no measured sample")
     ent = train_mofa(data, likelihoods, views, samples, model_feature_names(mdata, views), opts,
-                     groups=names, owned=True)
+                     groups=names, owned=True, progress=progress)
     ent.omix_dropped = drop_inactive_factors(ent.model, opts.min_r2)
     return ent
 
 
 def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list[str],
                samples: list[list[str]], features: list[list[str]], opts: MofaOptions,
-               groups: list[str] | None = None, owned: bool = False) -> Any:
+               groups: list[str] | None = None, owned: bool = False,
+               progress: str | None = None) -> Any:
     """Build and train mofapy2's model on per-view, per-group N_g x D matrices (NaN = missing;
     ``samples``: each group's sample names; ``groups``: their names, one ``group1`` if None).
 
@@ -202,6 +205,8 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
     which one ran.  With the fast engine the data are prepared and the factors started by
     :mod:`omix.lean` (mofapy2's steps without its copies of the data; ``owned``: ``data`` is
     handed over and may be centred in place); stock training keeps mofapy2's own path.
+    ``progress``: a label (e.g. ``MOFA+ seed 3``) under which training reports its iterations
+    on the terminal (:func:`report_iterations`); None (nested CV's many fits) says nothing.
     """
     from mofapy2.run.entry_point import entry_point
 
@@ -252,16 +257,59 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
         else:
             log.info("fast engine not used (%s): training with stock mofapy2", reason)
     log.info("MOFA+ training engine: %s", ent.omix_engine)
+    if progress is not None:
+        report_iterations(ent.model, progress, opts)
     ent.run()
     return ent
 
 
+CONVERGENCE_PCT = {"fast": 0.0005, "medium": 0.00005, "slow": 0.000005}  # mofapy2's thresholds
+
+
+def report_iterations(model: Any, label: str, opts: MofaOptions, every: float = 10.0) -> None:
+    """Make ``model`` (mofapy2's BayesNet) print a progress line at most every ``every``
+    seconds of training: the iteration, the ELBO's last relative change against the threshold
+    at which mofapy2 stops (``BayesNet.assess_convergence``) and the time per iteration.  The
+    ELBO is computed each iteration (freqELBO = 1), so its method is where iterations are
+    counted; what it returns is unchanged."""
+    import time
+
+    from .errors import eta, progress
+
+    inner = model.calculateELBO
+    first: list[float] = []
+    state = {"n": 0, "prev": float("nan"), "t0": time.monotonic(), "last": time.monotonic()}
+    limit = CONVERGENCE_PCT.get(opts.convergence, float("nan"))
+
+    def calculate_elbo(*nodes: Any) -> Any:
+        elbo = inner(*nodes)
+        if nodes:          # a partial ELBO, not an iteration's
+            return elbo
+        total = float(elbo["total"])
+        if not first:
+            first.append(total)
+        change = 100 * abs((total - state["prev"]) / first[0]) if first[0] else float("nan")
+        state["prev"] = total
+        state["n"] += 1
+        now = time.monotonic()
+        if state["n"] > 1 and now - state["last"] >= every:
+            state["last"] = now
+            per = (now - state["t0"]) / state["n"]
+            left = max(opts.iterations - state["n"], 0) * per
+            progress(log, "%s: iteration %d, ELBO change %.2g %% (stops below %g %%), %.2f s "
+                     "per iteration; at most %s more", label, state["n"] - 1, change, limit,
+                     per, eta(left).lstrip("~"))
+        return elbo
+
+    model.calculateELBO = calculate_elbo
+
+
 def save_mofa(mdata: Any, opts: MofaOptions, outfile: str | os.PathLike[str],
-              groups: str | None = None) -> None:
+              groups: str | None = None, progress: str | None = None) -> None:
     """Fit MOFA+ and write mofapy2's model file (plus the engine used, as a root attribute)."""
     import h5py
 
-    ent = fit_mofa(mdata, opts, groups)
+    ent = fit_mofa(mdata, opts, groups, progress=progress)
     Path(outfile).parent.mkdir(parents=True, exist_ok=True)
     # mofapy2 replaces an existing file but prints a "Warning: ... already exists" in the log
     # (atomic_path hands over an empty temporary file): start from none

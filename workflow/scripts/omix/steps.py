@@ -102,7 +102,7 @@ def mofa_restart(in_h5mu: PathLike, model: PathLike, *, restart: int,
     opts = dataclasses.replace(opts, seed=opts.seed + restart)
     mdata = io.read_h5mu(in_h5mu)
     with io.atomic_path(model) as tmp:
-        mofa.save_mofa(mdata, opts, tmp, groups)
+        mofa.save_mofa(mdata, opts, tmp, groups, progress=f"MOFA+ restart {restart + 1}")
 
 
 def integrate(in_h5mu: PathLike, restarts: list[PathLike], model: PathLike,
@@ -232,15 +232,17 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
     on all features, compared with the chosen one and (classes) with the outcome."""
     from sklearn.metrics import adjusted_rand_score
 
-    from .errors import warn_user
+    from .errors import Stopwatch, warn_user
 
+    watch = Stopwatch(log, "cluster", 4)
     mdata = io.read_h5mu(h5mu)
     z = mofa.factor_table(mdata)
     opts = tl.ClusterOptions.from_config(dict(cluster_cfg))
     y = _outcome(samples, outcome)
     classes = y is not None and tl.is_categorical(y, outcome_kind)
     yy = y.reindex(z.index) if classes and y is not None else None
-    clusters, table, umap = tl.cluster_factors(z, opts, yy, avoid=[] if y is None else y.dropna())
+    clusters, table, umap = tl.cluster_factors(z, opts, yy, avoid=[] if y is None else y.dropna(),
+                                               watch=watch)
     chosen = table[table["chosen"]]
     n_chosen = int(chosen["n_clusters"].iloc[0]) if len(chosen) else 1
     if len(chosen):
@@ -253,6 +255,7 @@ def cluster(h5mu: PathLike, samples: PathLike, clusters_tsv: PathLike, selection
     base, labels = tl.pca_kmeans_baseline(pr.feature_table(mdata, list(z.index)),
                                           n_components=z.shape[1],
                                           ks=[*range(2, 9), n_chosen, n_cls], seed=opts.seed)
+    watch.done("PCA + k-means baseline on all features")
     chosen_lab = clusters["cluster"].to_numpy()
     base["silhouette"] = tl.silhouettes(z.to_numpy(), [labels[k] for k in base["k"]])
     base["admissible"] = base["min_size"] >= opts.min_cluster_size

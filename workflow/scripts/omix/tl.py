@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import AnalysisError
+from .errors import AnalysisError, Stopwatch
 from .mofa import MofaResult
 from .options import FromConfig
 
@@ -321,7 +321,7 @@ def silhouettes(z: np.ndarray, labelings: Sequence[np.ndarray], block: int = 102
 
 
 def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None = None,
-                    avoid: Iterable[object] = ()
+                    avoid: Iterable[object] = (), watch: Stopwatch | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Leiden on the kNN graph of the factors; resolution chosen by silhouette.
 
@@ -332,7 +332,8 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
     admissible partition closest to that many clusters is kept (silhouette breaks ties).  If
     none qualifies, every sample is put in one cluster and the table says so.  With ``y``
     (classes), each partition's ARI with it is added (``ari_outcome``).  Cluster names
-    (:func:`relabel_by_size`) never equal a value of ``y`` or of ``avoid``.
+    (:func:`relabel_by_size`) never equal a value of ``y`` or of ``avoid``.  ``watch`` hears
+    of each of its three phases.
     """
     import anndata as ad
     import scanpy as sc
@@ -347,6 +348,9 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
     k = int(min(opts.n_neighbors, n - 1))
     cache_umap_kernels()
     sc.pp.neighbors(a, use_rep="X_mofa", n_neighbors=k, random_state=opts.seed)
+    if watch is not None:   # numba compiles umap-learn's kernels here on a first run
+        watch.done(f"kNN graph of {n:,} patients",
+                   f"Leiden at {len(opts.resolutions)} resolutions")
     rows, best, best_labels, best_r = [], None, None, None
     labs = []
     for r in opts.resolutions:
@@ -379,7 +383,11 @@ def cluster_factors(z: pd.DataFrame, opts: ClusterOptions, y: pd.Series | None =
     if y is not None:  # classes: how each partition matches them
         table["ari_outcome"] = [ari_known(y.reindex(z.index), labels_by_r[r])
                                 for r in table["resolution"]]
+    if watch is not None:
+        watch.done("Leiden and silhouettes", "UMAP embedding")
     sc.tl.umap(a, random_state=opts.seed)
+    if watch is not None:
+        watch.done("UMAP embedding", "PCA + k-means baseline on all features")
     clusters = pd.DataFrame({"sample_id": z.index.astype(str),
                              "cluster": relabel_by_size(
                                  best_labels, [*avoid, *([] if y is None else y.dropna())])})
