@@ -173,7 +173,28 @@ _FORK_SHARED: dict[str, Any] = {}
 def _fold_in_worker(ids: tuple[list[str], list[str]], mofa_opts: MofaOptions,
                     log_file: str | None, parent: int, task: FoldTask) -> Any:
     """One outer fold in a forked worker of :func:`_mofa_folds`, on the inherited tables."""
-    return _fit_fold(_FORK_SHARED["fd"], ids[0], ids[1], mofa_opts, log_file, parent, task, 1)
+    try:
+        return _fit_fold(_FORK_SHARED["fd"], ids[0], ids[1], mofa_opts, log_file, parent, task,
+                         1)
+    finally:
+        release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory freed by a fold back to the system (glibc's ``malloc_trim``).
+
+    A worker runs fold after fold; glibc keeps what a fold freed in its arenas, fragmented,
+    so a worker's resident memory grew by about 600 MB per fold at 5,000 patients (1.3 GB
+    after its first fold, 2.6 GB after its third) and peaked at 3.5 GB.  Elsewhere than
+    glibc this does nothing."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _stop_workers(pool: Any) -> None:
