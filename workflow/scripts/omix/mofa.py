@@ -205,7 +205,7 @@ def train_mofa(data: list[list[np.ndarray]], likelihoods: list[str], views: list
     which one ran.  With the fast engine the data are prepared and the factors started by
     :mod:`omix.lean` (mofapy2's steps without its copies of the data; ``owned``: ``data`` is
     handed over and may be centred in place); stock training keeps mofapy2's own path.
-    ``progress``: a label (e.g. ``MOFA+ seed 3``) under which training reports its iterations
+    ``progress``: a label (e.g. ``MOFA+ restart 2``) under which training reports its iterations
     on the terminal (:func:`report_iterations`); None (nested CV's many fits) says nothing.
     """
     from mofapy2.run.entry_point import entry_point

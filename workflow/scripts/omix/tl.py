@@ -292,10 +292,12 @@ def silhouettes(z: np.ndarray, labelings: Sequence[np.ndarray], block: int = 102
         codes.append(c)
         sizes.append(np.bincount(c))
         valid.append(1 < len(sizes[-1]) < n)
-    offsets = np.cumsum([0, *(len(s) for s in sizes)])
+    # a labelling scored as NaN takes no columns (n singletons would take n)
+    offsets = np.cumsum([0, *(len(s) if ok else 0 for s, ok in zip(sizes, valid, strict=True))])
     onehot = np.zeros((n, int(offsets[-1])))
     for j, c in enumerate(codes):
-        onehot[np.arange(n), offsets[j] + c] = 1.0
+        if valid[j]:
+            onehot[np.arange(n), offsets[j] + c] = 1.0
     sums = np.empty_like(onehot)          # each sample's summed distance to each cluster
     sq = np.einsum("ij,ij->i", x, x)
     for lo in range(0, n, block):
