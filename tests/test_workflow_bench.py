@@ -63,3 +63,22 @@ def test_predict_bench_reproduces_the_rules_outer_fold(finished_run: Path, capsy
         if name == "omix":
             assert abs(float(auc) - rule.loc[model, "auc"]) <= 5e-5, model
     assert rows[1][4] in {"0.01", "0.1", "1.0", "10.0"} and 0.5 < float(rows[2][5]) <= 1
+
+
+def test_fold_memory_runs_the_rules_folds_in_forked_workers_and_prints_their_memory(
+        finished_run: Path, capsys):
+    import re
+
+    from omix.fold_memory import main
+
+    main([str(finished_run), "--folds", "2", "--workers", "2"])
+    out = capsys.readouterr().out.splitlines()
+    done = [ln for ln in out if ln.startswith("fold ")]
+    assert [ln.split(" done")[0] for ln in done] == ["fold 1", "fold 2"]
+    workers = [re.findall(r"(\d+) RSS (\d+) MB, PSS (\d+) MB", ln) for ln in done]
+    assert all(len(w) == 2 for w in workers)          # two forked workers, alive at each fold
+    peaks = [ln for ln in out if ln.startswith("peak of ")]
+    assert len(peaks) == 3 and sum("(the parent)" in ln for ln in peaks) == 1
+    assert all(0 < int(re.search(r"PSS (\d+)", ln).group(1)) <= int(
+        re.search(r"RSS (\d+)", ln).group(1)) for ln in peaks)
+    assert out[-1].startswith("2 folds, 2 workers: ")
