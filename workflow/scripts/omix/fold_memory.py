@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from . import io
 from . import predict as pr
 from .mofa import MofaOptions
+from .predict_bench import ClassRun
 
 
 def rollup(pid: int) -> dict[str, float]:
@@ -74,19 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
     out = sys.stdout   # MOFA+'s chatter goes to /dev/null (below), the figures here
-    cfg = yaml.safe_load((a.run_dir / "config.yaml").read_text())
-    res = a.run_dir / "results" / cfg["cohort"]
-    mdata = io.read_h5mu(res / f"{cfg['cohort']}.h5mu")
-    endpoint = (cfg.get("predict") or {}).get("endpoint") or cfg["outcome"]
-    y = io.read_sample_sheet(res / "samples.tsv")[endpoint]
-    fd = pr.FoldData.of_run(mdata, res / "samples.tsv",
-                            {o: res / "ingest" / f"{o}.h5ad" for o in mdata.mod}, cfg["omics"],
-                            (cfg.get("normalize") or {}).get("batch"))
-    opts = pr.PredictOptions.from_config(dict(cfg.get("predict") or {}))
-    samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
-    yy = y.loc[samples].astype(str).to_numpy()
-    if pr.endpoint_kind(y.loc[samples], opts.endpoint_kind) != "classification":
-        raise SystemExit(f"{endpoint} is not a class endpoint")
+    run = ClassRun.load(a.run_dir)
+    cfg, opts, samples, yy = run.cfg, run.opts, run.samples, run.yy
     splitter, _, _ = pr.outer_splits(samples, yy, opts, None)
     task = partial(pr._candidates_task, y=pd.Series(yy, index=samples), kind="classification",
                    models=list(opts.models), n_classes=len(set(yy)), opts=opts)
@@ -106,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.monotonic()
-    folds = pr._mofa_folds(samples, yy, _First(splitter, a.folds), fd,
+    folds = pr._mofa_folds(samples, yy, _First(splitter, a.folds), run.fd,
                            MofaOptions.from_config(dict(cfg.get("integrate") or {})),
                            a.workers, task)
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):

@@ -18,6 +18,7 @@ import contextlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,36 @@ def liblinear_grid(opts: pr.PredictOptions, seed: int = 0) -> Any:
                         scoring="roc_auc_ovr")
 
 
+@dataclass
+class ClassRun:
+    """What the rule's nested CV starts from, read from a finished run directory (its
+    ``config.yaml`` and ``results/<cohort>/``): the config, the raw tables of the folds, the
+    options and the patients with a known class endpoint."""
+
+    cfg: dict[str, Any]
+    fd: pr.FoldData
+    opts: pr.PredictOptions
+    samples: list[str]
+    yy: np.ndarray
+
+    @classmethod
+    def load(cls, run_dir: Path) -> ClassRun:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        res = run_dir / "results" / cfg["cohort"]
+        mdata = io.read_h5mu(res / f"{cfg['cohort']}.h5mu")
+        endpoint = (cfg.get("predict") or {}).get("endpoint") or cfg["outcome"]
+        y = io.read_sample_sheet(res / "samples.tsv")[endpoint]
+        fd = pr.FoldData.of_run(mdata, res / "samples.tsv",
+                                {o: res / "ingest" / f"{o}.h5ad" for o in mdata.mod},
+                                cfg["omics"], (cfg.get("normalize") or {}).get("batch"))
+        opts = pr.PredictOptions.from_config(dict(cfg.get("predict") or {}))
+        samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
+        if endpoint_kind(y.loc[samples], opts.endpoint_kind) != "classification":
+            raise SystemExit(f"{endpoint} is not a class endpoint: these benchmarks run the "
+                             "class candidates")
+        return cls(cfg, fd, opts, samples, y.loc[samples].astype(str).to_numpy())
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
@@ -60,25 +91,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="skip the liblinear grid search of the L1 candidates")
     a = ap.parse_args(argv)
     out = sys.stdout   # MOFA+'s chatter goes to /dev/null (below), the figures here
-    cfg = yaml.safe_load((a.run_dir / "config.yaml").read_text())
-    res = a.run_dir / "results" / cfg["cohort"]
-    mdata = io.read_h5mu(res / f"{cfg['cohort']}.h5mu")
-    endpoint = (cfg.get("predict") or {}).get("endpoint") or cfg["outcome"]
-    y = io.read_sample_sheet(res / "samples.tsv")[endpoint]
-    omics = list(mdata.mod)
-    fd = pr.FoldData.of_run(mdata, res / "samples.tsv",
-                            {o: res / "ingest" / f"{o}.h5ad" for o in omics}, cfg["omics"],
-                            (cfg.get("normalize") or {}).get("batch"))
-    opts = pr.PredictOptions.from_config(dict(cfg.get("predict") or {}))
-    samples = [s for s in mdata.obs_names if pd.notna(y.get(s))]
-    yy = y.loc[samples].astype(str).to_numpy()
+    run = ClassRun.load(a.run_dir)
+    cfg, fd, opts, samples, yy = run.cfg, run.fd, run.opts, run.samples, run.yy
     splitter, _, _ = pr.outer_splits(samples, yy, opts, None)
     tr, te = list(splitter.split(np.zeros(len(yy)), yy))[a.fold]
     tr_s, te_s = [samples[i] for i in tr], [samples[i] for i in te]
     n_classes = len(set(yy))
-    if endpoint_kind(y.loc[samples], opts.endpoint_kind) != "classification":
-        raise SystemExit(f"{endpoint} is not a class endpoint: this benchmark times the "
-                         "class candidates")
 
     def task(tr_s: list[str], te_s: list[str], f_tr: pd.DataFrame,
              held: dict[str, pd.DataFrame], z_tr: pd.DataFrame, z_te: pd.DataFrame,
