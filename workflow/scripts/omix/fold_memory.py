@@ -6,7 +6,8 @@ RUN_DIR is a finished workflow directory (its ``config.yaml`` and ``results/<coh
 one of ``omix.workflow_bench``'s).  The first ``--folds`` outer folds of the rule's nested
 cross-validation run as the rule runs them (``predict._mofa_folds`` with the candidates'
 task, forked workers); a thread samples every child's resident and proportional set size
-(``/proc/<pid>/smaps_rollup``) every 0.5 s.  Prints, per finished fold, each worker's memory
+(``/proc/<pid>/smaps_rollup``) every 0.5 s; children that were there before (a library's
+idle workers) are not counted.  Prints, per finished fold, each worker's memory
 at that moment, then every process's peak.  Linux only.  A benchmark, not a test: it prints
 figures.
 """
@@ -79,12 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     task = partial(pr._candidates_task, y=pd.Series(yy, index=samples), kind="classification",
                    models=list(opts.models), n_classes=len(set(yy)), opts=opts)
     me = os.getpid()
+    others = set(children(me))   # e.g. joblib's idle workers: not the folds'
+
+    def workers() -> list[int]:
+        return [pid for pid in children(me) if pid not in others]
+
     peak: dict[int, dict[str, float]] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            for pid in [*children(me), me]:
+            for pid in [*workers(), me]:
                 r = rollup(pid)
                 if r:
                     p = peak.setdefault(pid, {"Rss": 0.0, "Pss": 0.0})
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                            a.workers, task)
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         for i, _ in enumerate(folds):
-            now = {pid: rollup(pid) for pid in children(me)}
+            now = {pid: rollup(pid) for pid in workers()}
             print(f"fold {i + 1} done at {time.monotonic() - t0:.0f} s; workers now: "
                   + ", ".join(f"{pid} RSS {r.get('Rss', 0):.0f} MB, PSS {r.get('Pss', 0):.0f} MB"
                               for pid, r in now.items()), file=out, flush=True)
