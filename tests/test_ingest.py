@@ -129,10 +129,11 @@ def test_names_a_spreadsheet_merged_get_the_cause(tmp_path):
     ("f,TCGA.OR.A5J1,TCGA.OR.A5J2", r"2 of them: they would match with '-' for '\.' \(R's make"),
     ("f,X01,X02", r"2 of them: they would match without a leading 'X'"),
     ("f,tcga-or-a5j1,tcga-or-a5j2", r"2 of them: they would match ignoring upper/lower case"),
-    ("f,1,002", r"2 of them: they would match if their numbers had the same leading zeros"),
+    ("f,P7,P0042", r"2 of them: they would match if their numbers had the same leading "
+                   r"zeros"),
 ])
 def test_labels_an_exporter_changed_are_diagnosed_without_printing_them(tmp_path, header, why):
-    sheet = ["TCGA-OR-A5J1", "TCGA-OR-A5J2", "01", "02"]
+    sheet = ["TCGA-OR-A5J1", "TCGA-OR-A5J2", "01", "02", "P007", "P042"]
     p = table(tmp_path, header + "\ng1,1,2\n")
     with pytest.raises(InputDataError, match="none of the 2 sample column labels matches a "
                                              "sample_id of the sample sheet \\(" + why) as e:
