@@ -24,6 +24,7 @@ from .io import (
     cell_name,
     file_column,
     file_row,
+    first_duplicate,
     is_maf,
     map_sample_ids,
     read_long,
@@ -107,13 +108,6 @@ def _tcga_types(a: str, b: str) -> str:
             "one the study is about)")
 
 
-def _first_dup(labels: pd.Index) -> tuple[int, int]:
-    dup = labels.duplicated(keep="first")
-    i = int(np.argmax(dup))
-    j = int(np.argmax(labels == labels[i]))
-    return j, i
-
-
 def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str],
                    sample_ids: Sequence[str], regex: str | None = None,
                    mapping: Mapping[str, str] | None = None,
@@ -141,7 +135,7 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
         return file_row(df, k) if axis == "row" else file_column(df, k)
 
     if feature_labels.duplicated().any():
-        j, i = _first_dup(feature_labels)
+        j, i = first_duplicate(feature_labels)
         mangled = bool(spreadsheet_mangled([feature_labels[i]]))
         raise InputDataError(
             f"feature '{feature_labels[i]}' appears twice ({f_axis}s {pos(f_axis, j)} and "
@@ -150,7 +144,7 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
                  "1-Mar): export the table again without opening it in a spreadsheet"
             if mangled else "feature names must be unique: aggregate or rename duplicates")
     if sample_labels.duplicated().any():
-        j, i = _first_dup(sample_labels)
+        j, i = first_duplicate(sample_labels)
         raise InputDataError(f"sample {s_word}s {pos(s_axis, j)} and {pos(s_axis, i)} have the "
                              "same label", file=file, hint="each sample may appear once; drop one")
     ids = pd.Index(map_sample_ids(list(sample_labels), regex=regex, mapping=mapping))

@@ -1223,6 +1223,14 @@ def map_sample_ids(names: Sequence[str], *, regex: str | None = None,
 # --------------------------------------------------------------------------------------------
 # sample sheet
 # --------------------------------------------------------------------------------------------
+def first_duplicate(labels: pd.Index) -> tuple[int, int]:
+    """Positions (first, second) of the first label that repeats an earlier one."""
+    dup = labels.duplicated(keep="first")
+    i = int(np.argmax(dup))
+    j = int(np.argmax(labels == labels[i]))
+    return j, i
+
+
 def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read the sample sheet (TSV or CSV): ``sample_id`` plus any clinical columns.
 
@@ -1240,12 +1248,10 @@ def read_sample_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
     else:
         df = _read_delimited(p, fmt, ConfigError)
     df.columns = pd.Index([str(c).strip() for c in df.columns])
-    seen: dict[str, int] = {}
-    for j, c in enumerate(df.columns):
-        if c in seen:  # a column chosen by name (outcome, survival, batch) would be ambiguous
-            raise ConfigError(f"columns {seen[c] + 1} and {j + 1} have the same name '{c}'",
-                              file=p, hint="rename or remove one of them")
-        seen[c] = j
+    if df.columns.duplicated().any():  # a column chosen by name would be ambiguous
+        j, i = first_duplicate(df.columns)
+        raise ConfigError(f"columns {j + 1} and {i + 1} have the same name '{df.columns[i]}'",
+                          file=p, hint="rename or remove one of them")
     if "sample_id" not in df.columns:
         near = [c for c in df.columns
                 if re.sub(r"[^a-z]", "", c.lower()) in ("sampleid", "sample")]
