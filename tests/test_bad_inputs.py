@@ -233,6 +233,14 @@ CASES: list[tuple[str, Case, str, str]] = [
      r"1 of 24 sample columns match no sample_id of the sample sheet \(first: column 2\)"),
     ("table_two_aliquots_one_sample", aliquots, "ingest",
      r"sample columns 2 and 3 map to the same sample_id"),
+    ("table_sample_placeholder", edit_csv("data/methylation.csv", lambda rows: [
+        r.__setitem__(4, "0.5") for r in rows[1:]]), "ingest",
+     r"methylation\.csv: sample column 5 has one and the same value in all 30 of its measured "
+     r"features\. That is a placeholder an export wrote"),
+    ("table_sample_copied", edit_csv("data/rna_counts.csv", lambda rows: [
+        r.__setitem__(9, r[3]) for r in rows[1:]]), "ingest",
+     r"rna_counts\.csv: sample columns 4 and 10 hold the same values in all 40 of their "
+     r"measured features\. Two patients cannot have identical profiles"),
     ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
      "ingest", r"missing count at row 3, column 3 \(feature 'GENE0002'\)"),
     # exporters' damage: read exactly or refused with the cause, never shifted silently

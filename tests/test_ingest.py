@@ -209,7 +209,7 @@ def test_counts_and_intensities_exported_after_their_log_are_refused(tmp_path):
         a = ingest_omic(_matrix_csv(tmp_path, v, f"{kind}_log.csv"), kind="continuous",
                         sample_ids=sheet)
         np.testing.assert_allclose(a.X, v.T)
-    for v, kind in ((counts, "counts"), (rsem, "counts"), (np.minimum(counts, 9), "counts"),
+    for v, kind in ((counts, "counts"), (rsem, "counts"), (counts % 10, "counts"),
                     (raw_int, "intensity"), (ratios, "intensity")):
         a = ingest_omic(_matrix_csv(tmp_path, v, "ok.csv"), kind=kind, sample_ids=sheet)
         np.testing.assert_allclose(a.X, v.T)
@@ -537,3 +537,64 @@ def test_long_table_errors_name_the_file_rows(tmp_path, monkeypatch, cells):
                                              r"row\. Count tables must be complete"):
         ingest_omic(table(tmp_path, counts, "c.csv"), kind="counts", sample_ids=SHEET,
                     fmt="csv_semicolon", long=spec)
+
+
+def test_a_placeholder_sample_and_a_copied_sample_are_refused_by_place(tmp_path, capfd):
+    """A sample whose measured values are all one number (an export's placeholder) and two
+    samples with the same values in every feature (a copied column, one sample under two IDs)
+    are refused naming their file columns (rows in a samples-in-rows table); the values and
+    IDs are not printed.  Binary tables are not checked, nor discrete copy-number calls; a
+    repeated continuous profile of fractions is warned about."""
+    rng = np.random.default_rng(3)
+    sheet = ["Q11", "Q12", "Q13", "Q14"]
+
+    def csv(v, name):
+        return table(tmp_path, "f," + ",".join(sheet) + "\n" + "".join(
+            f"g{j}," + ",".join(repr(float(x)) for x in row) + "\n" for j, row in enumerate(v)),
+            name)
+
+    counts = rng.poisson(40, size=(30, 4)).astype(float)
+    cases = [(np.column_stack([counts[:, :2], np.full(30, 17.0), counts[:, 3]]), "counts",
+              r"sample column 4 has one and the same value in all 30 of its measured features"
+              r"\. That is a placeholder"),
+             (np.column_stack([counts[:, :3], counts[:, 1]]), "counts",
+              r"sample columns 3 and 5 hold the same values in all 30 of their measured "
+              r"features\. Two patients cannot have identical profiles"),
+             (np.column_stack([counts[:, :3] / 100, counts[:, 0] / 100]), "beta",
+              r"sample columns 2 and 5 hold the same values")]
+    for k, (v, kind, message) in enumerate(cases):
+        p = csv(v, f"t{k}.csv")
+        with pytest.raises(InputDataError, match=message) as e:
+            ingest_omic(p, kind=kind, sample_ids=sheet)
+        assert "17" not in str(e.value) and "Q1" not in str(e.value)
+    # samples in rows: named by row; a copy with the same cells missing is still a copy
+    v = counts.T.copy()
+    v[:, 5] = np.nan
+    v[2] = v[0]
+    p = tmp_path / "rows.tsv"
+    pd.DataFrame(v, index=sheet, columns=[f"g{i}" for i in range(30)]).to_csv(p, sep="\t")
+    with pytest.raises(InputDataError, match="sample rows 2 and 4 hold the same values in all "
+                                             "29 of their measured"):
+        ingest_omic(p, kind="intensity", sample_ids=sheet, layout="samples_x_features")
+    # what real data does hold: tumours alike in a mutation panel, diploid copy-number calls,
+    # two samples whose profiles differ in one cell, profiles of fewer than 20 values
+    calls = rng.integers(-1, 2, size=(30, 4)).astype(float)
+    calls[:, 1] = 0
+    calls[:, 3] = calls[:, 2]
+    near = counts.copy()
+    near[:, 3] = near[:, 2]
+    near[7, 3] += 1
+    fine = [(np.column_stack([np.zeros(30), np.zeros(30), counts[:, :2] > 40]), "binary"),
+            (calls, "continuous"), (near, "counts"), (np.full((19, 4), 5.0), "intensity")]
+    for k, (v, kind) in enumerate(fine):
+        a = ingest_omic(csv(v.astype(float), f"ok{k}.csv"), kind=kind,
+                        sample_ids=sheet)
+        np.testing.assert_array_equal(a.X, v.T)
+    assert "WARNING" not in capfd.readouterr().err
+    frac = rng.normal(size=(30, 4))
+    frac[:, 3] = frac[:, 0]
+    a = ingest_omic(csv(frac, "frac.csv"), kind="continuous", sample_ids=sheet)
+    assert a.n_obs == 4
+    assert ("WARNING frac.csv: sample columns 2 and 5 hold the same values in all 30 of their "
+            "measured features. If the values are not discrete calls, two patients cannot"
+            ) in capfd.readouterr().err

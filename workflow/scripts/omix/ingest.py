@@ -6,6 +6,7 @@ are in the sample sheet, in sample-sheet order, so every later step starts from 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -196,7 +197,69 @@ def orient_and_map(df: pd.DataFrame, *, layout: str, file: str | os.PathLike[str
     else:
         out = pd.DataFrame(df.to_numpy()[take], index=pd.Index([ids[k] for k in take]),
                            columns=df.columns)
+    # where each kept sample stands in the file, for errors about whole samples
+    out.attrs[SAMPLE_PLACES] = (s_word, [pos(s_axis, k) for k in take])
     return out
+
+
+#: DataFrame.attrs key of :func:`orient_and_map`'s result: (what a sample is in the file,
+#: each sample's place): ('column', [2, 3, ...]), or ('row', ...) for a long table's rows
+#: where each sample first appears
+SAMPLE_PLACES = "sample_places"
+#: fewer measured (or non-zero) values than this and a constant or repeated profile can be
+#: chance (a sparse count profile, a small panel), so it is not called a defect
+MIN_PROFILE = 20
+
+
+def check_samples(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> None:
+    """Refuse whole-sample defects that no value check sees: a sample whose measured values
+    are all one number (a placeholder an export wrote: a counts sample of only 0, an
+    intensity sample filled with the detection limit), and two samples with the same values
+    in every feature (a column copied in the export, or one sample listed under two IDs: a
+    duplicated patient that would sit in a training and a test fold at once).
+
+    ``x``: :func:`orient_and_map`'s samples x features table.  Only profiles of at least
+    ``MIN_PROFILE`` measured and non-zero values count.  Binary tables are not checked (a
+    tumour with no mutation in the panel is real, and so are two alike).  For ``continuous``
+    data a constant sample can be real (a diploid tumour's copy-number calls are all 0) and
+    so can two samples alike if the values are discrete calls, so only a repeated profile
+    holding fractions is reported there, as a warning.
+    """
+    if kind == "binary" or x.shape[1] < MIN_PROFILE:
+        return
+    v = x.to_numpy()
+    word, places = x.attrs.get(SAMPLE_PLACES, ("number", list(range(1, len(x) + 1))))
+    seen: dict[bytes, int] = {}
+    for i, row in enumerate(v):   # one sample's values are contiguous (samples x features)
+        measured = row[~np.isnan(row)]
+        if len(measured) < MIN_PROFILE:
+            continue
+        if kind != "continuous" and measured.min() == measured.max():
+            raise InputDataError(
+                f"sample {word} {places[i]} has one and the same value in all {len(measured):,} of "
+                "its measured features", file=file,
+                hint="that is a placeholder an export wrote, not a measurement: fix the "
+                     "export, or leave the sample out of this table (it then counts as not "
+                     "measured)")
+        if np.count_nonzero(measured) < MIN_PROFILE or \
+                (kind == "continuous" and np.array_equal(measured, np.round(measured))):
+            continue
+        # NaN written as one bit pattern, so equal profiles have equal bytes
+        key = hashlib.blake2b(np.where(np.isnan(row), np.nan, row).tobytes(),
+                              digest_size=16).digest()
+        j = seen.setdefault(key, i)
+        if j == i or not np.array_equal(v[j], row, equal_nan=True):
+            continue
+        what = f"sample {word}s {places[j]} and {places[i]} hold the same values in all " \
+               f"{len(measured):,} of their measured features"
+        hint = "two patients cannot have identical profiles: a column copied in the " \
+               "export, or one sample listed under two IDs; fix the export or remove the " \
+               "wrong sample from this table"
+        if kind == "continuous":
+            warn_user(f"{Path(file).name}: {what}. If the values are not discrete calls, "
+                      f"{hint[0].lower()}{hint[1:]}")
+            return
+        raise InputDataError(what, file=file, hint=hint)
 
 
 # kind -> (which finite values are impossible, what to call them, what to do)
@@ -335,6 +398,7 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
             raise InputDataError(f"{absent} pair(s) of a sample and a feature have no row",
                                  file=path, hint="count tables must be complete (a row with 0 "
                                                  "for not detected); or use kind: continuous")
+    check_samples(x, kind, path)
     del numeric   # x holds the sheet's samples; the file's matrix is not needed any more
     n_in_file = x.shape[1]
     counters = [c for c in x.columns if str(c) in COUNTER_ROWS]
