@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_snakemake
+from conftest import adat_text, run_snakemake
 
 Case = Callable[[Path, dict[str, Any]], None]
 
@@ -125,6 +125,18 @@ def rewrite(rel: str, fn: Callable[[str], bytes]) -> Case:
 
 def lines(fn: Callable[[list[str]], list[str]]) -> Callable[[str], bytes]:
     return lambda text: ("\n".join(fn(text.splitlines())) + "\n").encode()
+
+
+def adat_with_a_bad_cell(work: Path, cfg: dict[str, Any]) -> None:
+    """The metabolites as a SomaLogic ADAT whose 2nd study sample has a text cell."""
+    met = pd.read_parquet(work / "data" / "metabolomics.parquet").set_index("feature").T
+    lines = adat_text(met).split("\n")
+    k = [i for i, ln in enumerate(lines) if "\tSample\t" in ln][1]
+    cells = lines[k].split("\t")
+    cells[7] = "n.d."
+    lines[k] = "\t".join(cells)
+    (work / "data" / "metabolites.adat").write_text("\n".join(lines))
+    cfg["omics"]["metabolites"]["path"] = "data/metabolites.adat"
 
 
 def disjoint_omics(work: Path, cfg: dict[str, Any]) -> None:
@@ -241,6 +253,8 @@ CASES: list[tuple[str, Case, str, str]] = [
         r.__setitem__(9, r[3]) for r in rows[1:]]), "ingest",
      r"rna_counts\.csv: sample columns 4 and 10 hold the same values in all 40 of their "
      r"measured features\. Two patients cannot have identical profiles"),
+    ("table_adat_text_cell", adat_with_a_bad_cell, "ingest",
+     r"metabolites\.adat: line 22, column 8 \(analyte '10002-3'\) is not a finite number"),
     ("table_counts_with_missing", edit_csv("data/rna_counts.csv", set_cell(2, 2, "")),
      "ingest", r"missing count at row 3, column 3 \(feature 'GENE0002'\)"),
     # exporters' damage: read exactly or refused with the cause, never shifted silently

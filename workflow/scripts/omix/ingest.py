@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .adat import is_adat, read_adat
 from .errors import InputDataError, warn_user
 from .io import (
     SAMPLE_WORD,
@@ -377,6 +378,17 @@ def ingest_omic(path: str | os.PathLike[str], *, kind: str, sample_ids: Sequence
     if long is not None:
         layout = "features_x_samples"
         numeric, checked = read_long(path, long, fmt)
+    elif fmt in ("auto", "tsv") and is_adat(path):
+        if kind not in ("intensity", "continuous"):
+            raise InputDataError(f"is a SomaLogic ADAT (RFU values) but kind is {kind}",
+                                 file=path, hint="set kind: intensity for this omic")
+        if columns is not None and columns.data is not None:
+            raise InputDataError("is a SomaLogic ADAT, whose analytes are chosen by their "
+                                 "annotation: columns does not apply", file=path,
+                                 hint="remove columns from this omic (label_column names the "
+                                      "ADAT's sample field, SampleId by default)")
+        layout = "samples_x_features"
+        numeric = read_adat(path, columns.label if columns is not None else None)
     elif fmt in ("auto", "tsv") and is_maf(path):
         if kind != "binary":
             raise InputDataError(f"is a MAF (one row per variant) but kind is {kind}",
