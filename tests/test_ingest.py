@@ -598,3 +598,29 @@ def test_a_placeholder_sample_and_a_copied_sample_are_refused_by_place(tmp_path,
     assert ("WARNING frac.csv: sample columns 2 and 5 hold the same values in all 30 of their "
             "measured features. If the values are not discrete calls, two patients cannot"
             ) in capfd.readouterr().err
+
+
+def test_spectronaut_pivot_report_read_by_label_column_and_columns(tmp_path):
+    """A Spectronaut protein pivot report: runs named '[k] <run>.raw.PG.Quantity' (or
+    .htrms), annotation and iBAQ columns beside them; 'Filtered' (not passing its q-value
+    filter) and 'NaN' cells are missing, on the fast path and the careful one."""
+    from omix.io import Columns
+
+    head = ("PG.ProteinGroups\tPG.Genes\t[1] 2024_R7_P1.raw.PG.Quantity\t"
+            "[1] 2024_R7_P1.raw.PG.IBAQ\t[2] 2024_R8_P2.htrms.PG.Quantity\n")
+    body = ("P04049;P15056\tRAF1;BRAF\t1532.5\t12.5\tFiltered\n"
+            "Q01968\tOCRL\tNaN\t3.25\t88.125\n"
+            "P43320\tCRYBB2\t407.75\t1.5\t6075.5\n")
+    cols = Columns("PG.ProteinGroups",
+                   r"^\[\d+\] (.+?)(?:\.raw|\.htrms|\.d|\.wiff)?\.PG\.Quantity$")
+    for k, text in enumerate([body, body.replace("Filtered", " filtered")]):
+        p = table(tmp_path, head + text, f"sn{k}.tsv")
+        a = ingest_omic(p, kind="intensity", sample_ids=SHEET, regex=r"_(P\d)$",
+                        columns=cols)
+        assert list(a.obs_names) == ["P1", "P2"]
+        assert list(a.var_names)[:3] == ["P04049;P15056", "Q01968", "P43320"]
+        np.testing.assert_array_equal(a.X[:, :3], [[1532.5, np.nan, 407.75],
+                                                   [np.nan, 88.125, 6075.5]])
+    bad = table(tmp_path, head + body.replace("Filtered", "Filtred"), "typo.tsv")
+    with pytest.raises(InputDataError, match=r"row 2, column 5 \(feature 'P04049;P15056'\)"):
+        ingest_omic(bad, kind="intensity", sample_ids=SHEET, regex=r"_(P\d)$", columns=cols)

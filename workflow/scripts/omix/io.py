@@ -1049,6 +1049,9 @@ def _planned(df: pd.DataFrame, plan: _Plan, p: Path) -> pd.DataFrame:
 
 
 _NA_STRINGS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-"})
+# an omics exporter's own marker of a missing value: Spectronaut writes 'Filtered' where a
+# protein or precursor did not pass its q-value filter in a run
+_OMIC_NA_STRINGS = _NA_STRINGS | {"filtered"}
 # what clinical exports write for a missing value, read as missing in the sample sheet (only
 # there: in an omics table they stay refused as text): TCGA's bracketed codes, GDC's '--'
 # and 'not reported'.  As values they would become a class of the outcome ('[Not Available]'
@@ -1069,7 +1072,7 @@ def _parsed(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
     numbers, bad cells: neither a number nor an NA marker)."""
     raw = df.astype(str)
     lowered = raw.apply(lambda s: s.str.strip().str.lower())
-    is_na = lowered.isin(_NA_STRINGS) | df.isna()
+    is_na = lowered.isin(_OMIC_NA_STRINGS) | df.isna()
     out = raw.apply(lambda s: pd.to_numeric(s.str.strip(), errors="coerce"))
     return raw, is_na, out, out.isna() & ~is_na
 
@@ -1152,7 +1155,7 @@ def to_numeric_frame(df: pd.DataFrame, file: str | os.PathLike[str],
 
 # the NA markers as exporters write them, for the fast path (others go the careful way)
 _NA_EXACT = frozenset({"", "NA", "na", "NaN", "nan", "NAN", "N/A", "n/a", "#N/A", "NULL",
-                       "null", "None", "none", "-"})
+                       "null", "None", "none", "-", "Filtered"})
 
 
 def _exact_floats(df: pd.DataFrame) -> np.ndarray | None:
