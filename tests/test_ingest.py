@@ -330,7 +330,7 @@ def test_maxquant_protein_groups_read_by_label_column_and_columns(tmp_path, capl
                         columns=Columns("Majority protein IDs", r"^LFQ intensity (.+)$"))
     assert list(a.obs_names) == ["P1", "P2", "P3"] and list(a.var_names) == ["Q1", "Q3"]
     np.testing.assert_array_equal(a.X, [[1200.5, 2900], [0, 2400], [800, 2600]])
-    assert "3 row(s) MaxQuant marks '+'" in caplog.text
+    assert "3 row(s) marked '+' (MaxQuant) or True (Proteome Discoverer)" in caplog.text
     assert "3 data column(s) read, row labels from column 2; 9 other column(s) left out" \
         in caplog.text
 
@@ -624,3 +624,37 @@ def test_spectronaut_pivot_report_read_by_label_column_and_columns(tmp_path):
     bad = table(tmp_path, head + body.replace("Filtered", "Filtred"), "typo.tsv")
     with pytest.raises(InputDataError, match=r"row 2, column 5 \(feature 'P04049;P15056'\)"):
         ingest_omic(bad, kind="intensity", sample_ids=SHEET, regex=r"_(P\d)$", columns=cols)
+
+
+PD_PROTEINS = (
+    "Checked\tProtein FDR Confidence: Combined\tMaster\tAccession\tDescription\tContaminant\t"
+    "Abundance: F1: Sample, tumour\tAbundance: F2: Sample, tumour\tAbundance: F3: Sample, tumour\t"
+    "Abundances (Normalized): F1: Sample, tumour\tAbundances (Normalized): F2: Sample, tumour\t"
+    "Abundances (Normalized): F3: Sample, tumour\n"
+    "False\tHigh\tIsMasterProtein\tP04049\tRAF1\tFalse\t1532.5\t\t407.75\t1.1\t\t1.2\n"
+    "False\tHigh\tIsMasterProtein\tP00761\tTrypsin\tTrue\t99000\t98000\t97000\t1\t1\t1\n"
+    "False\tHigh\tIsMasterProtein\tP43320\tCRYBB2\tFalse\t88.125\t6075.5\t12\t1\t2\t3\n")
+
+
+@pytest.mark.parametrize("suffix", ["txt", "parquet"])
+def test_proteome_discoverer_proteins_read_by_file_id_with_contaminants_left_out(
+        tmp_path, caplog, suffix):
+    """Proteome Discoverer's proteins export: the raw 'Abundance: F<n>:' columns only (not the
+    normalised ones), each named by PD's file ID and mapped to the sheet by sample_id.map;
+    rows True in Contaminant (here trypsin) left out; an empty cell is missing."""
+    from omix.io import Columns
+
+    p = table(tmp_path, PD_PROTEINS, "study_Proteins.txt")
+    if suffix == "parquet":
+        frame = pd.read_csv(p, sep="\t")
+        assert frame["Contaminant"].dtype == bool
+        p = tmp_path / "study_Proteins.parquet"
+        frame.to_parquet(p, index=False)
+    m = tmp_path / "files.tsv"
+    m.write_text("name\tsample_id\nF1\tP3\nF2\tP1\nF3\tP4\n")
+    with caplog.at_level("INFO", logger="omix"):
+        a = ingest_omic(p, kind="intensity", sample_ids=SHEET, map_file=m,
+                        columns=Columns("Accession", r"^Abundance: (F\d+): "))
+    assert list(a.obs_names) == ["P1", "P3", "P4"] and list(a.var_names) == ["P04049", "P43320"]
+    np.testing.assert_array_equal(a.X, [[np.nan, 6075.5], [1532.5, 88.125], [407.75, 12]])
+    assert "1 row(s) marked '+' (MaxQuant) or True (Proteome Discoverer) in" in caplog.text

@@ -402,7 +402,8 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     flagged = [j for j, f in enumerate(fields) if f in MAXQUANT_FLAGS]
     if flagged and len(fields) == n_fields:
         flags = pd.read_csv(path, **{**kw, "usecols": flagged}).iloc[1:]
-        marked = flags.apply(lambda c: c.str.strip() == "+").any(axis=1).to_numpy()
+        marked = flags.apply(lambda c: c.str.strip().str.lower().isin(FLAG_MARKS)).any(
+            axis=1).to_numpy()
         if len(marked) != len(lines) - 1:
             raise err("a MaxQuant table with blank lines between its rows", file=path,
                       hint="delete the blank lines")
@@ -489,8 +490,10 @@ def _geo_begin(path: Path, compression: str | None, encoding: str,
 FC_PROGRAM = "# Program:featureCounts"
 FC_COLUMNS = ["Geneid", "Chr", "Start", "End", "Strand", "Length"]
 #: MaxQuant's columns whose '+' marks a row that is not a measured protein (a decoy, a
-#: contaminant, a protein identified by a modification site only)
+#: contaminant, a protein identified by a modification site only); Proteome Discoverer writes
+#: True in its Contaminant column
 MAXQUANT_FLAGS = ("Reverse", "Potential contaminant", "Contaminant", "Only identified by site")
+FLAG_MARKS = frozenset({"+", "true"})
 
 
 def _plan(path: Path, fields: list[str], columns: Columns | None,
@@ -952,7 +955,8 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         df = _read_parquet(p)
         plan = _plan(p, list(df.columns), columns, InputDataError)
         flagged = [c for c in df.columns if c in MAXQUANT_FLAGS]
-        drop = df[flagged].astype(str).apply(lambda c: c.str.strip() == "+").any(axis=1)
+        drop = df[flagged].astype(str).apply(
+            lambda c: c.str.strip().str.lower().isin(FLAG_MARKS)).any(axis=1)
         if plan.order is not None:
             df = df.iloc[:, plan.order]
         df.attrs[FILE_ROWS] = np.arange(len(df)) + 2
@@ -1042,8 +1046,9 @@ def _planned(df: pd.DataFrame, plan: _Plan, p: Path) -> pd.DataFrame:
         attrs = {**df.attrs, FILE_ROWS: rows[keep]}
         df = df.loc[keep]
         df.attrs = attrs
-        log.info("%s: %d row(s) MaxQuant marks '+' in %s (decoys, contaminants, proteins "
-                 "identified by a modification site only) are left out", p.name,
+        log.info("%s: %d row(s) marked '+' (MaxQuant) or True (Proteome Discoverer) in %s "
+                 "(decoys, contaminants, proteins identified by a modification site only) are "
+                 "left out", p.name,
                  int((~keep).sum()), "/".join(MAXQUANT_FLAGS))
     return df
 
