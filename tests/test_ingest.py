@@ -658,3 +658,33 @@ def test_proteome_discoverer_proteins_read_by_file_id_with_contaminants_left_out
     assert list(a.obs_names) == ["P1", "P3", "P4"] and list(a.var_names) == ["P04049", "P43320"]
     np.testing.assert_array_equal(a.X, [[np.nan, 6075.5], [1532.5, 88.125], [407.75, 12]])
     assert "1 row(s) marked '+' (MaxQuant) or True (Proteome Discoverer) in" in caplog.text
+
+
+FRAGPIPE = (
+    "Protein\tProtein ID\tEntry Name\tGene\tCombined Total Peptides\tP1 Intensity\t"
+    "P1 MaxLFQ Intensity\tP2 Intensity\tP2 MaxLFQ Intensity\tP3 Intensity\tP3 MaxLFQ Intensity\n"
+    "sp|P04049|RAF1_HUMAN\tP04049\tRAF1_HUMAN\tRAF1\t12\t9\t1532.5\t9\t0\t9\t407.75\n"
+    "contam_sp|P00761|TRYP_PIG\tP00761\tTRYP_PIG\t\t30\t9\t99000\t9\t98000\t9\t97000\n"
+    "sp|P43320|CRBB2_HUMAN\tP43320\tCRBB2_HUMAN\tCRYBB2\t4\t9\t88.125\t9\t6075.5\t9\t12\n")
+
+
+@pytest.mark.parametrize("suffix", ["tsv", "parquet"])
+def test_fragpipe_combined_protein_read_with_contaminants_left_out(tmp_path, caplog, suffix):
+    """FragPipe's combined_protein.tsv: the '<sample> MaxLFQ Intensity' columns (not the
+    plain Intensity ones), proteins by 'Protein ID'; the proteins FragPipe names 'contam_'
+    (its database's contaminants: here trypsin) are left out; its 0 stays 0 (below
+    detection for the normaliser)."""
+    from omix.io import Columns
+
+    p = table(tmp_path, FRAGPIPE, "combined_protein.tsv")
+    if suffix == "parquet":
+        p_pq = tmp_path / "combined_protein.parquet"
+        pd.read_csv(p, sep="\t").to_parquet(p_pq, index=False)
+        p = p_pq
+    with caplog.at_level("INFO", logger="omix"):
+        a = ingest_omic(p, kind="intensity", sample_ids=SHEET,
+                        columns=Columns("Protein ID", r"^(.+) MaxLFQ Intensity$"))
+    assert list(a.obs_names) == ["P1", "P2", "P3"] and list(a.var_names) == ["P04049", "P43320"]
+    np.testing.assert_array_equal(a.X, [[1532.5, 88.125], [0, 6075.5], [407.75, 12]])
+    assert "1 row(s) marked '+' (MaxQuant) or True (Proteome Discoverer) in" in caplog.text
+    assert "or a 'contam_' Protein (FragPipe)" in caplog.text

@@ -399,14 +399,14 @@ def _delimited_chunks(path: Path, fmt: str, err: type[OmixError], cells: int | N
     order = plan.order
     if order is not None:
         kw["usecols"] = order
-    flagged = [j for j, f in enumerate(fields) if f in MAXQUANT_FLAGS]
+    flagged = [j for j, f in enumerate(fields) if f in (*MAXQUANT_FLAGS, FRAGPIPE_PROTEIN)]
     if flagged and len(fields) == n_fields:
         flags = pd.read_csv(path, **{**kw, "usecols": flagged}).iloc[1:]
-        marked = flags.apply(lambda c: c.str.strip().str.lower().isin(FLAG_MARKS)).any(
-            axis=1).to_numpy()
+        flags.columns = [fields[j] for j in flagged]
+        marked = _flagged_rows(flags)
         if len(marked) != len(lines) - 1:
-            raise err("a MaxQuant table with blank lines between its rows", file=path,
-                      hint="delete the blank lines")
+            raise err("an exporter's table with flagged rows and blank lines between its "
+                      "rows", file=path, hint="delete the blank lines")
         plan.drop_lines = np.asarray(lines[1:])[marked]
 
     def frames() -> Iterator[pd.DataFrame]:
@@ -494,6 +494,21 @@ FC_COLUMNS = ["Geneid", "Chr", "Start", "End", "Strand", "Length"]
 #: True in its Contaminant column
 MAXQUANT_FLAGS = ("Reverse", "Potential contaminant", "Contaminant", "Only identified by site")
 FLAG_MARKS = frozenset({"+", "true"})
+#: FragPipe names a contaminant protein (from its database's contaminant entries) 'contam_...'
+#: in its Protein column; it has no flag column
+FRAGPIPE_PROTEIN, FRAGPIPE_CONTAMINANT = "Protein", "contam_"
+
+
+def _flagged_rows(flags: pd.DataFrame) -> np.ndarray:
+    """Which rows of an exporter's flag columns (as text) mark a row that is not a measured
+    protein: '+' (MaxQuant) or True (Proteome Discoverer) in a flag column, a 'contam_'
+    protein (FragPipe)."""
+    marked = np.zeros(len(flags), dtype=bool)
+    for name, col in flags.items():
+        text = col.astype(str).str.strip()
+        marked |= (text.str.startswith(FRAGPIPE_CONTAMINANT) if name == FRAGPIPE_PROTEIN
+                   else text.str.lower().isin(FLAG_MARKS)).to_numpy()
+    return marked
 
 
 def _plan(path: Path, fields: list[str], columns: Columns | None,
@@ -954,9 +969,8 @@ def read_numeric_table(path: str | os.PathLike[str], fmt: str = "auto",
         # 450,000 x 500 table of floats would take about 7 GB
         df = _read_parquet(p)
         plan = _plan(p, list(df.columns), columns, InputDataError)
-        flagged = [c for c in df.columns if c in MAXQUANT_FLAGS]
-        drop = df[flagged].astype(str).apply(
-            lambda c: c.str.strip().str.lower().isin(FLAG_MARKS)).any(axis=1)
+        flagged = [c for c in df.columns if c in (*MAXQUANT_FLAGS, FRAGPIPE_PROTEIN)]
+        drop = pd.Series(_flagged_rows(df[flagged]), index=df.index)
         if plan.order is not None:
             df = df.iloc[:, plan.order]
         df.attrs[FILE_ROWS] = np.arange(len(df)) + 2
@@ -1040,15 +1054,15 @@ def _planned(df: pd.DataFrame, plan: _Plan, p: Path) -> pd.DataFrame:
     if len(plan.drop_lines):
         rows = df.attrs.get(FILE_ROWS)
         if rows is None or len(rows) != len(df):
-            raise InputDataError("a MaxQuant table with blank lines between its rows", file=p,
-                                 hint="delete the blank lines")
+            raise InputDataError("an exporter's table with flagged rows and blank lines "
+                                 "between its rows", file=p, hint="delete the blank lines")
         keep = ~np.isin(rows, plan.drop_lines)
         attrs = {**df.attrs, FILE_ROWS: rows[keep]}
         df = df.loc[keep]
         df.attrs = attrs
-        log.info("%s: %d row(s) marked '+' (MaxQuant) or True (Proteome Discoverer) in %s "
-                 "(decoys, contaminants, proteins identified by a modification site only) are "
-                 "left out", p.name,
+        log.info("%s: %d row(s) marked '+' (MaxQuant) or True (Proteome Discoverer) in %s, "
+                 "or a 'contam_' Protein (FragPipe): decoys, contaminants, proteins "
+                 "identified by a modification site only, are left out", p.name,
                  int((~keep).sum()), "/".join(MAXQUANT_FLAGS))
     return df
 
