@@ -105,35 +105,3 @@ def split_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work
 
-
-def adat_text(rfu: pd.DataFrame, *, calibrators: int = 2) -> str:
-    """A SomaLogic ADAT (the layout SomaLogic's readers parse: ^HEADER, ^COL_DATA, ^ROW_DATA,
-    ^TABLE_BEGIN) of ``rfu`` (samples x analytes, the analytes' gene symbols as columns),
-    with the rows and analytes a real one adds: calibrator and QC wells, a spuriomer, a
-    hybridisation control and a mouse protein.  Values are written with ``repr``."""
-    genes = [*map(str, rfu.columns), "", "", "Fc_MOUSE"]
-    kinds = ["Protein"] * rfu.shape[1] + ["Spuriomer", "Hybridization Control Elution",
-                                          "Protein"]
-    organisms = ["Human"] * (rfu.shape[1] + 2) + ["Mouse"]
-    col = {"SeqId": [f"{10000 + j}-{j % 90 + 1}" for j in range(len(genes))],
-           "Target": [g or f"Ctrl{j}" for j, g in enumerate(genes)],
-           "EntrezGeneSymbol": genes, "Organism": organisms, "Type": kinds,
-           "ColCheck": ["PASS"] * len(genes)}
-    fields = ["PlateId", "SampleId", "SampleType", "RowCheck"]
-    lines = ["^HEADER", "!AdatId\tGID-0000-test", "!Version\t1.2", "!AssayVersion\tV4",
-             "^COL_DATA", "!Name\t" + "\t".join(col), "!Type\t" + "\t".join(["String"] * len(col)),
-             "^ROW_DATA", "!Name\t" + "\t".join(fields),
-             "!Type\t" + "\t".join(["String"] * len(fields)), "^TABLE_BEGIN"]
-    pad = "\t" * len(fields)
-    lines += [pad + name + "\t" + "\t".join(v) for name, v in col.items()]
-    lines.append("\t".join(fields) + "\t" * (len(genes) + 1))
-
-    def row(plate: str, sid: str, kind: str, values: list[float]) -> str:
-        return "\t".join([plate, sid, kind, "PASS", ""] + [repr(float(v)) for v in values])
-
-    rows = [row("Plate1", f"CAL{k}", "Calibrator", [500.0 + k] * len(genes))
-            for k in range(calibrators)]
-    rows += [row("Plate1", str(sid), "Sample", [*vals, 310.5, 2200.25, 415.0])
-             for sid, vals in zip(rfu.index, rfu.to_numpy().tolist(), strict=True)]
-    rows.insert(len(rows) // 2, row("Plate1", "QC1", "QC", [700.0] * len(genes)))
-    return "\n".join(lines + rows) + "\n"

@@ -5,8 +5,8 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import adat_text
 from omix.errors import InputDataError
+from omix.exporter_bench import adat_text
 from omix.ingest import ingest_omic
 
 SHEET = ["Z101", "Z102", "Z103", "Z104", "Z105"]

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import adat_text, run_snakemake
+from conftest import run_snakemake
+from omix.exporter_bench import adat_text
 
 Case = Callable[[Path, dict[str, Any]], None]
 

@@ -26,15 +26,16 @@ def test_rule_table_sums_jobs_of_a_rule_and_keeps_the_longest_and_the_peak(tmp_p
 
 
 def test_exporter_bench_files_ingest_to_their_plain_tables(tmp_path: Path, capsys):
-    """The exporter benchmark's files (featureCounts, MaxQuant, GEO, MAF) and its plain tables
-    of the same numbers (for the MAF, pandas' crosstab of its protein-changing variants) give
-    the same matrix and features: the comparison its figures rest on."""
+    """The exporter benchmark's files (featureCounts, MaxQuant, GEO, MAF, Olink, ADAT) and its
+    plain tables of the same numbers (for the MAF, pandas' crosstab of its protein-changing
+    variants; for the ADAT, its study samples' human proteins) give the same matrix and
+    features: the comparison its figures rest on."""
     from omix.exporter_bench import main
 
     main(["--small", "--reps", "1", "--workdir", str(tmp_path)])
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")][1:]
     assert [r.split(" ")[1] for r in rows] == ["featurecounts", "maxquant", "geo", "maf",
-                                                  "olink"]
+                                                  "olink", "adat"]
     assert all(r.endswith("| yes |") for r in rows), rows
     import pandas as pd
 

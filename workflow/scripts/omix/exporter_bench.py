@@ -1,5 +1,5 @@
 """``make bench-exporters``: ingest of files as other tools write them, against the same data as
-a plain table, at real size (featureCounts, MaxQuant, GEO series matrix, MAF, Olink).
+a plain table, at real size (featureCounts, MaxQuant, GEO series matrix, MAF, Olink, ADAT).
 
 For each exporter it writes the exporter's file and the plain table of the same numbers
 (features x samples, first column the labels), ingests each in its own process (``wait4``
@@ -17,6 +17,8 @@ values (2 % missing as ``null``) below GEO's metadata lines.  maf: 300,000 varia
 tumours over 18,000 genes (a quarter silent or non-coding); its plain table is pandas'
 crosstab of the protein-changing ones.  olink: an Olink Explore NPX export, 3,000 assays x
 1,000 samples as 3 million ';'-separated rows (1 % of the pairs absent), read with ``long``.
+adat: a SomaLogic ADAT of a SomaScan 11k study, 1,000 samples x 11,083 analytes, with
+calibrator and QC wells and control analytes the reader leaves out.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 KINDS = {"featurecounts": "counts", "maxquant": "intensity", "geo": "beta", "maf": "binary",
-         "olink": "continuous"}
+         "olink": "continuous", "adat": "intensity"}
 SAMPLE_ID = {"maf": {"regex": r"^(TCGA-\w\w-\w{4})"}}
 OPTIONS: dict[str, dict[str, Any]] = {
     "maxquant": {"label_column": "Majority protein IDs", "columns": "^LFQ intensity (.+)$"},
@@ -161,13 +163,61 @@ def write_olink(d: Path, rng: np.random.Generator, n: int = 1000, assays: int = 
     return d / "npx.csv", d / "plain_npx.tsv"
 
 
+def adat_text(rfu: pd.DataFrame, *, calibrators: int = 2) -> str:
+    """A SomaLogic ADAT (the layout SomaLogic's readers parse: ^HEADER, ^COL_DATA, ^ROW_DATA,
+    ^TABLE_BEGIN) of ``rfu`` (samples x analytes, the analytes' gene symbols as columns),
+    with the rows and analytes a real one adds: calibrator and QC wells, a spuriomer, a
+    hybridisation control and a mouse protein.  Values are written with ``repr``."""
+    genes = [*map(str, rfu.columns), "", "", "Fc_MOUSE"]
+    kinds = ["Protein"] * rfu.shape[1] + ["Spuriomer", "Hybridization Control Elution",
+                                          "Protein"]
+    organisms = ["Human"] * (rfu.shape[1] + 2) + ["Mouse"]
+    col = {"SeqId": [f"{10000 + j}-{j % 90 + 1}" for j in range(len(genes))],
+           "Target": [g or f"Ctrl{j}" for j, g in enumerate(genes)],
+           "EntrezGeneSymbol": genes, "Organism": organisms, "Type": kinds,
+           "ColCheck": ["PASS"] * len(genes)}
+    fields = ["PlateId", "SampleId", "SampleType", "RowCheck"]
+    lines = ["^HEADER", "!AdatId\tGID-0000-test", "!Version\t1.2", "!AssayVersion\tV4",
+             "^COL_DATA", "!Name\t" + "\t".join(col), "!Type\t" + "\t".join(["String"] * len(col)),
+             "^ROW_DATA", "!Name\t" + "\t".join(fields),
+             "!Type\t" + "\t".join(["String"] * len(fields)), "^TABLE_BEGIN"]
+    pad = "\t" * len(fields)
+    lines += [pad + name + "\t" + "\t".join(v) for name, v in col.items()]
+    lines.append("\t".join(fields) + "\t" * (len(genes) + 1))
+
+    def row(plate: str, sid: str, kind: str, values: list[float]) -> str:
+        return "\t".join([plate, sid, kind, "PASS", ""] + [repr(float(v)) for v in values])
+
+    rows = [row("Plate1", f"CAL{k}", "Calibrator", [500.0 + k] * len(genes))
+            for k in range(calibrators)]
+    rows += [row("Plate1", str(sid), "Sample", [*vals, 310.5, 2200.25, 415.0])
+             for sid, vals in zip(rfu.index, rfu.to_numpy().tolist(), strict=True)]
+    rows.insert(len(rows) // 2, row("Plate1", "QC1", "QC", [700.0] * len(genes)))
+    return "\n".join(lines + rows) + "\n"
+
+
+def write_adat(d: Path, rng: np.random.Generator, n: int = 1000, analytes: int = 11083
+               ) -> tuple[Path, Path]:
+    """A SomaScan 11k ADAT of ``n`` study samples (RFU, one decimal, as SomaLogic writes
+    them) with calibrator and QC wells and control analytes; the plain table holds the study
+    samples' human protein analytes, named as the reader names them (gene_SeqId)."""
+    ids = [f"P{i:04d}" for i in range(n)]
+    rfu = pd.DataFrame(np.round(rng.lognormal(7, 1.2, (n, analytes)), 1), index=ids,
+                       columns=[f"G{j}" for j in range(analytes)])
+    (d / "study.adat").write_text(adat_text(rfu))
+    rfu.T.set_axis([f"G{j}_{10000 + j}-{j % 90 + 1}" for j in range(analytes)]).rename_axis(
+        "analyte").to_csv(d / "plain_adat.tsv", sep="\t")
+    _sheet(d, ids)
+    return d / "study.adat", d / "plain_adat.tsv"
+
+
 WRITERS = {"featurecounts": write_featurecounts, "maxquant": write_maxquant, "geo": write_geo,
-           "maf": write_maf, "olink": write_olink}
+           "maf": write_maf, "olink": write_olink, "adat": write_adat}
 FILES = {"featurecounts": ("counts.txt", "plain_counts.tsv"),
          "maxquant": ("proteinGroups.txt", "plain_protein.tsv"),
          "geo": ("GSE1_series_matrix.txt", "plain_meth.tsv"),
          "maf": ("mutations.maf", "plain_mutations.tsv"),
-         "olink": ("npx.csv", "plain_npx.tsv")}
+         "olink": ("npx.csv", "plain_npx.tsv"), "adat": ("study.adat", "plain_adat.tsv")}
 
 
 def child(table: str, kind: str, out: str, options: str) -> None:
@@ -219,7 +269,7 @@ def measure(table: Path, kind: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--which", default="featurecounts,maxquant,geo,maf,olink")
+    ap.add_argument("--which", default="featurecounts,maxquant,geo,maf,olink,adat")
     ap.add_argument("--workdir", default="/tmp/omix_exporter_bench")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--small", action="store_true",
