@@ -31,16 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputDataError, OmixError
-from .io import (
-    FILE_COLUMNS,
-    FILE_ROWS,
-    _compression,
-    _corrupt,
-    _encoding,
-    _open_text,
-    _raw_head,
-)
+from .errors import InputDataError
+from .io import FILE_COLUMNS, FILE_ROWS, _corrupt, _open_text, sniff_text
 
 log = logging.getLogger("omix.ingest")
 
@@ -54,20 +46,10 @@ KEEP_ANALYTES = (("Type", "Protein"), ("Organism", "Human"))
 
 def _layout(path: Path) -> tuple[str | None, str] | None:
     """(compression, encoding) of an ADAT, or None for any other file."""
-    if not path.is_file() or path.stat().st_size == 0:
+    sniffed = sniff_text(path, 4096)
+    if sniffed is None or not sniffed[2].lstrip().startswith(MAGIC):
         return None
-    with open(path, "rb") as fh:
-        magic = fh.read(8)
-    if magic.startswith(b"PAR1"):
-        return None
-    try:
-        compression = _compression(path, magic, InputDataError)
-        head = _raw_head(path, compression, 4096)
-        encoding = _encoding(path, head, InputDataError)
-    except (OmixError, EOFError, OSError, zlib.error, lzma.LZMAError):
-        return None    # the table reader names the cause
-    text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
-    return (compression, encoding) if text.startswith(MAGIC) else None
+    return sniffed[0], sniffed[1]
 
 
 def is_adat(path: str | os.PathLike[str]) -> bool:

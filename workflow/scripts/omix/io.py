@@ -757,10 +757,10 @@ MAF_PROTEIN_CHANGING = frozenset({
     "Missense_Mutation"})
 
 
-def _maf_layout(path: Path) -> tuple[str | None, str, int] | None:
-    """(compression, encoding, lines above the header) of a MAF file, or None for any other
-    table: a tab-separated header (below '#' lines such as '#version 2.4') naming the
-    gene and the tumour sample."""
+def sniff_text(path: Path, n: int = 1 << 16) -> tuple[str | None, str, str] | None:
+    """(compression, encoding, its first ``n`` bytes decoded without a byte-order mark) of a
+    text file, for telling a file's kind by its first lines; None for an empty, parquet or
+    unreadable file (the table reader names the cause)."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
     with open(path, "rb") as fh:
@@ -769,11 +769,22 @@ def _maf_layout(path: Path) -> tuple[str | None, str, int] | None:
         return None
     try:
         compression = _compression(path, magic, InputDataError)
-        head = _raw_head(path, compression)
+        head = _raw_head(path, compression, n)
         encoding = _encoding(path, head, InputDataError)
     except (OmixError, EOFError, OSError, zlib.error, lzma.LZMAError):
-        return None    # the table reader names the cause
-    lines = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 64)
+        return None
+    return compression, encoding, head.decode(encoding, errors="ignore").lstrip("\ufeff")
+
+
+def _maf_layout(path: Path) -> tuple[str | None, str, int] | None:
+    """(compression, encoding, lines above the header) of a MAF file, or None for any other
+    table: a tab-separated header (below '#' lines such as '#version 2.4') naming the
+    gene and the tumour sample."""
+    sniffed = sniff_text(path)
+    if sniffed is None:
+        return None
+    compression, encoding, text = sniffed
+    lines = text.split("\n", 64)
     skip = next((k for k, ln in enumerate(lines) if not ln.startswith("#")), len(lines))
     if skip >= len(lines):
         return None
