@@ -20,19 +20,28 @@ def rfu() -> pd.DataFrame:
                         columns=[f"GENE{j}" for j in range(30)])
 
 
-def test_adat_gives_the_study_samples_human_proteins_in_sheet_order(tmp_path, rfu, caplog):
-    """Calibrator and QC wells, the spuriomer, the hybridisation control and the mouse
-    protein are left out (SomaLogic's advice), the rest is read exactly, in the sample
-    sheet's order, each analyte named by its gene and SeqId; gzip-compressed the same."""
+def test_adat_gives_the_study_samples_human_proteins_in_sheet_order(tmp_path, rfu, caplog,
+                                                                      capfd):
+    """Calibrator and QC wells, a study sample flagged in RowCheck (with a warning), the
+    spuriomer, the hybridisation control and the mouse protein are left out (SomaLogic's
+    advice), the rest is read exactly, in the sample sheet's order, each analyte named by its
+    gene and SeqId; gzip-compressed the same."""
     p = tmp_path / "study.adat"
-    p.write_text(adat_text(rfu))
+    p.write_text(adat_text(rfu, flagged=["Z105"]))
     with caplog.at_level("INFO", logger="omix"):
         a = ingest_omic(p, kind="intensity", sample_ids=SHEET)
-    assert list(a.obs_names) == SHEET
+    kept = ["Z101", "Z102", "Z103", "Z104"]
+    assert list(a.obs_names) == kept
     assert list(a.var_names) == [f"GENE{j}_{10000 + j}-{j + 1}" for j in range(30)]
-    np.testing.assert_array_equal(a.X, rfu.loc[SHEET].to_numpy())
-    assert ("study.adat: an ADAT of 5 study samples x 30 human protein analytes (3 calibrator, "
+    np.testing.assert_array_equal(a.X, rfu.loc[kept].to_numpy())
+    assert ("study.adat: an ADAT of 4 study samples x 30 human protein analytes (3 calibrator, "
             "QC or buffer rows and 3 control or non-human analytes left out)") in caplog.text
+    assert ("WARNING study.adat: 1 study sample(s) SomaLogic flagged in RowCheck (their "
+            "normalisation scale factors outside 0.4-2.5) are left out") in capfd.readouterr().err
+    p.write_text(adat_text(rfu))
+    a = ingest_omic(p, kind="intensity", sample_ids=SHEET)
+    assert list(a.obs_names) == SHEET
+    np.testing.assert_array_equal(a.X, rfu.loc[SHEET].to_numpy())
     z = tmp_path / "study.adat.gz"
     z.write_bytes(gzip.compress(p.read_bytes()))
     b = ingest_omic(z, kind="intensity", sample_ids=SHEET)
@@ -79,6 +88,8 @@ def test_adat_errors_name_the_line_and_column_without_values(tmp_path, rfu):
               rf"line {first + 1} has 15 RFU values after its annotation, the SeqId line 33"),
              (only_qc, "intensity", None,
               r"has no row whose SampleType is 'Sample' \(only calibrators, QC or buffer"),
+             (adat_text(rfu, flagged=list(rfu.index)), "intensity", None,
+              r"every study sample \(5\) is flagged in RowCheck"),
              (text, "counts", None,
               r"is a SomaLogic ADAT \(RFU values\) but kind is counts\. Set kind: intensity"),
              (text, "intensity", _cols(None, "^x"),

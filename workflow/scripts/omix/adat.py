@@ -15,9 +15,11 @@ like every other table here, and holds floats, not a list of Python floats per s
 0.29 s; 1,000 samples x 11,083 analytes, a SomaScan 11k: 1.8-2.2 s for the whole
 ``ingest_omic`` against 2.2 s for ``read_adat`` alone, peak RSS 0.50 against 0.73 GB).
 What is kept follows SomaLogic's own advice for analysis (SomaDataIO's pre-processing
-vignette): the rows whose ``SampleType`` is ``Sample`` (calibrators, QC and buffer wells are
-left out) and the analytes whose ``Type`` is ``Protein`` and ``Organism`` is ``Human``
-(hybridisation controls, spuriomers, non-biotin, non-human and deprecated reagents left out).
+vignette, its ``preProcessAdat`` defaults): the rows whose ``SampleType`` is ``Sample``
+(calibrators, QC and buffer wells are left out) that pass ``RowCheck`` (a study sample
+flagged there is left out with a warning), and the analytes whose ``Type`` is ``Protein``
+and ``Organism`` is ``Human`` (hybridisation controls, spuriomers, non-biotin, non-human and
+deprecated reagents left out).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputDataError
+from .errors import InputDataError, warn_user
 from .io import FILE_COLUMNS, FILE_ROWS, _corrupt, _open_text, sniff_text
 
 log = logging.getLogger("omix.ingest")
@@ -41,6 +43,8 @@ MAGIC = "^HEADER"
 DEFAULT_LABEL = "SampleId"
 #: (field, value kept): study samples, human protein analytes
 KEEP_ROWS = ("SampleType", "Sample")
+#: SomaLogic's sample QC: FLAG where the normalisation scale factors fall outside 0.4-2.5
+ROW_CHECK = ("RowCheck", "FLAG")
 KEEP_ANALYTES = (("Type", "Protein"), ("Organism", "Human"))
 
 
@@ -82,6 +86,8 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
     lines: list[int] = []
     sample_labels: list[str] = []
     left_out = 0
+    flagged = 0
+    check_at: int | None = None
     keep = np.zeros(0, dtype=bool)
     seq: list[str] = []
     kind_at: int | None = None
@@ -113,10 +119,14 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
                     keep = _check_annotation(p, analytes, fields, label)
                     seq = analytes["SeqId"]
                     kind_at = fields.index(KEEP_ROWS[0]) if KEEP_ROWS[0] in fields else None
+                    check_at = fields.index(ROW_CHECK[0]) if ROW_CHECK[0] in fields else None
                     continue
                 row = cells[:off] + [""] * (off - len(cells[:off]))
                 if kind_at is not None and row[kind_at].strip() != KEEP_ROWS[1]:
                     left_out += 1
+                    continue
+                if check_at is not None and row[check_at].strip().upper() == ROW_CHECK[1]:
+                    flagged += 1
                     continue
                 values = cells[off + 1:]
                 if len(values) < len(seq) or any(c.strip() for c in values[len(seq):]):
@@ -133,6 +143,10 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
     if not fields:
         raise InputDataError("has no sample table below ^TABLE_BEGIN", file=p,
                              hint="give the .adat file SomaLogic delivered, unmodified")
+    if not rows and flagged:
+        raise InputDataError(f"every study sample ({flagged}) is flagged in {ROW_CHECK[0]}",
+                             file=p, hint="SomaLogic's normalisation failed for all of them: "
+                                          "ask SomaLogic about this run")
     if not rows:
         raise InputDataError(f"has no row whose {KEEP_ROWS[0]} is '{KEEP_ROWS[1]}' (only "
                              f"calibrators, QC or buffer wells)", file=p,
@@ -155,6 +169,10 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
     log.info("%s: an ADAT of %d study samples x %d human protein analytes (%d calibrator, QC "
              "or buffer rows and %d control or non-human analytes left out)", p.name,
              len(out), out.shape[1], left_out, len(seq) - len(cols))
+    if flagged:
+        warn_user(f"{p.name}: {flagged} study sample(s) SomaLogic flagged in RowCheck (their "
+                  "normalisation scale factors outside 0.4-2.5) are left out, as SomaLogic "
+                  "advises; they count as not measured in this omic")
     return out
 
 

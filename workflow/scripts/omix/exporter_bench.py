@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +164,12 @@ def write_olink(d: Path, rng: np.random.Generator, n: int = 1000, assays: int = 
     return d / "npx.csv", d / "plain_npx.tsv"
 
 
-def adat_text(rfu: pd.DataFrame, *, calibrators: int = 2) -> str:
+def adat_text(rfu: pd.DataFrame, *, calibrators: int = 2, flagged: Sequence[str] = ()) -> str:
     """A SomaLogic ADAT (the layout SomaLogic's readers parse: ^HEADER, ^COL_DATA, ^ROW_DATA,
     ^TABLE_BEGIN) of ``rfu`` (samples x analytes, the analytes' gene symbols as columns),
     with the rows and analytes a real one adds: calibrator and QC wells, a spuriomer, a
-    hybridisation control and a mouse protein.  Values are written with ``repr``."""
+    hybridisation control and a mouse protein; the samples in ``flagged`` fail SomaLogic's
+    RowCheck.  Values are written with ``repr``."""
     genes = [*map(str, rfu.columns), "", "", "Fc_MOUSE"]
     kinds = ["Protein"] * rfu.shape[1] + ["Spuriomer", "Hybridization Control Elution",
                                           "Protein"]
@@ -186,7 +188,8 @@ def adat_text(rfu: pd.DataFrame, *, calibrators: int = 2) -> str:
     lines.append("\t".join(fields) + "\t" * (len(genes) + 1))
 
     def row(plate: str, sid: str, kind: str, values: list[float]) -> str:
-        return "\t".join([plate, sid, kind, "PASS", ""] + [repr(float(v)) for v in values])
+        check = "FLAG" if sid in flagged else "PASS"
+        return "\t".join([plate, sid, kind, check, ""] + [repr(float(v)) for v in values])
 
     rows = [row("Plate1", f"CAL{k}", "Calibrator", [500.0 + k] * len(genes))
             for k in range(calibrators)]
