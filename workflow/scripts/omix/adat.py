@@ -91,6 +91,7 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
     keep = np.zeros(0, dtype=bool)
     seq: list[str] = []
     kind_at: int | None = None
+    label_at = 0
     try:
         with _open_text(p, *layout) as fh:
             for n, raw in enumerate(fh, start=1):
@@ -120,6 +121,7 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
                     seq = analytes["SeqId"]
                     kind_at = fields.index(KEEP_ROWS[0]) if KEEP_ROWS[0] in fields else None
                     check_at = fields.index(ROW_CHECK[0]) if ROW_CHECK[0] in fields else None
+                    label_at = fields.index(label)
                     continue
                 row = cells[:off] + [""] * (off - len(cells[:off]))
                 if kind_at is not None and row[kind_at].strip() != KEEP_ROWS[1]:
@@ -137,7 +139,7 @@ def read_adat(path: str | os.PathLike[str], label: str | None = None) -> pd.Data
                              "delivered, unmodified")
                 rows.append(_numbers(values[:len(seq)], p, n, off, seq))
                 lines.append(n)
-                sample_labels.append(row[fields.index(label)].strip())
+                sample_labels.append(row[label_at].strip())
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise _corrupt(InputDataError, p, layout[0], exc) from None
     if not fields:
