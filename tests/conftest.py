@@ -104,4 +104,3 @@ def split_run(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     proc = run_snakemake(work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work
-

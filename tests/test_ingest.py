@@ -13,6 +13,13 @@ def table(tmp_path, text, name="t.csv"):
     return p
 
 
+def as_parquet(p, sep="\t", **read_kw):
+    """The table ``p`` (text) written as parquet beside it, as pandas reads it."""
+    out = p.with_suffix(".parquet")
+    pd.read_csv(p, sep=sep, **read_kw).to_parquet(out, index=False)
+    return out
+
+
 def test_features_x_samples_mapped_and_in_sheet_order(tmp_path):
     p = table(tmp_path, "f,P3-x,P1-y,P2-z\ng1,1,2,3\ng2,4,5,6\n")
     a = ingest_omic(p, kind="counts", sample_ids=SHEET, regex=r"^(P\d)")
@@ -319,10 +326,8 @@ def test_maxquant_protein_groups_read_by_label_column_and_columns(tmp_path, capl
     the normaliser)."""
     p = table(tmp_path, PROTEIN_GROUPS, "proteinGroups.txt")
     if suffix == "parquet":
-        frame = pd.read_csv(p, sep="\t", dtype={"Reverse": str, "Potential contaminant": str,
-                                                "Only identified by site": str})
-        p = tmp_path / "proteinGroups.parquet"
-        frame.to_parquet(p, index=False)
+        p = as_parquet(p, dtype={"Reverse": str, "Potential contaminant": str,
+                                 "Only identified by site": str})
     from omix.io import Columns
 
     with caplog.at_level("INFO", logger="omix"):
@@ -488,8 +493,7 @@ def test_long_table_becomes_features_by_samples(tmp_path, caplog, suffix):
     p = table(tmp_path, OLINK, "npx.csv")
     fmt = "csv_semicolon"
     if suffix == "parquet":
-        pd.read_csv(p, sep=";").to_parquet(tmp_path / "npx.parquet", index=False)
-        p, fmt = tmp_path / "npx.parquet", "auto"
+        p, fmt = as_parquet(p, sep=";"), "auto"
     with caplog.at_level("INFO", logger="omix"):
         a = ingest_omic(p, kind="continuous", sample_ids=SHEET, fmt=fmt,
                         long=Long("SampleID", "OlinkID", "NPX"))
@@ -646,10 +650,8 @@ def test_proteome_discoverer_proteins_read_by_file_id_with_contaminants_left_out
 
     p = table(tmp_path, PD_PROTEINS, "study_Proteins.txt")
     if suffix == "parquet":
-        frame = pd.read_csv(p, sep="\t")
-        assert frame["Contaminant"].dtype == bool
-        p = tmp_path / "study_Proteins.parquet"
-        frame.to_parquet(p, index=False)
+        p = as_parquet(p)
+        assert pd.read_parquet(p)["Contaminant"].dtype == bool
     m = tmp_path / "files.tsv"
     m.write_text("name\tsample_id\nF1\tP3\nF2\tP1\nF3\tP4\n")
     with caplog.at_level("INFO", logger="omix"):
@@ -678,9 +680,7 @@ def test_fragpipe_combined_protein_read_with_contaminants_left_out(tmp_path, cap
 
     p = table(tmp_path, FRAGPIPE, "combined_protein.tsv")
     if suffix == "parquet":
-        p_pq = tmp_path / "combined_protein.parquet"
-        pd.read_csv(p, sep="\t").to_parquet(p_pq, index=False)
-        p = p_pq
+        p = as_parquet(p)
     with caplog.at_level("INFO", logger="omix"):
         a = ingest_omic(p, kind="intensity", sample_ids=SHEET,
                         columns=Columns("Protein ID", r"^(.+) MaxLFQ Intensity$"))

@@ -258,7 +258,7 @@ def check_samples(x: pd.DataFrame, kind: str, file: str | os.PathLike[str]) -> N
                "wrong sample from this table"
         if kind == "continuous":
             warn_user(f"{Path(file).name}: {what}. If the values are not discrete calls, "
-                      f"{hint[0].lower()}{hint[1:]}")
+                      f"{hint}")
             return
         raise InputDataError(what, file=file, hint=hint)
 
